@@ -1,0 +1,107 @@
+"""Persisting a referral's transitions: the read model and the outbox, in one transaction.
+
+The activity is idempotent: a retry after a commit inserts no event twice (outbox rows
+are unique by event id) and never moves the read model backwards (rows carry the
+state version and only a newer one overwrites).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+from temporalio import activity
+
+from events import outbox
+from events.envelope import new_event
+from infra.db import transaction
+from infra.readmodel import EpisodeRow, ReferralRow
+from pathway.state import EpisodeSummary
+from pathway.views import ReferralView
+
+
+class OutgoingEvent(BaseModel):
+    event_id: str
+    type: str
+    topic: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class RecordTransitionInput(BaseModel):
+    view: ReferralView
+    episodes: list[EpisodeSummary]
+    events: list[OutgoingEvent]
+
+
+class RecordTransitionResult(BaseModel):
+    events_written: int
+
+
+class TransitionActivities:
+    def __init__(self, engine: Engine, event_source: str) -> None:
+        self.engine = engine
+        self.source = event_source
+
+    @activity.defn
+    async def record_transition(self, input: RecordTransitionInput) -> RecordTransitionResult:
+        # SQLite and psycopg are blocking: keep the event loop free for other activities.
+        import asyncio
+
+        return await asyncio.to_thread(self._record, input)
+
+    def _record(self, input: RecordTransitionInput) -> RecordTransitionResult:
+        written = 0
+        with transaction(self.engine) as session:
+            if _upsert_referral(session, input.view):
+                for summary in input.episodes:
+                    _upsert_episode(session, input.view.referral_id, summary)
+            for e in input.events:
+                envelope = new_event(
+                    e.type,
+                    input.view.referral_id,
+                    e.data,
+                    self.source,
+                    event_id=e.event_id,
+                    time=e.occurred_at,
+                )
+                written += outbox.add(session, envelope, e.topic)
+        return RecordTransitionResult(events_written=written)
+
+
+def _upsert_referral(session: Any, view: ReferralView) -> bool:
+    """Write the view unless the row already holds this version or a newer one."""
+    row = session.get(ReferralRow, view.referral_id)
+    if row is not None and row.version >= view.version:
+        return False
+    values = ReferralRow.from_view(view)
+    if row is None:
+        session.add(values)
+        return True
+    for field, value in values.model_dump(exclude={"referral_id"}).items():
+        setattr(row, field, value)
+    return True
+
+
+def _upsert_episode(session: Any, referral_id: str, summary: EpisodeSummary) -> None:
+    row = session.get(EpisodeRow, (referral_id, summary.number))
+    values = EpisodeRow(
+        referral_id=referral_id,
+        number=summary.number,
+        stage=summary.final_stage,
+        opened_at=summary.opened_at,
+        ended_at=summary.ended_at,
+        source=summary.source,
+        dormant_reason=summary.dormant_reason,
+        support_level=summary.support_level,
+        attended_sessions=summary.attended_sessions,
+        outcomes=json.dumps(summary.outcomes),
+    )
+    if row is None:
+        session.add(values)
+        return
+    for field, value in values.model_dump(exclude={"referral_id", "number"}).items():
+        setattr(row, field, value)

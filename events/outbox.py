@@ -1,0 +1,77 @@
+"""The transactional outbox: events are written as rows in the same database transaction
+as the state change that raised them, and the relay publishes them afterwards.
+
+A row is never deleted; ``published_at`` is set only after the broker acknowledged it.
+The rows are also the history that ``linkway replay`` re-publishes from.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from opentelemetry import propagate
+from sqlalchemy import Index
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from events.catalogue import EventData
+from events.envelope import CloudEvent, new_event
+
+
+class OutboxRow(SQLModel, table=True):
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_unpublished", "published_at", "seq"),)
+
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=64)
+    topic: str = Field(max_length=200)
+    key: str = Field(index=True, max_length=64)
+    type: str = Field(max_length=120)
+    payload: str
+    headers: str = "{}"
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
+    published_at: datetime | None = None
+
+
+def to_envelope(
+    data: EventData, subject: str, source: str, event_id: str, at: datetime
+) -> CloudEvent:
+    return new_event(
+        data.TYPE, subject, data.model_dump(mode="json"), source, event_id=event_id, time=at
+    )
+
+
+def topic_for(data: EventData) -> str:
+    # Handoff requests go to the provider's own topic; the template names the field.
+    return data.TOPIC.format(**data.model_dump())
+
+
+def add(session: Session, envelope: CloudEvent, topic: str) -> bool:
+    """Stage one event in the caller's transaction. Idempotent by event id: returns False
+    when the event is already in the outbox (an activity retried after its commit)."""
+    existing = session.exec(select(OutboxRow.seq).where(OutboxRow.event_id == envelope.id)).first()
+    if existing is not None:
+        return False
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)  # trace context travels to consumers in Kafka headers
+    session.add(
+        OutboxRow(
+            event_id=envelope.id,
+            topic=topic,
+            key=envelope.subject,
+            type=envelope.type,
+            payload=envelope.model_dump_json(),
+            headers=json.dumps(carrier),
+        )
+    )
+    return True
+
+
+def unpublished(session: Session, limit: int) -> list[OutboxRow]:
+    stmt = (
+        select(OutboxRow)
+        .where(col(OutboxRow.published_at).is_(None))
+        .order_by(col(OutboxRow.seq))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))

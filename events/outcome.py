@@ -1,0 +1,68 @@
+"""Outcome facts (topic ``linkway.outcomes``) for the outcomes-contract payment engine.
+
+The pathway states facts with their evidence; whether a fact earns a payment is the
+payment engine's decision under the rate card in force. Each fact is stated at most
+once per referral episode.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field
+
+from events import topics
+from events.catalogue import EventData, event_type
+from events.referral import Id, MeasureScores
+
+
+class OutcomeEvent(EventData):
+    referral_id: str = Id
+    episode: int = Field(ge=1)
+    partner_id: str = Id
+    locality: str = Id
+    occurred_at: datetime
+    evidence_event_ids: list[str] = Field(max_length=50)
+    consent_recorded: bool
+
+
+@event_type(
+    "linkway.outcome.engagement.v1",
+    topics.OUTCOMES,
+    "Engagement: an assessment with at least one baseline measure and an agreed plan.",
+)
+class EngagementAchieved(OutcomeEvent):
+    baseline: list[MeasureScores] = Field(min_length=1, max_length=20)
+
+
+@event_type(
+    "linkway.outcome.connection.v1",
+    topics.OUTCOMES,
+    "Connection: the person attended the configured number of Tier Two sessions.",
+)
+class ConnectionAchieved(OutcomeEvent):
+    attended_sessions: int = Field(ge=1)
+
+
+class MeasurePair(EventData):
+    baseline: MeasureScores
+    followup: MeasureScores
+    improved: bool
+
+
+@event_type(
+    "linkway.outcome.wellbeing_reviewed.v1",
+    topics.OUTCOMES,
+    "The 3-month review compared follow-up measures with the baseline.",
+)
+class WellbeingReviewed(OutcomeEvent):
+    pairs: list[MeasurePair] = Field(max_length=20)
+
+
+@event_type(
+    "linkway.outcome.sustained_reviewed.v1",
+    topics.OUTCOMES,
+    "The sustained-outcome follow-up compared measures with the baseline.",
+)
+class SustainedReviewed(OutcomeEvent):
+    pairs: list[MeasurePair] = Field(max_length=20)

@@ -1,0 +1,75 @@
+"""Linkway's settings, read once from the environment (prefix ``LINKWAY_``).
+
+The defaults are the embedded default: every server on loopback, state under ``var/``.
+Production points the same code at a Temporal cluster, Apache Kafka and PostgreSQL by
+setting the variables below; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LINKWAY_", extra="ignore")
+
+    # Where the embedded default keeps its files (Temporal's SQLite, Linkway's SQLite, keys).
+    data_dir: Path = Path("var")
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_partitions: int = 6
+    kafka_replication_factor: int = 1
+    # The producer's delivery settings. They are checked at start-up: a relay refuses to run
+    # with settings that could lose or duplicate an event.
+    kafka_acks: str = "all"
+    kafka_enable_idempotence: bool = True
+
+    # Database: SQLite file under data_dir unless a URL is given (postgresql+psycopg://...).
+    database_url: str | None = None
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+
+    # Pathway configuration: a commissioner's durations (see config/pathways/).
+    pathway_profile: str = "default"
+
+    # Partner organisations and the localities each Tier One partner serves (TOML);
+    # empty means the packaged demo tenancy.
+    tenancy_file: str | None = None
+
+    # Outbox relay
+    relay_batch_size: int = 200
+    relay_poll_seconds: float = 0.2
+
+    # Telemetry: "none", "console" or "otlp" (then the standard OTEL_EXPORTER_OTLP_* apply).
+    telemetry_exporter: str = "none"
+    service_name: str = "linkway"
+
+    # Personal-data store: comma-separated Fernet keys, newest first (rotation: prepend a key).
+    # Empty in the embedded default: a key is generated once under data_dir.
+    pii_keys: str = ""
+
+    # Event source URI in the CloudEvents envelope.
+    event_source: str = Field(default="urn:linkway:pathway")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'linkway.db'}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

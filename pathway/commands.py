@@ -1,0 +1,149 @@
+"""What can happen to a referral: commands (a link worker's decisions, sent as workflow
+updates), partner facts (sent as signals) and deadlines (the workflow's own timers).
+
+Every command carries a ``request_id`` (updates are idempotent by it, even around
+continue-as-new), the pseudonymous id of the person acting, and optionally the version
+of the referral the caller saw (a stale one is rejected: optimistic concurrency).
+Only codes and pseudonymous ids travel here; free text stays in the personal-data store.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
+Ref = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Command(Message):
+    request_id: str = Ref
+    actor_id: str = Ref
+    expected_version: int | None = Field(default=None, ge=0)
+
+
+class AcceptReferral(Command):
+    kind: Literal["accept"] = "accept"
+    link_worker_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class DeclineReferral(Command):
+    kind: Literal["decline"] = "decline"
+    reason_code: str = Code
+
+
+class AssignLinkWorker(Command):
+    kind: Literal["assign"] = "assign"
+    link_worker_id: str = Ref
+
+
+class RecordContactAttempt(Command):
+    kind: Literal["contact_attempt"] = "contact_attempt"
+    outcome: Literal["contacted", "no_answer", "message_left", "wrong_details"]
+    method: Literal["phone", "text", "email", "letter", "visit"] = "phone"
+
+
+class MeasureInput(Message):
+    instrument: str = Field(min_length=1, max_length=32)
+    answers: dict[str, float] = Field(max_length=40)
+    consent_ref: str = Ref
+    administered_at: datetime | None = None
+
+
+class RecordAssessment(Command):
+    kind: Literal["assessment"] = "assessment"
+    support_level: str = Field(min_length=1, max_length=32)
+    measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
+
+
+class PrescriptionInput(Message):
+    provider_id: str = Ref
+    service_id: str = Ref
+
+
+class AgreePlan(Command):
+    kind: Literal["plan"] = "plan"
+    goal_count: int = Field(ge=1, le=20)
+    prescriptions: list[PrescriptionInput] = Field(default_factory=list, max_length=20)
+
+
+class RecordCheckin(Command):
+    kind: Literal["checkin"] = "checkin"
+    on_track: bool
+
+
+class RecordReview(Command):
+    kind: Literal["review"] = "review"
+    decision: Literal["new_plan", "ongoing_support", "dormant"]
+    measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
+    early_reason_code: str | None = Field(default=None, max_length=64)
+
+
+class RecordFollowup(Command):
+    kind: Literal["followup"] = "followup"
+    measures: list[MeasureInput] = Field(min_length=1, max_length=10)
+    early_reason_code: str | None = Field(default=None, max_length=64)
+
+
+class ReEnter(Command):
+    """A new referral for a person who has a case, or the person coming back."""
+
+    kind: Literal["reenter"] = "reenter"
+    source: str = Code
+    referrer_org_id: str = Ref
+    reason_codes: list[str] = Field(default_factory=list, max_length=20)
+
+
+class WithdrawConsent(Command):
+    kind: Literal["withdraw_consent"] = "withdraw_consent"
+
+
+class GiveConsent(Command):
+    kind: Literal["give_consent"] = "give_consent"
+
+
+class RescheduleDeadline(Command):
+    kind: Literal["reschedule"] = "reschedule"
+    deadline: str = Field(min_length=1, max_length=80)
+    due_at: datetime
+
+
+AnyCommand = (
+    AcceptReferral
+    | DeclineReferral
+    | AssignLinkWorker
+    | RecordContactAttempt
+    | RecordAssessment
+    | AgreePlan
+    | RecordCheckin
+    | RecordReview
+    | RecordFollowup
+    | ReEnter
+    | WithdrawConsent
+    | GiveConsent
+    | RescheduleDeadline
+)
+
+
+class PartnerFact(Message):
+    event_id: str = Ref
+    handoff_id: str = Ref
+    provider_id: str = Ref
+    occurred_at: datetime
+
+
+class ProviderResponded(PartnerFact):
+    decision: Literal["accept", "reject", "waitlist"]
+    reason_code: str | None = None
+    waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
+
+
+class AttendanceRecorded(PartnerFact):
+    session_date: date
+    status: Literal["attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider"]

@@ -1,0 +1,255 @@
+"""Casework rules: assessment, the personal plan, check-in, review and follow-up."""
+
+from __future__ import annotations
+
+from events import referral as ev
+from events.handoff import HandoffRequested
+from pathway import commands as cmd
+from pathway.measures import MeasureError, default_registry
+from pathway.rules import outcomes
+from pathway.rules.base import (
+    Context,
+    Decision,
+    Rejected,
+    due,
+    lifecycle,
+    require_stage,
+    scores,
+)
+from pathway.rules.intake import go_dormant
+from pathway.state import CaseState, Handoff, Measurement, clear, is_open
+
+SUPPORTED = ("supported", "ongoing_support", "review")
+
+
+def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decision:
+    require_stage(state, "record the assessment", "assessment")
+    if c.support_level not in state.config.support_levels:
+        levels = ", ".join(state.config.support_levels)
+        raise Rejected(f"support level {c.support_level!r} is not one of: {levels}")
+    ep = state.episode
+    decision = Decision(state)
+    event_id = ctx.new_id()
+    ep.baseline = _measure(c.measures, c.actor_id, ctx, event_id)
+    ep.support_level = c.support_level
+    ep.stage = "planning"
+    decision.events.append(
+        (
+            event_id,
+            lifecycle(
+                state,
+                ctx,
+                ev.ReferralAssessed,
+                support_level=c.support_level,
+                baseline=[scores(m) for m in ep.baseline.values()],
+            ),
+        )
+    )
+    ep.evidence["assessment"] = [event_id]
+    return decision
+
+
+def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
+    require_stage(state, "agree a plan", "planning", *SUPPORTED)
+    if c.prescriptions and not state.consent_to_share:
+        raise Rejected(
+            "the person has not consented to share with providers; record consent "
+            "before prescribing, or agree a plan without prescriptions"
+        )
+    ep = state.episode
+    if len(ep.handoffs) + len(c.prescriptions) > 100:
+        raise Rejected("an episode can hold at most 100 handoffs; start a new episode")
+    new_cycle = ep.stage in ("planning", "review")
+    ep.plan_version += 1
+    ep.goal_count = c.goal_count
+    ep.stage = "supported"
+    if ep.first_plan_at is None:
+        ep.first_plan_at = ctx.now
+    if new_cycle:
+        ep.deadlines["midpoint_checkin"] = due(state, ctx.now, state.config.midpoint_checkin_after)
+        ep.deadlines["review"] = due(state, ctx.now, state.config.review_after)
+        if "disengagement" not in ep.deadlines and c.prescriptions:
+            ep.deadlines["disengagement"] = due(
+                state, ctx.now, state.config.disengage_no_attendance
+            )
+    decision = Decision(state)
+    plan_event_id = ctx.new_id()
+    refs = []
+    for p in c.prescriptions:
+        handoff = Handoff(
+            handoff_id=ctx.new_id(),
+            provider_id=p.provider_id,
+            service_id=p.service_id,
+            requested_at=ctx.now,
+        )
+        ep.handoffs[handoff.handoff_id] = handoff
+        respond_by = due(state, ctx.now, state.config.provider_response_due)
+        ep.deadlines[f"provider_response:{handoff.handoff_id}"] = respond_by
+        refs.append(
+            ev.PrescriptionRef(
+                **handoff.model_dump(include={"handoff_id", "provider_id", "service_id"})
+            )
+        )
+        decision.emit(
+            ctx,
+            HandoffRequested(
+                handoff_id=handoff.handoff_id,
+                referral_id=state.referral_id,
+                episode=ep.number,
+                provider_id=p.provider_id,
+                service_id=p.service_id,
+                support_level=ep.support_level or "",
+                respond_by=respond_by,
+                occurred_at=ctx.now,
+            ),
+        )
+    decision.events.insert(
+        0,
+        (
+            plan_event_id,
+            lifecycle(
+                state,
+                ctx,
+                ev.PlanAgreed,
+                plan_version=ep.plan_version,
+                goal_count=c.goal_count,
+                prescriptions=refs,
+                midpoint_due=ep.deadlines.get("midpoint_checkin"),
+                review_due=ep.deadlines["review"],
+            ),
+        ),
+    )
+    ep.evidence.setdefault("plan", []).append(plan_event_id)
+    outcomes.engagement(state, decision, ctx)
+    return decision
+
+
+def checkin(state: CaseState, c: cmd.RecordCheckin, ctx: Context) -> Decision:
+    require_stage(state, "record the mid-point check-in", *SUPPORTED)
+    clear(state.episode, "midpoint_checkin")
+    decision = Decision(state)
+    decision.emit(ctx, lifecycle(state, ctx, ev.CheckinRecorded, on_track=c.on_track))
+    return decision
+
+
+def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
+    require_stage(state, "record the review", *SUPPORTED)
+    ep = state.episode
+    review_due = ep.deadlines.get("review")
+    if review_due and ctx.now < review_due and not c.early_reason_code:
+        raise Rejected(
+            f"the review is not due until {review_due:%d %b %Y %H:%M} UTC; to review early, "
+            "give an early_reason_code"
+        )
+    _check_followup_instruments(state, c.measures, "review")
+    decision = Decision(state)
+    event_id = ctx.new_id()
+    ep.review_measures = _measure(c.measures, c.actor_id, ctx, event_id)
+    ep.review_decision = c.decision
+    for name in ("review", "midpoint_checkin"):
+        clear(ep, name)
+    followup_due = None
+    if "followup" not in ep.evidence and ep.first_plan_at is not None:
+        followup_due = max(due(state, ep.first_plan_at, state.config.followup_after), ctx.now)
+        ep.deadlines["followup"] = followup_due
+    ep.stage = (
+        "planning"
+        if c.decision == "new_plan"
+        else "ongoing_support"
+        if c.decision == "ongoing_support"
+        else "dormant"
+    )
+    changes = outcomes.compare(ep.baseline, ep.review_measures)
+    decision.events.append(
+        (
+            event_id,
+            lifecycle(
+                state,
+                ctx,
+                ev.ReferralReviewed,
+                decision=c.decision,
+                followup=[scores(m) for m in ep.review_measures.values()],
+                improved_instruments=[code for code, (_, better) in changes.items() if better],
+                followup_due=followup_due,
+            ),
+        )
+    )
+    ep.evidence.setdefault("review", []).append(event_id)
+    outcomes.wellbeing_reviewed(state, decision, ctx, changes)
+    if c.decision == "dormant":
+        go_dormant(state, decision, ctx, "review_complete")
+    return decision
+
+
+def followup(state: CaseState, c: cmd.RecordFollowup, ctx: Context) -> Decision:
+    ep = state.episode
+    if not is_open(ep, "followup"):
+        raise Rejected(
+            "no sustained-outcome follow-up is open for this episode: it opens at the review"
+        )
+    followup_due = ep.deadlines.get("followup")
+    if followup_due and ctx.now < followup_due and not c.early_reason_code:
+        raise Rejected(
+            f"the follow-up is not due until {followup_due:%d %b %Y %H:%M} UTC; to record "
+            "it early, give an early_reason_code"
+        )
+    _check_followup_instruments(state, c.measures, "follow-up")
+    decision = Decision(state)
+    event_id = ctx.new_id()
+    ep.followup_measures = _measure(c.measures, c.actor_id, ctx, event_id)
+    clear(ep, "followup")
+    ep.evidence["followup"] = [event_id]
+    changes = outcomes.compare(ep.baseline, ep.followup_measures)
+    decision.events.append(
+        (
+            event_id,
+            lifecycle(
+                state,
+                ctx,
+                ev.FollowupRecorded,
+                measures=[scores(m) for m in ep.followup_measures.values()],
+                sustained_instruments=[code for code, (_, better) in changes.items() if better],
+            ),
+        )
+    )
+    outcomes.sustained(state, decision, ctx, changes)
+    return decision
+
+
+def _measure(
+    inputs: list[cmd.MeasureInput], actor_id: str, ctx: Context, event_id: str
+) -> dict[str, Measurement]:
+    registry = default_registry()
+    measured: dict[str, Measurement] = {}
+    for item in inputs:
+        if item.instrument in measured:
+            raise Rejected(f"{item.instrument} was given twice; record one of each instrument")
+        try:
+            result = registry.score(item.instrument, dict(item.answers))
+        except MeasureError as exc:
+            raise Rejected(str(exc)) from None
+        measured[item.instrument] = Measurement(
+            measurement_id=ctx.new_id(),
+            instrument=result.instrument,
+            version=result.version,
+            raw=dict(result.raw),
+            derived=dict(result.derived),
+            administered_at=item.administered_at or ctx.now,
+            administered_by=actor_id,
+            consent_ref=item.consent_ref,
+            event_id=event_id,
+        )
+    return measured
+
+
+def _check_followup_instruments(
+    state: CaseState, measures: list[cmd.MeasureInput], what: str
+) -> None:
+    baseline = state.episode.baseline
+    for item in measures:
+        if item.instrument not in baseline:
+            have = ", ".join(sorted(baseline)) or "none"
+            raise Rejected(
+                f"{item.instrument} has no baseline in this episode, so the {what} cannot "
+                f"compare it (baseline measures: {have})"
+            )

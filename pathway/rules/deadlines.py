@@ -1,0 +1,46 @@
+"""What happens when a deadline passes: the action becomes due on the link worker's
+caseload, and a passed review date moves a supported person to review."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from events.referral import ActionDue
+from pathway.rules.base import Context, Decision, lifecycle
+from pathway.state import CaseState
+
+
+def next_deadline(state: CaseState) -> datetime | None:
+    deadlines = state.episode.deadlines
+    return min(deadlines.values()) if deadlines else None
+
+
+def due_now(state: CaseState, now: datetime) -> list[str]:
+    return sorted(
+        (name for name, at in state.episode.deadlines.items() if at <= now),
+        key=lambda name: (state.episode.deadlines[name], name),
+    )
+
+
+def reached(state: CaseState, name: str, ctx: Context) -> Decision:
+    ep = state.episode
+    decision = Decision(state)
+    due_at = ep.deadlines.pop(name, None)
+    if due_at is None:
+        return decision
+    action, _, handoff_id = name.partition(":")
+    if action == "review" and ep.stage in ("supported", "ongoing_support"):
+        ep.stage = "review"
+    ep.overdue.append(name)
+    decision.emit(
+        ctx,
+        lifecycle(
+            state,
+            ctx,
+            ActionDue,
+            action=action,
+            due_at=due_at,
+            handoff_id=handoff_id or None,
+        ),
+    )
+    return decision

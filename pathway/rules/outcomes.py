@@ -1,0 +1,113 @@
+"""Outcome facts for the payment engine, each stated at most once per episode.
+
+The pathway states what happened, with its evidence; the rate card decides what it is
+worth. Engagement needs an assessment with a baseline measure and an agreed plan;
+connection needs the configured number of attended sessions; the review and the
+follow-up compare each instrument with its baseline by the instrument's own rule.
+"""
+
+from __future__ import annotations
+
+from events import outcome as oc
+from pathway.measures import Change, Scores, default_registry
+from pathway.rules.base import Context, Decision, scores
+from pathway.state import CaseState, Measurement
+
+Comparison = dict[str, tuple[Change, bool]]
+
+
+def _common(state: CaseState, ctx: Context, evidence: list[str]) -> dict[str, object]:
+    return {
+        "referral_id": state.referral_id,
+        "episode": state.episode.number,
+        "partner_id": state.partner_id,
+        "locality": state.locality,
+        "occurred_at": ctx.now,
+        "evidence_event_ids": evidence[:50],
+        "consent_recorded": all(m.consent_ref for m in state.episode.baseline.values()),
+    }
+
+
+def _once(state: CaseState, name: str) -> bool:
+    if name in state.episode.outcomes:
+        return False
+    state.episode.outcomes.append(name)
+    return True
+
+
+def engagement(state: CaseState, decision: Decision, ctx: Context) -> None:
+    ep = state.episode
+    if not ep.baseline or not _once(state, "engagement"):
+        return
+    evidence = ep.evidence.get("assessment", []) + ep.evidence.get("plan", [])[:1]
+    decision.emit(
+        ctx,
+        oc.EngagementAchieved(
+            **_common(state, ctx, evidence),
+            baseline=[scores(m) for m in ep.baseline.values()],
+        ),
+    )
+
+
+def connection(state: CaseState, decision: Decision, ctx: Context) -> None:
+    ep = state.episode
+    if ep.attended_sessions < state.config.connection_sessions:
+        return
+    if not _once(state, "connection"):
+        return
+    decision.emit(
+        ctx,
+        oc.ConnectionAchieved(
+            **_common(state, ctx, ep.evidence.get("attendance", [])),
+            attended_sessions=ep.attended_sessions,
+        ),
+    )
+
+
+def compare(baseline: dict[str, Measurement], followup: dict[str, Measurement]) -> Comparison:
+    registry = default_registry()
+    result: Comparison = {}
+    for code, later in followup.items():
+        first = baseline.get(code)
+        if first is None or first.version != later.version:
+            continue
+        change = registry.compare(_scores(first), _scores(later))
+        result[code] = (change, change.improved)
+    return result
+
+
+def wellbeing_reviewed(
+    state: CaseState, decision: Decision, ctx: Context, changes: Comparison
+) -> None:
+    _pairs_event(state, decision, ctx, changes, "wellbeing_reviewed", "review")
+
+
+def sustained(state: CaseState, decision: Decision, ctx: Context, changes: Comparison) -> None:
+    _pairs_event(state, decision, ctx, changes, "sustained_reviewed", "followup")
+
+
+def _pairs_event(
+    state: CaseState,
+    decision: Decision,
+    ctx: Context,
+    changes: Comparison,
+    name: str,
+    stage_measures: str,
+) -> None:
+    if not changes or not _once(state, name):
+        return
+    ep = state.episode
+    later = ep.review_measures if stage_measures == "review" else ep.followup_measures
+    pairs = [
+        oc.MeasurePair(
+            baseline=scores(ep.baseline[code]), followup=scores(later[code]), improved=better
+        )
+        for code, (_, better) in changes.items()
+    ]
+    evidence = ep.evidence.get("assessment", []) + ep.evidence.get(stage_measures, [])[-1:]
+    cls = oc.WellbeingReviewed if name == "wellbeing_reviewed" else oc.SustainedReviewed
+    decision.emit(ctx, cls(**_common(state, ctx, evidence), pairs=pairs))
+
+
+def _scores(m: Measurement) -> Scores:
+    return Scores(instrument=m.instrument, version=m.version, raw=m.raw, derived=m.derived)

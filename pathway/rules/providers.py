@@ -1,0 +1,131 @@
+"""Partner facts from Tier Two providers: responses to handoffs and attendance.
+
+Facts are applied so that duplicates, late arrivals and out-of-order arrivals give the
+same final state as the in-order run: attendance implies acceptance, a late acceptance
+after attendance changes nothing, and the did-not-attend streak is computed over
+session dates, not arrival order. A fact that names no handoff of this episode is
+recorded as seen and ignored: a partner's nonsense never fails the workflow.
+"""
+
+from __future__ import annotations
+
+from events.handoff import HandoffStatusChanged
+from events.referral import ActionDue
+from pathway import commands as cmd
+from pathway.config import WAITLIST_BANDS
+from pathway.rules import outcomes
+from pathway.rules.base import Context, Decision, due, lifecycle
+from pathway.state import (
+    MAX_RECENT_SESSIONS,
+    CaseState,
+    Handoff,
+    Session,
+    add_evidence,
+    clear,
+)
+
+# Attendance moves a handoff forward from any of these; a terminal status stays put.
+_BEFORE_IN_PROGRESS = ("requested", "accepted", "on-hold")
+
+
+def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> Decision:
+    decision = Decision(state)
+    handoff = _handoff(state, fact)
+    if handoff is None:
+        return decision
+    ep = state.episode
+    if fact.decision == "accept" and handoff.status in ("requested", "on-hold"):
+        _move(state, decision, ctx, handoff, "accepted", None)
+    elif fact.decision == "reject" and handoff.status in ("requested", "on-hold"):
+        _move(state, decision, ctx, handoff, "rejected", fact.reason_code or "unspecified")
+    elif fact.decision == "waitlist" and handoff.status == "requested":
+        handoff.waitlist_band = fact.waitlist_band
+        _move(state, decision, ctx, handoff, "on-hold", f"waitlist_{fact.waitlist_band}")
+        limit = WAITLIST_BANDS.index(state.config.max_waitlist_band)
+        if fact.waitlist_band and WAITLIST_BANDS.index(fact.waitlist_band) > limit:
+            decision.emit(
+                ctx,
+                lifecycle(
+                    state,
+                    ctx,
+                    ActionDue,
+                    action="provider_response",
+                    due_at=ctx.now,
+                    handoff_id=handoff.handoff_id,
+                ),
+            )
+    if handoff.status != "requested":
+        clear(ep, f"provider_response:{handoff.handoff_id}")
+    return decision
+
+
+def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> Decision:
+    decision = Decision(state)
+    handoff = _handoff(state, fact)
+    if handoff is None:
+        return decision
+    ep = state.episode
+    clear(ep, f"provider_response:{handoff.handoff_id}")
+    if handoff.status in _BEFORE_IN_PROGRESS:
+        _move(state, decision, ctx, handoff, "in-progress", None)
+    ep.recent_sessions.append(
+        Session(session_date=fact.session_date, status=fact.status, handoff_id=handoff.handoff_id)
+    )
+    ep.recent_sessions.sort(key=lambda s: (s.session_date, s.handoff_id, s.status))
+    del ep.recent_sessions[:-MAX_RECENT_SESSIONS]
+    if fact.status == "attended":
+        handoff.attended += 1
+        ep.attended_sessions += 1
+        add_evidence(ep, "attendance", fact.event_id)
+        if ep.stage in ("supported", "ongoing_support", "review"):
+            # "No attendance for N days" counts from when Linkway last heard of one.
+            clear(ep, "disengagement")
+            ep.deadlines["disengagement"] = due(
+                state, ctx.now, state.config.disengage_no_attendance
+            )
+        ep.disengaged = False
+        outcomes.connection(state, decision, ctx)
+    if _dna_streak(state) >= state.config.disengage_consecutive_dna and not ep.disengaged:
+        ep.disengaged = True
+        decision.emit(ctx, lifecycle(state, ctx, ActionDue, action="disengagement", due_at=ctx.now))
+    return decision
+
+
+def _dna_streak(state: CaseState) -> int:
+    streak = 0
+    for session in reversed(state.episode.recent_sessions):
+        if session.status == "did_not_attend":
+            streak += 1
+        elif session.status == "attended":
+            break
+    return streak
+
+
+def _handoff(state: CaseState, fact: cmd.PartnerFact) -> Handoff | None:
+    handoff = state.episode.handoffs.get(fact.handoff_id)
+    if handoff is None or handoff.provider_id != fact.provider_id:
+        return None
+    return handoff
+
+
+def _move(
+    state: CaseState,
+    decision: Decision,
+    ctx: Context,
+    handoff: Handoff,
+    status: str,
+    reason: str | None,
+) -> None:
+    handoff.status, handoff.reason_code = status, reason
+    decision.emit(
+        ctx,
+        HandoffStatusChanged(
+            handoff_id=handoff.handoff_id,
+            referral_id=state.referral_id,
+            episode=state.episode.number,
+            provider_id=handoff.provider_id,
+            status=status,
+            reason_code=reason,
+            occurred_at=ctx.now,
+        ),
+    )

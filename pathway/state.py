@@ -1,0 +1,155 @@
+"""The state one referral's workflow carries: one small serialisable object.
+
+Everything here is bounded: dedupe sets and session logs are capped, and earlier
+episodes are kept as summaries (their full history lives in the read model), so the
+object stays small across years and continue-as-new.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from events.referral import Stage
+from pathway.config import PathwayConfig
+
+MAX_SEEN_REQUESTS = 256
+MAX_SEEN_EVENTS = 2048
+MAX_PAST_EPISODES = 50
+MAX_RECENT_SESSIONS = 20
+MAX_EVIDENCE_IDS = 20
+
+ACTIVE_HANDOFF = ("requested", "accepted", "in-progress", "on-hold")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Measurement(Model):
+    measurement_id: str
+    instrument: str
+    version: str
+    raw: dict[str, float]
+    derived: dict[str, str | float]
+    administered_at: datetime
+    administered_by: str
+    consent_ref: str
+    event_id: str
+
+
+class Handoff(Model):
+    handoff_id: str
+    provider_id: str
+    service_id: str
+    status: str = "requested"
+    reason_code: str | None = None
+    waitlist_band: str | None = None
+    requested_at: datetime
+    attended: int = 0
+
+
+class Session(Model):
+    session_date: date
+    status: str
+    handoff_id: str
+
+
+class Episode(Model):
+    number: int
+    stage: Stage = "triage"
+    opened_at: datetime
+    source: str
+    referrer_org_id: str
+    reason_codes: list[str] = Field(default_factory=list)
+    link_worker_id: str | None = None
+    contact_attempts: int = 0
+    support_level: str | None = None
+    baseline: dict[str, Measurement] = Field(default_factory=dict)
+    review_measures: dict[str, Measurement] = Field(default_factory=dict)
+    followup_measures: dict[str, Measurement] = Field(default_factory=dict)
+    plan_version: int = 0
+    goal_count: int = 0
+    first_plan_at: datetime | None = None
+    handoffs: dict[str, Handoff] = Field(default_factory=dict)
+    attended_sessions: int = 0
+    recent_sessions: list[Session] = Field(default_factory=list)
+    disengaged: bool = False
+    # Deadlines still to come, as absolute times (they survive continue-as-new), and the
+    # ones that passed: actions due from the link worker until the action is recorded.
+    deadlines: dict[str, datetime] = Field(default_factory=dict)
+    overdue: list[str] = Field(default_factory=list)
+    outcomes: list[str] = Field(default_factory=list)
+    evidence: dict[str, list[str]] = Field(default_factory=dict)
+    review_decision: str | None = None
+    dormant_reason: str | None = None
+    ended_at: datetime | None = None
+
+
+class EpisodeSummary(Model):
+    number: int
+    opened_at: datetime
+    ended_at: datetime | None
+    source: str
+    final_stage: Stage
+    dormant_reason: str | None
+    support_level: str | None
+    attended_sessions: int
+    outcomes: list[str]
+
+
+class CaseState(Model):
+    referral_id: str
+    partner_id: str
+    locality: str
+    config: PathwayConfig
+    consent_to_share: bool
+    version: int = 0
+    episode: Episode
+    past_episodes: list[EpisodeSummary] = Field(default_factory=list)
+    seen_requests: dict[str, int] = Field(default_factory=dict)
+    seen_events: list[str] = Field(default_factory=list)
+
+    def summary(self) -> EpisodeSummary:
+        ep = self.episode
+        return EpisodeSummary(
+            number=ep.number,
+            opened_at=ep.opened_at,
+            ended_at=ep.ended_at,
+            source=ep.source,
+            final_stage=ep.stage,
+            dormant_reason=ep.dormant_reason,
+            support_level=ep.support_level,
+            attended_sessions=ep.attended_sessions,
+            outcomes=list(ep.outcomes),
+        )
+
+
+def remember_request(state: CaseState, request_id: str) -> None:
+    state.seen_requests[request_id] = state.version
+    while len(state.seen_requests) > MAX_SEEN_REQUESTS:
+        del state.seen_requests[next(iter(state.seen_requests))]
+
+
+def remember_event(state: CaseState, event_id: str) -> None:
+    state.seen_events.append(event_id)
+    if len(state.seen_events) > MAX_SEEN_EVENTS:
+        del state.seen_events[: len(state.seen_events) - MAX_SEEN_EVENTS]
+
+
+def add_evidence(episode: Episode, kind: str, event_id: str) -> None:
+    ids = episode.evidence.setdefault(kind, [])
+    if len(ids) < MAX_EVIDENCE_IDS:
+        ids.append(event_id)
+
+
+def clear(episode: Episode, name: str) -> None:
+    """The action a deadline asked for happened: forget it, whether or not it passed."""
+    episode.deadlines.pop(name, None)
+    if name in episode.overdue:
+        episode.overdue.remove(name)
+
+
+def is_open(episode: Episode, name: str) -> bool:
+    return name in episode.deadlines or name in episode.overdue

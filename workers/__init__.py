@@ -1,0 +1,1 @@
+"""Linkway's long-running processes: the Temporal worker and the outbox relay."""

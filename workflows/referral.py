@@ -1,0 +1,330 @@
+"""One durable workflow per referral (a case), living for years and never closed.
+
+Updates (a link worker's commands; update, not signal, because the caller needs the
+validation result): accept_referral, decline_referral, assign_link_worker,
+record_contact_attempt, record_assessment, agree_plan, record_checkin, record_review,
+record_followup, reenter, withdraw_consent, give_consent, reschedule_deadline.
+Signals (partner facts, deduplicated by event id): provider_responded,
+attendance_reported. Queries: get_state, get_episodes.
+
+Invariants: every business decision is a pure rule from ``pathway.rules``; a validator
+runs the same rule on the current state, so an invalid command is rejected before it
+reaches history; handlers change state synchronously and the run loop is the single
+writer that persists state and events, in order, one activity per batch; deadlines are
+absolute times in state, so they survive continue-as-new.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from datetime import timedelta
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.transitions import OutgoingEvent, RecordTransitionInput, TransitionActivities
+    from events.catalogue import EventData
+    from events.outbox import topic_for
+    from pathway import commands as cmd
+    from pathway import rules
+    from pathway.config import PathwayConfig
+    from pathway.rules import deadlines, intake
+    from pathway.state import CaseState, EpisodeSummary
+    from pathway.views import episodes, view
+
+# Well under the server's 50k-event limit; a test lowers it to exercise continue-as-new.
+DEFAULT_HISTORY_LIMIT = 10_000
+PERSIST_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+
+
+class NewReferral(BaseModel):
+    referral_id: str
+    partner_id: str
+    locality: str
+    source: str
+    referrer_org_id: str
+    reason_codes: list[str]
+    consent_to_share: bool
+    config: PathwayConfig
+
+
+class ReferralInput(BaseModel):
+    """Either a new referral, or the state carried over by continue-as-new."""
+
+    new: NewReferral | None = None
+    state: CaseState | None = None
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+
+
+class CommandResult(BaseModel):
+    referral_id: str
+    version: int
+    episode: int
+    stage: str
+
+
+@workflow.defn(name="ReferralWorkflow")
+class ReferralWorkflow:
+    @workflow.init
+    def __init__(self, input: ReferralInput) -> None:
+        self._history_limit = input.history_limit
+        self._pending: list[tuple[str, EventData]] = []
+        if input.state is not None:
+            self._state = input.state
+            self._persisted = input.state.version
+        else:
+            assert input.new is not None, "a ReferralWorkflow starts with a new referral"
+            n = input.new
+            opened = intake.open_case(
+                n.referral_id,
+                n.partner_id,
+                n.locality,
+                n.source,
+                n.referrer_org_id,
+                n.reason_codes,
+                n.consent_to_share,
+                n.config,
+                self._ctx(),
+            )
+            self._state = opened.state
+            self._pending.extend(opened.events)
+            self._persisted = 0
+
+    @workflow.run
+    async def run(self, input: ReferralInput) -> None:
+        while True:
+            for name in deadlines.due_now(self._state, workflow.now()):
+                self._take(rules.deadline(self._state, name, self._ctx()))
+            if self._pending or self._state.version > self._persisted:
+                await self._persist()
+                continue
+            if self._should_continue_as_new():
+                # Let every handler finish (and its writes persist) before handing over.
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._pending and self._state.version == self._persisted:
+                    workflow.continue_as_new(
+                        ReferralInput(state=self._state, history_limit=self._history_limit)
+                    )
+                continue
+            await self._sleep_until_next_deadline()
+
+    async def _sleep_until_next_deadline(self) -> None:
+        upcoming = deadlines.next_deadline(self._state)
+        timeout = None if upcoming is None else max(upcoming - workflow.now(), timedelta(0))
+        if timeout == timedelta(0):
+            return
+        version = self._state.version
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._state.version != version or self._should_continue_as_new(),
+                timeout=timeout,
+            )
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= self._history_limit
+        )
+
+    async def _persist(self) -> None:
+        state, batch = self._state, self._pending
+        self._pending = []
+        await workflow.execute_activity_method(
+            TransitionActivities.record_transition,
+            RecordTransitionInput(
+                view=view(state),
+                episodes=episodes(state)[-2:],
+                events=[
+                    OutgoingEvent(
+                        event_id=event_id,
+                        type=data.TYPE,
+                        topic=topic_for(data),
+                        occurred_at=data.occurred_at,  # type: ignore[attr-defined]
+                        data=data.model_dump(mode="json"),
+                    )
+                    for event_id, data in batch
+                ],
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=PERSIST_RETRY,
+        )
+        self._persisted = state.version
+
+    def _ctx(self) -> rules.Context:
+        return rules.Context(now=workflow.now(), new_id=lambda: str(workflow.uuid4()))
+
+    def _take(self, decision: rules.Decision) -> None:
+        self._state = decision.state
+        self._pending.extend(decision.events)
+
+    # Commands ---------------------------------------------------------------------------
+
+    def _validate(self, command: cmd.Command) -> None:
+        # Validators must not touch the workflow's random source (they do not run on
+        # replay), so ids here come from a throwaway counter.
+        counter = itertools.count()
+        ctx = rules.Context(now=workflow.now(), new_id=lambda: f"validation-{next(counter)}")
+        try:
+            rules.decide(self._state, command, ctx)
+        except rules.Rejected as exc:
+            raise _rejection(exc) from None
+
+    async def _command(self, command: cmd.Command) -> CommandResult:
+        try:
+            decision = rules.decide(self._state, command, self._ctx())
+        except rules.Rejected as exc:
+            # Only reachable if another handler changed the state after validation.
+            raise _rejection(exc) from None
+        self._take(decision)
+        version = self._state.version
+        await workflow.wait_condition(lambda: self._persisted >= version)
+        return self._result()
+
+    @workflow.update
+    async def confirm_received(self) -> CommandResult:
+        """Returns once the new referral is in the read model (used with update-with-start,
+        so creating a referral over HTTP is read-your-writes)."""
+        await workflow.wait_condition(lambda: self._persisted >= 1)
+        return self._result()
+
+    def _result(self) -> CommandResult:
+        return CommandResult(
+            referral_id=self._state.referral_id,
+            version=self._state.version,
+            episode=self._state.episode.number,
+            stage=self._state.episode.stage,
+        )
+
+    @workflow.update
+    async def accept_referral(self, c: cmd.AcceptReferral) -> CommandResult:
+        return await self._command(c)
+
+    @accept_referral.validator
+    def _accept_referral(self, c: cmd.AcceptReferral) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def decline_referral(self, c: cmd.DeclineReferral) -> CommandResult:
+        return await self._command(c)
+
+    @decline_referral.validator
+    def _decline_referral(self, c: cmd.DeclineReferral) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def assign_link_worker(self, c: cmd.AssignLinkWorker) -> CommandResult:
+        return await self._command(c)
+
+    @assign_link_worker.validator
+    def _assign_link_worker(self, c: cmd.AssignLinkWorker) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def record_contact_attempt(self, c: cmd.RecordContactAttempt) -> CommandResult:
+        return await self._command(c)
+
+    @record_contact_attempt.validator
+    def _record_contact_attempt(self, c: cmd.RecordContactAttempt) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def record_assessment(self, c: cmd.RecordAssessment) -> CommandResult:
+        return await self._command(c)
+
+    @record_assessment.validator
+    def _record_assessment(self, c: cmd.RecordAssessment) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def agree_plan(self, c: cmd.AgreePlan) -> CommandResult:
+        return await self._command(c)
+
+    @agree_plan.validator
+    def _agree_plan(self, c: cmd.AgreePlan) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def record_checkin(self, c: cmd.RecordCheckin) -> CommandResult:
+        return await self._command(c)
+
+    @record_checkin.validator
+    def _record_checkin(self, c: cmd.RecordCheckin) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def record_review(self, c: cmd.RecordReview) -> CommandResult:
+        return await self._command(c)
+
+    @record_review.validator
+    def _record_review(self, c: cmd.RecordReview) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def record_followup(self, c: cmd.RecordFollowup) -> CommandResult:
+        return await self._command(c)
+
+    @record_followup.validator
+    def _record_followup(self, c: cmd.RecordFollowup) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def reenter(self, c: cmd.ReEnter) -> CommandResult:
+        return await self._command(c)
+
+    @reenter.validator
+    def _reenter(self, c: cmd.ReEnter) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def withdraw_consent(self, c: cmd.WithdrawConsent) -> CommandResult:
+        return await self._command(c)
+
+    @withdraw_consent.validator
+    def _withdraw_consent(self, c: cmd.WithdrawConsent) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def give_consent(self, c: cmd.GiveConsent) -> CommandResult:
+        return await self._command(c)
+
+    @give_consent.validator
+    def _give_consent(self, c: cmd.GiveConsent) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def reschedule_deadline(self, c: cmd.RescheduleDeadline) -> CommandResult:
+        return await self._command(c)
+
+    @reschedule_deadline.validator
+    def _reschedule_deadline(self, c: cmd.RescheduleDeadline) -> None:
+        self._validate(c)
+
+    # Partner facts and reads ------------------------------------------------------------
+
+    @workflow.signal
+    def provider_responded(self, fact: cmd.ProviderResponded) -> None:
+        self._take(rules.apply_fact(self._state, fact, self._ctx()))
+
+    @workflow.signal
+    def attendance_reported(self, fact: cmd.AttendanceRecorded) -> None:
+        self._take(rules.apply_fact(self._state, fact, self._ctx()))
+
+    @workflow.query
+    def get_state(self) -> CaseState:
+        return self._state
+
+    @workflow.query
+    def get_episodes(self) -> list[EpisodeSummary]:
+        return episodes(self._state)
+
+
+def _rejection(exc: rules.Rejected) -> ApplicationError:
+    kind = "Conflict" if isinstance(exc, rules.Conflict) else "Rejected"
+    return ApplicationError(str(exc), type=kind, non_retryable=True)
