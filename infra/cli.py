@@ -85,12 +85,15 @@ def relay(settings: Settings) -> int:
     engine = get_engine(settings)
     create_tables(engine)
 
-    async def run() -> None:
-        broker = make_producer(settings)
-        async with broker:
-            await OutboxRelay(engine, broker, settings).run()
-
-    return _run_until_signal(run)
+    producer = make_producer(settings)
+    relay = OutboxRelay(engine, producer, settings)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: relay.stop())
+    try:
+        relay.run()
+    finally:
+        producer.close(timeout=10)
+    return 0
 
 
 def api(settings: Settings) -> int:

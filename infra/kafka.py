@@ -6,7 +6,7 @@ import time
 
 from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
-from kafka.errors import NoBrokersAvailable, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from events.topics import core_topics
 from infra.settings import Settings
@@ -25,7 +25,7 @@ def provision(settings: Settings, extra: list[str] | None = None, timeout: float
                 bootstrap_servers=settings.kafka_bootstrap, client_id="linkway-topics"
             )
             break
-        except NoBrokersAvailable:
+        except KafkaError:  # the broker is not up yet
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.5)

@@ -82,3 +82,20 @@ def task_queue() -> str:
 
 def client_of(env: WorkflowEnvironment) -> Client:
     return env.client
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Tansu broker (in memory) for the whole session; returns its bootstrap address."""
+    from infra.devstack import start_broker
+
+    port = free_port()
+    child = start_broker("127.0.0.1", port, tmp_path_factory.mktemp("broker-logs"))
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        child.stop()
+
+
+def temporal_address(env: WorkflowEnvironment) -> str:
+    return str(env.client.service_client.config.target_host)
