@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_parser(name, help=(func.__doc__ or "").strip().splitlines()[0])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # Client libraries narrate every connection at INFO; only their warnings matter here.
+    for noisy in ("kafka", "aiokafka", "temporalio", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = get_settings()
     return COMMANDS[args.command](settings) or 0
 
@@ -58,7 +61,10 @@ def dev(settings: Settings) -> int:
             ]
         )
 
-    return devstack.run_dev(settings, services, lambda: kafka.provision(settings), banner)
+    def provision() -> None:
+        kafka.provision(settings)
+
+    return devstack.run_dev(settings, services, provision, banner)
 
 
 def worker(settings: Settings) -> int:

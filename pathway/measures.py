@@ -306,7 +306,9 @@ def _check_answers(inst: Instrument, answers: Mapping[str, int | float]) -> dict
     for key in answers:
         if not isinstance(key, str):
             got = f"the number {key}" if _is_number(key) else f"a {type(key).__name__}"
-            raise MeasureError(f"{inst.code} item names are text such as '1', got {got}")
+            raise MeasureError(
+                f"{inst.code} item names are text such as {inst.items[0]!r}, got {got}"
+            )
         if key not in inst.items:
             items = ", ".join(inst.items)
             raise MeasureError(f"{inst.code} has no item {_show(key)}; its items are {items}")

@@ -59,7 +59,9 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
     ep = state.episode
     if len(ep.handoffs) + len(c.prescriptions) > 100:
         raise Rejected("an episode can hold at most 100 handoffs; start a new episode")
-    new_cycle = ep.stage in ("planning", "review")
+    # A plan agreed after ongoing support starts a cycle too: that stage has no review
+    # date, and "supported" without one would never reach review.
+    new_cycle = ep.stage in ("planning", "review", "ongoing_support")
     ep.plan_version += 1
     ep.goal_count = c.goal_count
     ep.stage = "supported"

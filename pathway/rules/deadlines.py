@@ -31,7 +31,10 @@ def reached(state: CaseState, name: str, ctx: Context) -> Decision:
     action, _, handoff_id = name.partition(":")
     if action == "review" and ep.stage in ("supported", "ongoing_support"):
         ep.stage = "review"
-    ep.overdue.append(name)
+    # Once only: a new plan can schedule an action that is still overdue, and a second
+    # entry would outlive the action's being recorded (clear removes one).
+    if name not in ep.overdue:
+        ep.overdue.append(name)
     decision.emit(
         ctx,
         lifecycle(

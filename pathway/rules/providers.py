@@ -83,9 +83,12 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
             ep.deadlines["disengagement"] = due(
                 state, ctx.now, state.config.disengage_no_attendance
             )
-        ep.disengaged = False
         outcomes.connection(state, decision, ctx)
-    if _dna_streak(state) >= state.config.disengage_consecutive_dna and not ep.disengaged:
+    # The flag follows the streak by session date, so a late report of an earlier
+    # attended session neither clears it nor raises the action a second time.
+    if _dna_streak(state) < state.config.disengage_consecutive_dna:
+        ep.disengaged = False
+    elif not ep.disengaged:
         ep.disengaged = True
         decision.emit(ctx, lifecycle(state, ctx, ActionDue, action="disengagement", due_at=ctx.now))
     return decision
@@ -117,6 +120,10 @@ def _move(
     reason: str | None,
 ) -> None:
     handoff.status, handoff.reason_code = status, reason
+    if status != "on-hold":
+        # The band describes a wait still running; keeping it after the handoff moves on
+        # would make the final state depend on whether the waitlist answer came first.
+        handoff.waitlist_band = None
     decision.emit(
         ctx,
         HandoffStatusChanged(

@@ -1,0 +1,414 @@
+"""The production stack in docker-compose.yml: its services, their shared settings, no host
+paths, and the collector's trace pipeline.
+
+The files are read with PyYAML when it is installed and otherwise with ``read_yaml`` below,
+a small reader for the YAML subset these files use (block mappings and sequences, flow
+sequences, quoted scalars, anchors, aliases and merge keys); with PyYAML present the two
+must agree. When Debian's ``docker-compose`` is on PATH, its validator must accept the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from infra.settings import Settings
+
+try:
+    import yaml
+except ImportError:  # not a dev dependency yet: the reader below stands in
+    yaml = None
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+COLLECTOR = ROOT / "infra" / "otel-collector.yaml"
+DOCS = ROOT / "docs" / "production.md"
+
+PROCESSES = {
+    ("linkway", "migrate"),
+    ("linkway", "topics"),
+    ("linkway", "worker"),
+    ("linkway", "relay"),
+    ("linkway", "api"),
+    ("linkway", "consume", "providers"),
+    ("linkway", "consume", "payments"),
+}
+SECRETS = ("LINKWAY_PII_KEYS", "POSTGRES_LINKWAY_PASSWORD", "POSTGRES_TEMPORAL_PASSWORD")
+
+
+# --- a reader for the YAML subset the compose and collector files use ---------------------
+
+
+class YamlSubsetError(ValueError):
+    pass
+
+
+def _strip_comment(line: str) -> str:
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return line[:i].rstrip()
+    return line.rstrip()
+
+
+def _split_flow(text: str) -> list[str]:
+    items, quote, start = [], None, 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            items.append(text[start:i].strip())
+            start = i + 1
+    items.append(text[start:].strip())
+    return [item for item in items if item]
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def _scalar(text: str, anchors: dict[str, Any]) -> Any:
+    if text.startswith("*"):
+        return anchors[text[1:]]
+    if text.startswith("["):
+        if not text.endswith("]"):
+            raise YamlSubsetError(f"unsupported flow sequence: {text}")
+        return [_scalar(item, anchors) for item in _split_flow(text[1:-1])]
+    if text == "{}":
+        return {}
+    if text[:1] in ("{", "|", ">", "!", "%", "@", "`"):
+        raise YamlSubsetError(f"outside the supported subset: {text}")
+    if text.startswith('"'):
+        return json.loads(text)
+    if text.startswith("'"):
+        return text[1:-1].replace("''", "'")
+    if text in ("", "~", "null"):
+        return None
+    if text.lower() in _BOOLS:
+        return _BOOLS[text.lower()]
+    if re.fullmatch(r"[-+]?(0|[1-9][0-9]*)", text):
+        return int(text)
+    return text
+
+
+def _split_key(content: str) -> tuple[str, str]:
+    if content.endswith(":"):
+        return content[:-1], ""
+    key, sep, rest = content.partition(": ")
+    if not sep:
+        raise YamlSubsetError(f"expected 'key: value': {content}")
+    return key, rest.strip()
+
+
+class _Reader:
+    def __init__(self, text: str) -> None:
+        self.lines: list[tuple[int, str]] = []
+        for raw in text.splitlines():
+            line = _strip_comment(raw)
+            if line.strip():
+                self.lines.append((len(line) - len(line.lstrip(" ")), line.strip()))
+        self.anchors: dict[str, Any] = {}
+        self.i = 0
+
+    def block(self, indent: int) -> Any:
+        if self.lines[self.i][1].startswith("- ") or self.lines[self.i][1] == "-":
+            return self.sequence(indent)
+        return self.mapping(indent)
+
+    def nested(self, indent: int) -> Any:
+        """The block under a key or a dash at ``indent``, or None when there is none."""
+        if self.i < len(self.lines):
+            nxt, content = self.lines[self.i]
+            if nxt > indent or (nxt == indent and content.startswith("-")):
+                return self.block(nxt)
+        return None
+
+    def value(self, rest: str, indent: int) -> Any:
+        anchor = None
+        if rest.startswith("&"):
+            anchor, _, rest = rest.partition(" ")
+            rest = rest.strip()
+        value = self.nested(indent) if rest == "" else _scalar(rest, self.anchors)
+        if anchor:
+            self.anchors[anchor[1:]] = value
+        return value
+
+    def mapping(self, indent: int) -> dict[str, Any]:
+        explicit: dict[str, Any] = {}
+        merged: dict[str, Any] = {}
+        while self.i < len(self.lines) and self.lines[self.i][0] == indent:
+            content = self.lines[self.i][1]
+            if content.startswith("-"):
+                break
+            key, rest = _split_key(content)
+            self.i += 1
+            value = self.value(rest, indent)
+            if key == "<<":
+                for source in value if isinstance(value, list) else [value]:
+                    merged = {**source, **merged}
+            else:
+                explicit[key] = value
+        return {**merged, **explicit}
+
+    def sequence(self, indent: int) -> list[Any]:
+        items: list[Any] = []
+        while self.i < len(self.lines) and self.lines[self.i][0] == indent:
+            content = self.lines[self.i][1]
+            if not (content.startswith("- ") or content == "-"):
+                break
+            item = content[1:].strip()
+            if (
+                item
+                and not item.startswith(("[", '"', "'", "*"))
+                and re.match(r"[^ ]+:( |$)", item)
+            ):
+                # "- key: value": a mapping whose keys line up with this first one
+                self.lines[self.i] = (indent + len(content) - len(item), item)
+                items.append(self.mapping(self.lines[self.i][0]))
+            else:
+                self.i += 1
+                items.append(self.value(item, indent))
+        return items
+
+
+def read_yaml(text: str) -> Any:
+    reader = _Reader(text)
+    document = reader.block(0) if reader.lines else None
+    if reader.i != len(reader.lines):
+        raise YamlSubsetError(f"unread line: {reader.lines[reader.i][1]}")
+    return document
+
+
+def load(path: Path) -> Any:
+    text = path.read_text()
+    document = read_yaml(text)
+    if yaml is not None:
+        assert document == yaml.safe_load(text), f"read_yaml and PyYAML disagree on {path.name}"
+    return document
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    return load(COMPOSE)
+
+
+def linkway_services(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: svc
+        for name, svc in doc["services"].items()
+        if isinstance(svc.get("command"), list) and svc["command"][:1] == ["linkway"]
+    }
+
+
+def service_with_image(doc: dict[str, Any], prefix: str) -> str:
+    names = [n for n, s in doc["services"].items() if str(s.get("image", "")).startswith(prefix)]
+    assert names, f"no service runs an image {prefix}*"
+    return names[0]
+
+
+def needs(service: dict[str, Any], other: str) -> str:
+    """The condition on which ``service`` waits for ``other`` ('' when it does not wait)."""
+    depends = service.get("depends_on", {})
+    if isinstance(depends, list):  # the short form waits only for the start
+        return "service_started" if other in depends else ""
+    return depends.get(other, {}).get("condition", "")
+
+
+# --- the compose file ---------------------------------------------------------------------
+
+
+def test_every_linkway_process_is_its_own_service() -> None:
+    commands = [tuple(s["command"]) for s in linkway_services(compose()).values()]
+    assert sorted(commands) == sorted(PROCESSES)
+
+
+def test_every_linkway_service_uses_the_shared_image_and_environment() -> None:
+    doc = compose()
+    shared = doc["x-linkway"]
+    for name, svc in linkway_services(doc).items():
+        assert svc["environment"] == shared["environment"], name
+        assert svc["image"] == shared["image"], name
+        assert svc["build"] == shared["build"], name
+    # Nothing else is built from the Dockerfile without the shared settings.
+    built = {n for n, s in doc["services"].items() if "build" in s}
+    assert built == set(linkway_services(doc))
+
+
+def test_shared_environment_names_only_real_settings() -> None:
+    env = compose()["x-linkway"]["environment"]
+    fields = {f"LINKWAY_{name.upper()}" for name in Settings.model_fields}
+    linkway_keys = {k for k in env if k.startswith("LINKWAY_")}
+    assert linkway_keys - fields == set(), "a LINKWAY_ variable that no setting reads"
+    assert set(env) - linkway_keys <= {"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL"}
+    assert env["LINKWAY_DATABASE_URL"].startswith("postgresql+psycopg://")
+    assert env["LINKWAY_TELEMETRY_EXPORTER"] == "otlp"
+
+
+def test_secrets_are_required_variables_never_values() -> None:
+    text = COMPOSE.read_text()
+    for name in SECRETS:
+        assert re.search(r"\$\{" + name + r":\?[^}]+\}", text), f"{name} must be ${{{name}:?...}}"
+        assert not re.search(r"\$\{" + name + r":?-", text), f"{name} must have no default"
+    env = compose()["x-linkway"]["environment"]
+    assert env["LINKWAY_PII_KEYS"].startswith("${LINKWAY_PII_KEYS:?")
+
+
+def test_no_service_mounts_a_host_path() -> None:
+    doc = compose()
+    named = set(doc.get("volumes") or {})
+    for name, svc in doc["services"].items():
+        for volume in svc.get("volumes", []):
+            source = volume.get("source", "") if isinstance(volume, dict) else volume.split(":")[0]
+            assert not source.startswith(("/", "~", "$")), f"{name} mounts host path {source}"
+            assert not re.match(r"[A-Za-z]:[\\/]", source), f"{name} mounts host path {source}"
+            if source.startswith("."):
+                assert (ROOT / source).resolve().is_relative_to(ROOT), f"{name}: {source}"
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in named, f"{name} mounts undeclared volume {source}"
+        context = svc.get("build", {}).get("context", ".")
+        assert not context.startswith(("/", "~")), f"{name} builds from {context}"
+
+
+def test_infrastructure_services_are_present_and_pinned() -> None:
+    doc = compose()
+    for prefix in (
+        "postgres:16",
+        "temporalio/auto-setup:",
+        "temporalio/ui:",
+        "apache/kafka:",
+        "otel/opentelemetry-collector-contrib:",
+        "jaegertracing/",
+    ):
+        service_with_image(doc, prefix)
+    for name, svc in doc["services"].items():
+        image = svc["image"]
+        if name in linkway_services(doc):
+            continue
+        tag = image.rpartition(":")[2]
+        assert ":" in image and re.fullmatch(r"[0-9][0-9.]*", tag), f"{name}: pin {image}"
+    temporal = doc["services"][service_with_image(doc, "temporalio/auto-setup:")]
+    assert temporal["environment"]["DB"] == "postgres12"
+    kafka = doc["services"][service_with_image(doc, "apache/kafka:")]
+    assert "broker,controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft
+
+
+def test_processes_start_after_their_set_up_jobs() -> None:
+    services = compose()["services"]
+    by_command = {tuple(s["command"]): n for n, s in linkway_services(compose()).items()}
+    migrate = by_command[("linkway", "migrate")]
+    topics = by_command[("linkway", "topics")]
+    for name, svc in linkway_services(compose()).items():
+        if name in (migrate, topics):
+            assert svc["restart"] == "on-failure", f"{name} is a one-shot job"
+            continue
+        assert needs(svc, migrate) == "service_completed_successfully", name
+    for command in [("linkway", "relay"), *(c for c in PROCESSES if c[1] == "consume")]:
+        assert needs(services[by_command[command]], topics) == "service_completed_successfully"
+    temporal = service_with_image(compose(), "temporalio/auto-setup:")
+    for command in [("linkway", "worker"), ("linkway", "api")]:
+        assert needs(services[by_command[command]], temporal) == "service_healthy"
+
+
+def test_relay_runs_as_one_replica_and_the_others_may_scale() -> None:
+    services = linkway_services(compose())
+    replicas = {tuple(s["command"]): s.get("deploy", {}).get("replicas") for s in services.values()}
+    assert replicas[("linkway", "relay")] == 1
+    for command in [("linkway", "worker"), ("linkway", "api")]:
+        assert replicas[command] >= 2, command
+
+
+def test_collector_sends_traces_to_the_trace_viewer() -> None:
+    doc = compose()
+    collector = doc["services"][service_with_image(doc, "otel/opentelemetry-collector-contrib:")]
+    assert any(v.startswith("./infra/otel-collector.yaml:") for v in collector["volumes"])
+    viewer = service_with_image(doc, "jaegertracing/")
+    config = load(COLLECTOR)
+    traces = config["service"]["pipelines"]["traces"]
+    assert traces["receivers"] == ["otlp"]
+    endpoints = [config["exporters"][name]["endpoint"] for name in traces["exporters"]]
+    assert f"{viewer}:4317" in endpoints
+    # Linkway's exporter is OTLP over HTTP, so it talks to the collector's port 4318.
+    endpoint = doc["x-linkway"]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"]
+    collector_name = service_with_image(doc, "otel/opentelemetry-collector-contrib:")
+    assert endpoint == f"http://{collector_name}:4318"
+    assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
+
+
+def test_production_docs_name_every_setting() -> None:
+    text = DOCS.read_text()
+    missing = [f for f in Settings.model_fields if f"LINKWAY_{f.upper()}" not in text]
+    assert missing == []
+
+
+def test_docker_compose_accepts_the_file_and_demands_the_secrets(tmp_path: Path) -> None:
+    binary = shutil.which("docker-compose")
+    if binary is None:  # CI installs Debian's docker-compose; the checks above still ran
+        return
+    # An empty env file, so that an operator's .env beside the compose file is not read.
+    no_dotenv = tmp_path / "empty.env"
+    no_dotenv.write_text("")
+    env = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    command = [binary, "--env-file", str(no_dotenv), "-f", str(COMPOSE), "config", "-q"]
+    with_secrets = {**env, **{name: "placeholder" for name in SECRETS}}
+    ok = subprocess.run(command, env=with_secrets, capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
+    without_keys = {k: v for k, v in with_secrets.items() if k != "LINKWAY_PII_KEYS"}
+    refused = subprocess.run(command, env=without_keys, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0
+    assert "LINKWAY_PII_KEYS" in refused.stderr
+
+
+# --- the reader itself --------------------------------------------------------------------
+
+
+def test_read_yaml_understands_the_subset_it_claims() -> None:
+    text = """
+x-base: &base  # comment
+  image: "app:1"
+  env: &env
+    A: 1
+    B: 'it''s'
+svc:
+  one:
+    <<: *base
+    image: app:2
+    list:
+      - a # trailing
+      - "b, c"
+    flow: ["CMD", "x, y", 'z']
+    items:
+      - key: k
+        action: delete
+      - plain
+    flag: true
+    none:
+    empty: {}
+"""
+    assert read_yaml(text) == {
+        "x-base": {"image": "app:1", "env": {"A": 1, "B": "it's"}},
+        "svc": {
+            "one": {
+                "image": "app:2",
+                "env": {"A": 1, "B": "it's"},
+                "list": ["a", "b, c"],
+                "flow": ["CMD", "x, y", "z"],
+                "items": [{"key": "k", "action": "delete"}, "plain"],
+                "flag": True,
+                "none": None,
+                "empty": {},
+            }
+        },
+    }
