@@ -190,6 +190,7 @@ COMMANDS: list[tuple[str, str, type[cmd.Command]]] = [
     ("checkin", "record_checkin", cmd.RecordCheckin),
     ("review", "record_review", cmd.RecordReview),
     ("followup", "record_followup", cmd.RecordFollowup),
+    ("end-episode", "end_episode", cmd.EndEpisode),
     ("consent/withdraw", "withdraw_consent", cmd.WithdrawConsent),
     ("consent/give", "give_consent", cmd.GiveConsent),
     ("deadlines", "reschedule_deadline", cmd.RescheduleDeadline),

@@ -100,6 +100,14 @@ class ReEnter(Command):
     reason_codes: list[str] = Field(default_factory=list, max_length=20)
 
 
+class EndEpisode(Command):
+    """End the current episode: the person disengaged or chose to stop. The case stays
+    open (dormant) so that they can come back."""
+
+    kind: Literal["end_episode"] = "end_episode"
+    reason_code: Literal["disengaged", "withdrawn"]
+
+
 class WithdrawConsent(Command):
     kind: Literal["withdraw_consent"] = "withdraw_consent"
 
@@ -125,6 +133,7 @@ AnyCommand = (
     | RecordReview
     | RecordFollowup
     | ReEnter
+    | EndEpisode
     | WithdrawConsent
     | GiveConsent
     | RescheduleDeadline

@@ -3,7 +3,7 @@
 Updates (a link worker's commands; update, not signal, because the caller needs the
 validation result): accept_referral, decline_referral, assign_link_worker,
 record_contact_attempt, record_assessment, agree_plan, record_checkin, record_review,
-record_followup, reenter, withdraw_consent, give_consent, reschedule_deadline.
+record_followup, reenter, end_episode, withdraw_consent, give_consent, reschedule_deadline.
 Signals (partner facts, deduplicated by event id): provider_responded,
 attendance_reported. Queries: get_state, get_episodes.
 
@@ -280,6 +280,14 @@ class ReferralWorkflow:
 
     @reenter.validator
     def _reenter(self, c: cmd.ReEnter) -> None:
+        self._validate(c)
+
+    @workflow.update
+    async def end_episode(self, c: cmd.EndEpisode) -> CommandResult:
+        return await self._command(c)
+
+    @end_episode.validator
+    def _end_episode(self, c: cmd.EndEpisode) -> None:
         self._validate(c)
 
     @workflow.update

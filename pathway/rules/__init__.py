@@ -28,6 +28,7 @@ _COMMANDS: dict[type[cmd.Command], Callable[[CaseState, Any, Context], Decision]
     cmd.AssignLinkWorker: intake.assign,
     cmd.RecordContactAttempt: intake.contact_attempt,
     cmd.ReEnter: intake.reenter,
+    cmd.EndEpisode: intake.end_episode,
     cmd.WithdrawConsent: intake.withdraw_consent,
     cmd.GiveConsent: intake.give_consent,
     cmd.RescheduleDeadline: intake.reschedule,

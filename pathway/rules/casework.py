@@ -8,6 +8,7 @@ from pathway import commands as cmd
 from pathway.measures import MeasureError, default_registry
 from pathway.rules import outcomes
 from pathway.rules.base import (
+    Conflict,
     Context,
     Decision,
     Rejected,
@@ -50,9 +51,10 @@ def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decis
 
 
 def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
-    require_stage(state, "agree a plan", "planning", *SUPPORTED)
+    # Not at "review": the review is recorded first, and its decision opens a new cycle.
+    require_stage(state, "agree a plan", "planning", "supported", "ongoing_support")
     if c.prescriptions and not state.consent_to_share:
-        raise Rejected(
+        raise Conflict(
             "the person has not consented to share with providers; record consent "
             "before prescribing, or agree a plan without prescriptions"
         )
@@ -61,7 +63,7 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
         raise Rejected("an episode can hold at most 100 handoffs; start a new episode")
     # A plan agreed after ongoing support starts a cycle too: that stage has no review
     # date, and "supported" without one would never reach review.
-    new_cycle = ep.stage in ("planning", "review", "ongoing_support")
+    new_cycle = ep.stage in ("planning", "ongoing_support")
     ep.plan_version += 1
     ep.goal_count = c.goal_count
     ep.stage = "supported"
@@ -70,10 +72,9 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
     if new_cycle:
         ep.deadlines["midpoint_checkin"] = due(state, ctx.now, state.config.midpoint_checkin_after)
         ep.deadlines["review"] = due(state, ctx.now, state.config.review_after)
-        if "disengagement" not in ep.deadlines and c.prescriptions:
-            ep.deadlines["disengagement"] = due(
-                state, ctx.now, state.config.disengage_no_attendance
-            )
+    if c.prescriptions and not is_open(ep, "disengagement"):
+        # The no-attendance clock starts with the first prescription of the cycle.
+        ep.deadlines["disengagement"] = due(state, ctx.now, state.config.disengage_no_attendance)
     decision = Decision(state)
     plan_event_id = ctx.new_id()
     refs = []
@@ -139,7 +140,7 @@ def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
     ep = state.episode
     review_due = ep.deadlines.get("review")
     if review_due and ctx.now < review_due and not c.early_reason_code:
-        raise Rejected(
+        raise Conflict(
             f"the review is not due until {review_due:%d %b %Y %H:%M} UTC; to review early, "
             "give an early_reason_code"
         )
@@ -186,12 +187,12 @@ def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
 def followup(state: CaseState, c: cmd.RecordFollowup, ctx: Context) -> Decision:
     ep = state.episode
     if not is_open(ep, "followup"):
-        raise Rejected(
+        raise Conflict(
             "no sustained-outcome follow-up is open for this episode: it opens at the review"
         )
     followup_due = ep.deadlines.get("followup")
     if followup_due and ctx.now < followup_due and not c.early_reason_code:
-        raise Rejected(
+        raise Conflict(
             f"the follow-up is not due until {followup_due:%d %b %Y %H:%M} UTC; to record "
             "it early, give an early_reason_code"
         )

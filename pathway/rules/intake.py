@@ -6,8 +6,24 @@ from events import referral as ev
 from events.handoff import HandoffStatusChanged
 from pathway import commands as cmd
 from pathway.config import PathwayConfig
-from pathway.rules.base import Context, Decision, Rejected, due, lifecycle, require_stage
-from pathway.state import ACTIVE_HANDOFF, MAX_PAST_EPISODES, CaseState, Episode, clear, is_open
+from pathway.rules.base import (
+    Conflict,
+    Context,
+    Decision,
+    Rejected,
+    due,
+    lifecycle,
+    require_stage,
+)
+from pathway.state import (
+    ACTIVE_HANDOFF,
+    MAX_PAST_EPISODES,
+    CaseState,
+    Episode,
+    Handoff,
+    clear,
+    is_open,
+)
 
 ACTIVE_STAGES = ("triage", "contacting", "assessment", "planning", "supported", "review")
 
@@ -166,29 +182,26 @@ def reenter(state: CaseState, c: cmd.ReEnter, ctx: Context) -> Decision:
     return decision
 
 
+def end_episode(state: CaseState, c: cmd.EndEpisode, ctx: Context) -> Decision:
+    require_stage(state, "end the episode", *ACTIVE_STAGES, "ongoing_support")
+    decision = Decision(state)
+    for handoff in state.episode.handoffs.values():
+        if handoff.status in ACTIVE_HANDOFF:
+            _cancel(state, decision, ctx, handoff, "episode_ended")
+    go_dormant(state, decision, ctx, c.reason_code)
+    return decision
+
+
 def withdraw_consent(state: CaseState, c: cmd.WithdrawConsent, ctx: Context) -> Decision:
     if not state.consent_to_share:
-        raise Rejected("consent to share is already withdrawn")
+        raise Conflict("consent to share is already withdrawn")
     state.consent_to_share = False
     decision = Decision(state)
     cancelled = []
     for handoff in state.episode.handoffs.values():
         if handoff.status in ACTIVE_HANDOFF:
-            handoff.status, handoff.reason_code = "cancelled", "consent_withdrawn"
-            clear(state.episode, f"provider_response:{handoff.handoff_id}")
+            _cancel(state, decision, ctx, handoff, "consent_withdrawn")
             cancelled.append(handoff.handoff_id)
-            decision.emit(
-                ctx,
-                HandoffStatusChanged(
-                    handoff_id=handoff.handoff_id,
-                    referral_id=state.referral_id,
-                    episode=state.episode.number,
-                    provider_id=handoff.provider_id,
-                    status="cancelled",
-                    reason_code="consent_withdrawn",
-                    occurred_at=ctx.now,
-                ),
-            )
     decision.events.insert(
         0,
         (
@@ -201,7 +214,7 @@ def withdraw_consent(state: CaseState, c: cmd.WithdrawConsent, ctx: Context) -> 
 
 def give_consent(state: CaseState, c: cmd.GiveConsent, ctx: Context) -> Decision:
     if state.consent_to_share:
-        raise Rejected("consent to share is already on record")
+        raise Conflict("consent to share is already on record")
     state.consent_to_share = True
     decision = Decision(state)
     decision.emit(ctx, lifecycle(state, ctx, ev.ConsentGiven))
@@ -212,7 +225,7 @@ def reschedule(state: CaseState, c: cmd.RescheduleDeadline, ctx: Context) -> Dec
     ep = state.episode
     if not is_open(ep, c.deadline):
         open_ = ", ".join(sorted({*ep.deadlines, *ep.overdue})) or "none"
-        raise Rejected(f"no open deadline named {c.deadline!r} (open: {open_})")
+        raise Conflict(f"no open deadline named {c.deadline!r} (open: {open_})")
     if c.due_at <= ctx.now:
         raise Rejected("a rescheduled deadline must be in the future")
     clear(ep, c.deadline)
@@ -222,6 +235,25 @@ def reschedule(state: CaseState, c: cmd.RescheduleDeadline, ctx: Context) -> Dec
         ctx, lifecycle(state, ctx, ev.DueDatesChanged, deadline=c.deadline, due_at=c.due_at)
     )
     return decision
+
+
+def _cancel(
+    state: CaseState, decision: Decision, ctx: Context, handoff: Handoff, reason: str
+) -> None:
+    handoff.status, handoff.reason_code = "cancelled", reason
+    clear(state.episode, f"provider_response:{handoff.handoff_id}")
+    decision.emit(
+        ctx,
+        HandoffStatusChanged(
+            handoff_id=handoff.handoff_id,
+            referral_id=state.referral_id,
+            episode=state.episode.number,
+            provider_id=handoff.provider_id,
+            status="cancelled",
+            reason_code=reason,
+            occurred_at=ctx.now,
+        ),
+    )
 
 
 def go_dormant(state: CaseState, decision: Decision, ctx: Context, reason: str) -> None:

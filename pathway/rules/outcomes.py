@@ -24,7 +24,8 @@ def _common(state: CaseState, ctx: Context, evidence: list[str]) -> dict[str, ob
         "locality": state.locality,
         "occurred_at": ctx.now,
         "evidence_event_ids": evidence[:50],
-        "consent_recorded": all(m.consent_ref for m in state.episode.baseline.values()),
+        "consent_recorded": state.consent_to_share
+        and all(m.consent_ref for m in state.episode.baseline.values()),
     }
 
 

@@ -18,6 +18,7 @@ from pathway.rules.base import Context, Decision, due, lifecycle
 from pathway.state import (
     MAX_RECENT_SESSIONS,
     CaseState,
+    Episode,
     Handoff,
     Session,
     add_evidence,
@@ -25,7 +26,9 @@ from pathway.state import (
 )
 
 # Attendance moves a handoff forward from any of these; a terminal status stays put.
-_BEFORE_IN_PROGRESS = ("requested", "accepted", "on-hold")
+# A rejection followed by attendance means the person did go: the sessions are the
+# stronger fact, so attendance moves a rejected handoff on whatever order they arrive in.
+_BEFORE_IN_PROGRESS = ("requested", "accepted", "on-hold", "rejected")
 
 
 def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> Decision:
@@ -40,9 +43,11 @@ def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> De
         _move(state, decision, ctx, handoff, "rejected", fact.reason_code or "unspecified")
     elif fact.decision == "waitlist" and handoff.status == "requested":
         handoff.waitlist_band = fact.waitlist_band
-        _move(state, decision, ctx, handoff, "on-hold", f"waitlist_{fact.waitlist_band}")
+        band = fact.waitlist_band or "unspecified"
+        _move(state, decision, ctx, handoff, "on-hold", f"waitlist_{band}")
         limit = WAITLIST_BANDS.index(state.config.max_waitlist_band)
         if fact.waitlist_band and WAITLIST_BANDS.index(fact.waitlist_band) > limit:
+            _escalate(ep, f"waitlist:{handoff.handoff_id}")
             decision.emit(
                 ctx,
                 lifecycle(
@@ -68,6 +73,24 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
     clear(ep, f"provider_response:{handoff.handoff_id}")
     if handoff.status in _BEFORE_IN_PROGRESS:
         _move(state, decision, ctx, handoff, "in-progress", None)
+    clear(ep, f"waitlist:{handoff.handoff_id}")
+    # One session per handoff per date: a second report for it is a correction, so the
+    # counts follow the latest status instead of counting the session twice.
+    earlier = next(
+        (
+            s
+            for s in ep.recent_sessions
+            if s.handoff_id == handoff.handoff_id and s.session_date == fact.session_date
+        ),
+        None,
+    )
+    if earlier is not None:
+        if earlier.status == fact.status:
+            return decision
+        if earlier.status == "attended":
+            handoff.attended -= 1
+            ep.attended_sessions -= 1
+        ep.recent_sessions.remove(earlier)
     ep.recent_sessions.append(
         Session(session_date=fact.session_date, status=fact.status, handoff_id=handoff.handoff_id)
     )
@@ -88,10 +111,18 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
     # attended session neither clears it nor raises the action a second time.
     if _dna_streak(state) < state.config.disengage_consecutive_dna:
         ep.disengaged = False
+        clear(ep, "disengagement_risk")
     elif not ep.disengaged:
         ep.disengaged = True
+        _escalate(ep, "disengagement_risk")
         decision.emit(ctx, lifecycle(state, ctx, ActionDue, action="disengagement", due_at=ctx.now))
     return decision
+
+
+def _escalate(episode: Episode, action: str) -> None:
+    """An escalation is an action due on the link worker's caseload until it is resolved."""
+    if action not in episode.overdue:
+        episode.overdue.append(action)
 
 
 def _dna_streak(state: CaseState) -> int:

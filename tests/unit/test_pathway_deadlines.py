@@ -165,12 +165,14 @@ STAGE_RULES: dict[type[cmd.Command], tuple[dict[str, Any], set[str]]] = {
         {"support_level": "2", "measures": [measure("WEMWBS", WEMWBS_LOW)]},
         {"assessment"},
     ),
-    cmd.AgreePlan: ({"goal_count": 1}, {"planning"} | SUPPORTING),
+    # Not at review: the review is recorded first and its decision opens the next cycle.
+    cmd.AgreePlan: ({"goal_count": 1}, {"planning", "supported", "ongoing_support"}),
     cmd.RecordCheckin: ({"on_track": True}, SUPPORTING),
     cmd.RecordReview: ({"decision": "ongoing_support", "early_reason_code": "early"}, SUPPORTING),
     cmd.AssignLinkWorker: ({"link_worker_id": "lw-2"}, EVERY_STAGE),
     cmd.ReEnter: ({"source": "self", "referrer_org_id": "self"}, EVERY_STAGE),
     cmd.WithdrawConsent: ({}, EVERY_STAGE),
+    cmd.EndEpisode: ({"reason_code": "withdrawn"}, EVERY_STAGE - {"dormant"}),
 }
 # Not gated by stage but by what is open: consent on record, an open deadline, an open
 # follow-up. Their own rejections are tested with their rules.
@@ -259,14 +261,15 @@ def test_deciding_never_changes_the_state_it_was_given() -> None:
     assert case.state == before
 
 
-def test_an_action_overdue_twice_is_listed_once_and_cleared_by_one_recording() -> None:
+def test_an_overdue_disengagement_survives_a_new_cycle_once_and_one_recording_clears_it() -> None:
     case = at_stage("supported")
     handoff = case.handoff()
     fire(case, "disengagement")
     case.at(case.state.episode.deadlines["review"]).do(cmd.RecordReview, decision="new_plan")
     case.do(cmd.AgreePlan, goal_count=1, prescriptions=[prescription("prov-b")])
 
-    fire(case, "disengagement")
+    # Still overdue, so the new plan does not arm a second clock beside it.
+    assert "disengagement" not in case.state.episode.deadlines
     assert case.state.episode.overdue.count("disengagement") == 1
     case.fact(session(handoff, case.now.date()))
 

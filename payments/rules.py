@@ -1,0 +1,211 @@
+"""The payment rules: what an outcome earns under the rate card in force, and whether a
+claim may be validated. Pure functions of (outcome, rate card, history).
+
+``decide`` answers every outcome with a ``ClaimDecision``:
+
+- ``claimed``: the outcome meets a metric's rule and fits every cap; it earns the price;
+- ``capped``: it would have earned, but one cap would be exceeded (exactly reaching a cap
+  is allowed); ``cap`` names the rate-card field; it earns nothing;
+- ``not_eligible``: no claim at all, with the reason (no metric, outside the contract,
+  already claimed, the re-entry rule, or evidence that does not meet the rule).
+
+Claimed and capped decisions go in the ledger; not-eligible ones do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Literal
+
+from events.outcome import OutcomeEvent
+from pathway.measures import Registry, default_registry
+from payments.claims import ClaimKey, ClaimRecord
+from payments.evidence import assess
+from payments.history import History
+from payments.ratebook import RateCardBook
+from payments.ratecard import Metric, RateCard, RateCardError, pounds
+
+Status = Literal["claimed", "capped", "not_eligible"]
+
+
+@dataclass(frozen=True)
+class ClaimDecision:
+    status: Status
+    reason: str  # the evidence that met the rule, the cap exceeded, or why not eligible
+    key: ClaimKey | None = None
+    amount_pence: int = 0  # what the claim earns: the price when claimed, else 0
+    price_pence: int = 0
+    cap: str | None = None
+    rate_card_version: str | None = None
+    partner_id: str = ""
+    period: str = ""
+    occurred_at: datetime | None = None
+    evidence_event_ids: tuple[str, ...] = ()
+    measurement_ids: tuple[str, ...] = ()
+    claimable_from: date | None = None  # set for metrics claimable only at contract end
+
+    @property
+    def recorded(self) -> bool:
+        """Whether the decision becomes a claim in the ledger."""
+        return self.status != "not_eligible"
+
+
+@dataclass(frozen=True)
+class Target:
+    """The claim an outcome would make under a rate card, before anything is checked."""
+
+    key: ClaimKey
+    metric: Metric
+    period: str
+
+
+def target(card: RateCard, outcome: OutcomeEvent) -> Target | None:
+    """The claim key and period an outcome would count under, so the caller can build
+    the ``History`` to pass to ``decide``; None when no metric pays for it."""
+    found = card.metric_for(outcome.TYPE)
+    if found is None:
+        return None
+    key = ClaimKey(card.contract_id, outcome.referral_id, outcome.episode, found[0])
+    return Target(key, found[1], card.period(outcome.occurred_at))
+
+
+def decide(
+    event_id: str,
+    outcome: OutcomeEvent,
+    card: RateCard,
+    history: History,
+    registry: Registry | None = None,
+) -> ClaimDecision:
+    """What one outcome event earns under the rate card in force at its date."""
+    aim = target(card, outcome)
+    if aim is None:
+        return ClaimDecision(
+            "not_eligible",
+            f"rate card {card.contract_id} {card.version} pays no metric for {outcome.TYPE}",
+        )
+    mid, metric = aim.key.metric, aim.metric
+    base = ClaimDecision(
+        "not_eligible",
+        "",
+        key=aim.key,
+        price_pence=metric.price_pence,
+        rate_card_version=card.version,
+        partner_id=outcome.partner_id,
+        period=aim.period,
+        occurred_at=outcome.occurred_at,
+        evidence_event_ids=(event_id, *outcome.evidence_event_ids),
+    )
+    why_not = _ineligible(card, mid, outcome, history)
+    if why_not:
+        return replace(base, reason=why_not)
+    evidence = assess(outcome, metric, registry or default_registry())
+    base = replace(base, reason=evidence.detail, measurement_ids=evidence.measurement_ids)
+    if not evidence.met:
+        return base
+    cap = first_cap(card, mid, history)
+    if cap:
+        return replace(base, status="capped", cap=cap[0], reason=cap[1])
+    return replace(
+        base,
+        status="claimed",
+        amount_pence=metric.price_pence,
+        claimable_from=card.end_date if metric.claimable_only_at_end else None,
+    )
+
+
+def decide_in_book(
+    book: RateCardBook,
+    contract_id: str,
+    event_id: str,
+    outcome: OutcomeEvent,
+    claims: Iterable[ClaimRecord],
+    episode_started_at: datetime | None = None,
+    registry: Registry | None = None,
+) -> ClaimDecision:
+    """``decide`` with the rate card found by date and the history summed from the
+    contract's claims so far (reconciliation uses this; so may a small deployment)."""
+    try:
+        card = book.in_force(contract_id, outcome.occurred_at)
+    except RateCardError as exc:
+        return ClaimDecision("not_eligible", str(exc))
+    aim = target(card, outcome)
+    history = (
+        History.of(claims, aim.key, outcome.partner_id, aim.period, episode_started_at)
+        if aim
+        else History()
+    )
+    return decide(event_id, outcome, card, history, registry)
+
+
+def first_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, str] | None:
+    """The first cap one more ``metric_id`` claim would exceed: (rate-card field, reason)."""
+    metric, caps = card.metrics[metric_id], card.caps
+    price = metric.price_pence
+    in_metric, in_month = history.metric_pence.get(metric_id, 0), history.partner_period_pence
+    money = (  # (rate-card field, limit, earned so far, by whom), checked in this order
+        ("caps.per_person_pence", caps.per_person_pence, history.person_pence, "this person"),
+        (f"metrics.{metric_id}.max_pence", metric.max_pence, in_metric, f"{metric_id} in all"),
+        (
+            "caps.per_partner_per_month_pence",
+            caps.per_partner_per_month_pence,
+            in_month,
+            "this partner this month",
+        ),
+        (
+            "caps.total_contract_pence",
+            caps.total_contract_pence,
+            history.contract_pence,
+            "the contract",
+        ),
+    )
+    person_count = history.person_counts.get(metric_id, 0)
+    if person_count + 1 > metric.max_per_person:
+        return (
+            f"metrics.{metric_id}.max_per_person",
+            f"this person has earned {metric_id} {person_count} times; "
+            f"the limit is {metric.max_per_person}",
+        )
+    count = history.metric_counts.get(metric_id, 0)
+    if metric.max_claims is not None and count + 1 > metric.max_claims:
+        return (
+            f"metrics.{metric_id}.max_claims",
+            f"{metric_id} has been earned {count} times; the limit is {metric.max_claims}",
+        )
+    for field, limit, so_far, whom in money:
+        if limit is not None and so_far + price > limit:
+            return (
+                field,
+                f"{whom} has earned £{pounds(so_far)} of £{pounds(limit)}; "
+                f"{metric_id} at £{pounds(price)} would exceed it",
+            )
+    return None
+
+
+def _ineligible(card: RateCard, mid: str, outcome: OutcomeEvent, history: History) -> str:
+    day = card.local_date(outcome.occurred_at)
+    if outcome.partner_id not in card.partners:
+        return f"partner {outcome.partner_id} is not paid under contract {card.contract_id}"
+    if day < card.start_date:
+        return f"the outcome on {day} is before the contract starts ({card.start_date})"
+    if day > card.end_date:
+        return f"the outcome on {day} is after the contract ended ({card.end_date})"
+    if history.already_claimed:
+        return f"{mid} is already claimed for this referral's episode {outcome.episode}"
+    if not history.person_counts.get(mid):
+        return ""
+    rule = card.re_entry
+    if not rule.can_earn_again:
+        return f"re_entry: {mid} was earned in an earlier episode and cannot be earned again"
+    last = history.person_last_earned.get(mid)
+    started = history.episode_started_at or outcome.occurred_at
+    if last is not None:
+        gap = (card.local_date(started) - card.local_date(last)).days
+        if gap < rule.exclusion_days:
+            return (
+                f"re_entry.exclusion_days: episode {outcome.episode} began {gap} days after "
+                f"{mid} was last earned; a new episode can earn it again after "
+                f"{rule.exclusion_days} days"
+            )
+    return ""
