@@ -18,8 +18,8 @@ from temporalio import activity
 from events import outbox
 from events.envelope import new_event
 from infra.db import transaction
-from infra.readmodel import EpisodeRow, ReferralRow
-from pathway.state import EpisodeSummary
+from infra.readmodel import EpisodeRow, HandoffRow, ReferralRow
+from pathway.state import EpisodeSummary, Handoff
 from pathway.views import ReferralView
 
 
@@ -59,6 +59,8 @@ class TransitionActivities:
             if _upsert_referral(session, input.view):
                 for summary in input.episodes:
                     _upsert_episode(session, input.view.referral_id, summary)
+                for handoff in input.view.handoffs:
+                    _upsert_handoff(session, input.view, handoff)
             for e in input.events:
                 envelope = new_event(
                     e.type,
@@ -84,6 +86,20 @@ def _upsert_referral(session: Any, view: ReferralView) -> bool:
     for field, value in values.model_dump(exclude={"referral_id"}).items():
         setattr(row, field, value)
     return True
+
+
+def _upsert_handoff(session: Any, view: ReferralView, handoff: Handoff) -> None:
+    values = HandoffRow(
+        referral_id=view.referral_id,
+        episode=view.episode,
+        **handoff.model_dump(),
+    )
+    row = session.get(HandoffRow, handoff.handoff_id)
+    if row is None:
+        session.add(values)
+        return
+    for field, value in values.model_dump(exclude={"handoff_id", "episode"}).items():
+        setattr(row, field, value)
 
 
 def _upsert_episode(session: Any, referral_id: str, summary: EpisodeSummary) -> None:

@@ -61,3 +61,22 @@ class EpisodeRow(SQLModel, table=True):
     support_level: str | None = None
     attended_sessions: int = 0
     outcomes: str = "[]"
+
+
+class HandoffRow(SQLModel, table=True):
+    """One row per provider handoff: how an inbound provider event finds its referral, and
+    how a provider's handoff list is served."""
+
+    __tablename__ = "handoffs"
+    __table_args__ = (Index("ix_handoffs_provider", "provider_id", "status"),)
+
+    handoff_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64, index=True)
+    episode: int
+    provider_id: str = Field(max_length=64)
+    service_id: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    reason_code: str | None = None
+    waitlist_band: str | None = None
+    requested_at: datetime
+    attended: int = 0

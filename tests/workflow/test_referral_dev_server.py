@@ -49,6 +49,41 @@ async def test_accept_moves_referral_to_contacting_and_writes_read_model_and_out
     ]
 
 
+async def test_plan_writes_one_handoff_row_per_prescription(dev_env, engine, task_queue):
+    from infra.readmodel import HandoffRow
+
+    async with make_worker(dev_env.client, engine, task_queue):
+        handle = await start_referral(dev_env.client, task_queue)
+        await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
+        await handle.execute_update(
+            ReferralWorkflow.record_contact_attempt,
+            command(cmd.RecordContactAttempt, outcome="contacted"),
+        )
+        await handle.execute_update(
+            ReferralWorkflow.record_assessment,
+            command(cmd.RecordAssessment, support_level="1", measures=[wemwbs(WEMWBS_LOW)]),
+        )
+        planned = await handle.execute_update(
+            ReferralWorkflow.agree_plan,
+            command(
+                cmd.AgreePlan,
+                goal_count=1,
+                prescriptions=[
+                    cmd.PrescriptionInput(provider_id="walking-group", service_id="walks"),
+                    cmd.PrescriptionInput(provider_id="befriending", service_id="calls"),
+                ],
+            ),
+        )
+    with Session(engine) as session:
+        rows = session.exec(
+            select(HandoffRow).where(HandoffRow.referral_id == planned.referral_id)
+        ).all()
+    assert sorted((r.provider_id, r.status) for r in rows) == [
+        ("befriending", "requested"),
+        ("walking-group", "requested"),
+    ]
+
+
 async def test_rejected_update_never_reaches_history(dev_env, engine, task_queue):
     async with make_worker(dev_env.client, engine, task_queue):
         handle = await start_referral(dev_env.client, task_queue)
