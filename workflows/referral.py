@@ -12,6 +12,11 @@ runs the same rule on the current state, so an invalid command is rejected befor
 reaches history; handlers change state synchronously and the run loop is the single
 writer that persists state and events, in order, one activity per batch; deadlines are
 absolute times in state, so they survive continue-as-new.
+
+Continue-as-new carries the state and any events not yet persisted. The server refuses
+continue-as-new while new signals keep landing during the task (temporalio/temporal#1289),
+so partner facts must arrive as the inbound consumer sends them, per referral and
+applied before more follow, never as an unbroken flood to one workflow.
 """
 
 from __future__ import annotations
@@ -55,10 +60,14 @@ class NewReferral(BaseModel):
 
 
 class ReferralInput(BaseModel):
-    """Either a new referral, or the state carried over by continue-as-new."""
+    """Either a new referral, or what continue-as-new carries over: the state, and the
+    events (and version) not yet persisted, so a steady stream of signals cannot hold
+    continue-as-new back."""
 
     new: NewReferral | None = None
     state: CaseState | None = None
+    pending: list[OutgoingEvent] = []
+    persisted_version: int = 0
     history_limit: int = DEFAULT_HISTORY_LIMIT
 
 
@@ -74,10 +83,10 @@ class ReferralWorkflow:
     @workflow.init
     def __init__(self, input: ReferralInput) -> None:
         self._history_limit = input.history_limit
-        self._pending: list[tuple[str, EventData]] = []
+        self._pending: list[OutgoingEvent] = list(input.pending)
         if input.state is not None:
             self._state = input.state
-            self._persisted = input.state.version
+            self._persisted = input.persisted_version
         else:
             assert input.new is not None, "a ReferralWorkflow starts with a new referral"
             n = input.new
@@ -93,7 +102,7 @@ class ReferralWorkflow:
                 self._ctx(),
             )
             self._state = opened.state
-            self._pending.extend(opened.events)
+            self._pending.extend(_outgoing(event_id, data) for event_id, data in opened.events)
             self._persisted = 0
 
     @workflow.run
@@ -101,18 +110,37 @@ class ReferralWorkflow:
         while True:
             for name in deadlines.due_now(self._state, workflow.now()):
                 self._take(rules.deadline(self._state, name, self._ctx()))
+            if self._should_continue_as_new():
+                await self._continue_as_new()
+                continue
             if self._pending or self._state.version > self._persisted:
                 await self._persist()
                 continue
-            if self._should_continue_as_new():
-                # Let every handler finish (and its writes persist) before handing over.
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._pending and self._state.version == self._persisted:
-                    workflow.continue_as_new(
-                        ReferralInput(state=self._state, history_limit=self._history_limit)
-                    )
-                continue
             await self._sleep_until_next_deadline()
+
+    async def _continue_as_new(self) -> None:
+        # An update handler waits until its change is persisted, and continue-as-new must
+        # wait for every handler, so persist while any is waiting. Signals' changes are
+        # simply carried over: waiting for a quiet moment would never end under a flood.
+        while not workflow.all_handlers_finished():
+            if self._pending or self._state.version > self._persisted:
+                await self._persist()
+            else:
+                seen = self._state.version
+                await workflow.wait_condition(
+                    lambda seen=seen: (
+                        workflow.all_handlers_finished()  # type: ignore[misc]
+                        or self._state.version != seen
+                    )
+                )
+        workflow.continue_as_new(
+            ReferralInput(
+                state=self._state,
+                pending=self._pending,
+                persisted_version=self._persisted,
+                history_limit=self._history_limit,
+            )
+        )
 
     async def _sleep_until_next_deadline(self) -> None:
         upcoming = deadlines.next_deadline(self._state)
@@ -138,20 +166,7 @@ class ReferralWorkflow:
         self._pending = []
         await workflow.execute_activity_method(
             TransitionActivities.record_transition,
-            RecordTransitionInput(
-                view=view(state),
-                episodes=episodes(state)[-2:],
-                events=[
-                    OutgoingEvent(
-                        event_id=event_id,
-                        type=data.TYPE,
-                        topic=topic_for(data),
-                        occurred_at=data.occurred_at,  # type: ignore[attr-defined]
-                        data=data.model_dump(mode="json"),
-                    )
-                    for event_id, data in batch
-                ],
-            ),
+            RecordTransitionInput(view=view(state), episodes=episodes(state)[-2:], events=batch),
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=PERSIST_RETRY,
         )
@@ -162,7 +177,7 @@ class ReferralWorkflow:
 
     def _take(self, decision: rules.Decision) -> None:
         self._state = decision.state
-        self._pending.extend(decision.events)
+        self._pending.extend(_outgoing(event_id, data) for event_id, data in decision.events)
 
     # Commands ---------------------------------------------------------------------------
 
@@ -336,3 +351,13 @@ class ReferralWorkflow:
 def _rejection(exc: rules.Rejected) -> ApplicationError:
     kind = "Conflict" if isinstance(exc, rules.Conflict) else "Rejected"
     return ApplicationError(str(exc), type=kind, non_retryable=True)
+
+
+def _outgoing(event_id: str, data: EventData) -> OutgoingEvent:
+    return OutgoingEvent(
+        event_id=event_id,
+        type=data.TYPE,
+        topic=topic_for(data),
+        occurred_at=data.occurred_at,  # type: ignore[attr-defined]
+        data=data.model_dump(mode="json"),
+    )
