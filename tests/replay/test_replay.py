@@ -1,0 +1,37 @@
+"""Committed histories must replay against today's workflow code: a change to the command
+sequence that is not behind ``workflow.patched`` fails here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.referral import ReferralWorkflow
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_the_three_recorded_paths_are_committed():
+    names = {p.name.split(".")[0] for p in HISTORIES}
+    assert {"short_path", "long_path_with_reentries", "continued_as_new"} <= names
+
+
+def test_continue_as_new_history_ends_by_handing_over():
+    path = next(p for p in HISTORIES if p.name.startswith("continued_as_new"))
+    events = json.loads(path.read_text())["events"]
+    assert events[-1]["eventType"] in (
+        "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
+        "WorkflowExecutionContinuedAsNew",
+    )
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_recorded_history_replays(path: Path):
+    history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    replayer = Replayer(workflows=[ReferralWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
