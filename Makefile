@@ -15,8 +15,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The embedded default runs the demo pathway profile (durations in seconds) unless told
+# otherwise: LINKWAY_PATHWAY_PROFILE=default make run
 run: $(STAMP)
-	$(BIN)/linkway dev
+	LINKWAY_PATHWAY_PROFILE=$${LINKWAY_PATHWAY_PROFILE:-demo} exec $(BIN)/linkway dev
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
@@ -24,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
+	$(BIN)/linkway docs --check
 	$(BIN)/pytest -q
 
 unit: $(STAMP)

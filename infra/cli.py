@@ -1,11 +1,14 @@
-"""``linkway``: one command for every Linkway process.
+"""``linkway``: one command for every Linkway process and operator task.
 
-linkway dev       the whole embedded stack (Temporal dev server, Tansu, worker, relay, API)
-linkway worker    the Temporal worker
-linkway relay     the outbox relay
-linkway api       the HTTP API
-linkway topics    create the Kafka topics
-linkway migrate   create the database tables
+linkway dev                 the whole embedded stack (Temporal, Tansu, worker, relay, API)
+linkway worker              the Temporal worker
+linkway relay               the outbox relay
+linkway api                 the HTTP API
+linkway consume NAME        a Kafka consumer: providers | payments
+linkway topics              create the Kafka topics
+linkway migrate             create the database tables
+linkway events TOPIC        print a topic's events from the start (--follow to wait)
+linkway docs [--check]      regenerate (or check) the published contract under docs/
 """
 
 from __future__ import annotations
@@ -13,36 +16,43 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from infra.settings import Settings, get_settings
 
 log = logging.getLogger("linkway")
+Command = Callable[[Settings, argparse.Namespace], int]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="linkway", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="linkway", description=(__doc__ or "").splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in COMMANDS.items():
-        sub.add_parser(name, help=(func.__doc__ or "").strip().splitlines()[0])
+    for name, (func, configure) in COMMANDS.items():
+        configure(sub.add_parser(name, help=(func.__doc__ or "").strip().splitlines()[0]))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Client libraries narrate every connection at INFO; only their warnings matter here.
-    for noisy in ("kafka", "aiokafka", "temporalio", "httpx"):
+    for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = get_settings()
-    return COMMANDS[args.command](settings) or 0
+    func, _ = COMMANDS[args.command]
+    return func(get_settings(), args)
 
 
-def dev(settings: Settings) -> int:
+def dev(settings: Settings, args: argparse.Namespace) -> int:
     """Run Linkway on its embedded default: real Temporal and Kafka-protocol servers."""
     from infra import devstack, kafka
 
     python = [sys.executable, "-m", "infra.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
+    services.append(("providers", [*python, "consume", "providers"]))
+
+    def provision() -> None:
+        kafka.provision(settings)
 
     def banner() -> str:
         api = f"http://{settings.api_host}:{settings.api_port}"
@@ -61,13 +71,10 @@ def dev(settings: Settings) -> int:
             ]
         )
 
-    def provision() -> None:
-        kafka.provision(settings)
-
     return devstack.run_dev(settings, services, provision, banner)
 
 
-def worker(settings: Settings) -> int:
+def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the Temporal worker (referral workflows and their activities)."""
     from infra import telemetry, temporal
     from workers.worker import build_worker
@@ -81,7 +88,7 @@ def worker(settings: Settings) -> int:
     return _run_until_signal(run)
 
 
-def relay(settings: Settings) -> int:
+def relay(settings: Settings, args: argparse.Namespace) -> int:
     """Run the outbox relay (publishes committed events to Kafka)."""
     from events.relay import OutboxRelay, make_producer
     from infra import telemetry
@@ -90,19 +97,18 @@ def relay(settings: Settings) -> int:
     telemetry.setup(settings, "relay")
     engine = get_engine(settings)
     create_tables(engine)
-
     producer = make_producer(settings)
-    relay = OutboxRelay(engine, producer, settings)
+    outbox_relay = OutboxRelay(engine, producer, settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: relay.stop())
+        signal.signal(sig, lambda *_: outbox_relay.stop())
     try:
-        relay.run()
+        outbox_relay.run()
     finally:
         producer.close(timeout=10)
     return 0
 
 
-def api(settings: Settings) -> int:
+def api(settings: Settings, args: argparse.Namespace) -> int:
     """Run the HTTP API."""
     import uvicorn
 
@@ -115,25 +121,79 @@ def api(settings: Settings) -> int:
         host=settings.api_host,
         port=settings.api_port,
         log_level="warning",
-        access_log=False,  # paths carry only pseudonymous ids, but keep the log lean
+        access_log=False,
     )
     return 0
 
 
-def topics(settings: Settings) -> int:
+def consume(settings: Settings, args: argparse.Namespace) -> int:
+    """Run a Kafka consumer: providers (inbound responses and attendance) or payments."""
+    from infra import telemetry
+
+    telemetry.setup(settings, f"consume-{args.name}")
+    if args.name == "providers":
+        from workers import providers
+
+        return _run_until_signal(lambda: providers.run(settings))
+    print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
+    return 2
+
+
+def topics(settings: Settings, args: argparse.Namespace) -> int:
     """Create Linkway's Kafka topics if they are missing."""
     from infra import kafka
 
-    for name in kafka.provision(settings):
+    for name in kafka.provision(settings, extra=args.extra):
         print(f"created topic {name}")
     return 0
 
 
-def migrate(settings: Settings) -> int:
+def migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Create the database tables if they are missing."""
     from infra.db import create_tables, get_engine
 
     create_tables(get_engine(settings))
+    return 0
+
+
+def events(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a topic's events from the beginning, one JSON object per line."""
+    from events.reader import read
+
+    try:
+        for key, value, _ in read(settings.kafka_bootstrap, args.topic, follow=args.follow):
+            try:
+                body = json.loads(value)
+            except ValueError:
+                body = {"undecodable": True, "bytes": len(value)}
+            if args.full:
+                print(json.dumps(body))
+            else:
+                subject = key.decode() if key else ""
+                print(f"{body.get('time', '')}  {subject}  {body.get('type', body)}")
+    except LookupError as exc:
+        print(f"linkway: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def docs(settings: Settings, args: argparse.Namespace) -> int:
+    """Regenerate the published contract under docs/ (or, with --check, report drift)."""
+    from api.openapi import check_openapi, write_openapi
+    from events.contract import check_docs, write_docs
+
+    root = Path(args.root)
+    if args.check:
+        drift = check_docs(root) + check_openapi(root)
+        for stale in drift:
+            print(f"out of date: {stale}")
+        if drift:
+            print("run `make docs` and commit the result", file=sys.stderr)
+        return 1 if drift else 0
+    for written in [*write_docs(root), *write_openapi(root)]:
+        print(f"wrote {written}")
     return 0
 
 
@@ -150,13 +210,41 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> int:
     return 0
 
 
-COMMANDS: dict[str, Callable[[Settings], int]] = {
-    "dev": dev,
-    "worker": worker,
-    "relay": relay,
-    "api": api,
-    "topics": topics,
-    "migrate": migrate,
+def _no_args(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _consume_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=["providers", "payments"])
+
+
+def _topics_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "extra", nargs="*", help="further topics, e.g. linkway.handoffs.<provider-id>"
+    )
+
+
+def _events_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", help="e.g. linkway.referrals")
+    parser.add_argument("--follow", action="store_true", help="keep waiting for new events")
+    parser.add_argument("--full", action="store_true", help="print whole events as JSON")
+
+
+def _docs_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--check", action="store_true", help="fail if docs/ is out of date")
+    parser.add_argument("--root", default=".", help="the repository root")
+
+
+COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] = {
+    "dev": (dev, _no_args),
+    "worker": (worker, _no_args),
+    "relay": (relay, _no_args),
+    "api": (api, _no_args),
+    "consume": (consume, _consume_args),
+    "topics": (topics, _topics_args),
+    "migrate": (migrate, _no_args),
+    "events": (events, _events_args),
+    "docs": (docs, _docs_args),
 }
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from kafka import KafkaConsumer, TopicPartition
 
 from api.app import create_app
+from events.reader import read_all as read_topic  # noqa: F401  (re-exported for tests)
 from events.relay import OutboxRelay, make_producer
 from infra import kafka
 from infra.db import create_tables, get_engine
@@ -69,20 +69,3 @@ async def running_stack(
         await asyncio.gather(*tasks, return_exceptions=True)
         producer.close(timeout=5)
         engine.dispose()
-
-
-def read_topic(bootstrap: str, topic: str, timeout_s: float = 10.0) -> list[tuple[bytes, bytes]]:
-    """Every (key, value) on a topic, read by assigning partitions (no group join wait)."""
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, consumer_timeout_ms=1500
-    )
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
-        consumer.seek_to_beginning()
-        records = []
-        for message in consumer:
-            records.append((message.key, message.value))
-        return records
-    finally:
-        consumer.close()

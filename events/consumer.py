@@ -1,0 +1,222 @@
+"""Idempotent Kafka consumers: processed-event records, dead letters and the delivery loop.
+
+Every Linkway consumer follows one contract:
+
+- **Idempotent by event id.** A handler writes its effect and ``record_processed`` in one
+  database transaction and asks ``is_processed`` first, so a redelivered event is applied
+  once.
+- **Offsets commit only after the effect commits.** Subscribers use faststream's
+  ``AckPolicy.NACK_ON_ERROR`` with auto-commit off: the offset is committed (``ack``) only
+  when the handler has returned, i.e. after its own commit.
+- **Bad input is dead-lettered, never retried.** A handler raises ``EventRejected`` for a
+  message it will never accept; the original bytes go to ``<topic>.dlq`` with the reason in
+  a header, the offset is committed and the consumer moves on.
+- **Anything else is retried, never dead-lettered.** Any other exception (Temporal or the
+  database unavailable) commits nothing: after a back-off that grows while the failures go
+  on, the partition is rewound to the message (``nack`` seeks back) and it comes again.
+
+Reasons are recorded verbatim, so they must name fields and ids, never personal data values
+(``catalogue.parse`` already words its reasons that way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream.exceptions import NackMessage
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.middlewares import AckPolicy
+from sqlmodel import Field, Session, SQLModel
+
+from events.catalogue import EventRejected
+from events.topics import dead_letter_topic
+from infra.settings import Settings
+
+log = logging.getLogger("linkway.consumer")
+
+MAX_REASON_CHARS = 500
+# Dead-letter headers; the reason and topic names are also in the published contract.
+REASON_HEADER = "linkway-dlq-reason"
+TOPIC_HEADER = "linkway-dlq-topic"
+PARTITION_HEADER = "linkway-dlq-partition"
+OFFSET_HEADER = "linkway-dlq-offset"
+CONSUMER_HEADER = "linkway-dlq-consumer"
+TIME_HEADER = "linkway-dlq-time"
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """One row per event a consumer has applied; written in the effect's transaction."""
+
+    __tablename__ = "processed_events"
+
+    consumer: str = Field(primary_key=True, max_length=64)
+    event_id: str = Field(primary_key=True, max_length=64)
+    processed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+def is_processed(session: Session, consumer: str, event_id: str) -> bool:
+    return session.get(ProcessedEvent, (consumer, event_id)) is not None
+
+
+def record_processed(session: Session, consumer: str, event_id: str) -> None:
+    """Stage the record in the caller's transaction; a concurrent duplicate fails its commit
+    on the primary key, and that retry then finds the event processed."""
+    session.add(ProcessedEvent(consumer=consumer, event_id=event_id))
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One Kafka record as a handler sees it: where it came from and its original bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+    def __str__(self) -> str:  # for logs: where it is, never what it says
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+Handler = Callable[[Inbound], Awaitable[None]]
+
+
+class DeadLetters:
+    """Publishes a rejected record's original bytes and key to ``<topic>.dlq``."""
+
+    def __init__(self, broker: KafkaBroker, consumer: str) -> None:
+        self.broker = broker
+        self.consumer = consumer
+
+    async def publish(self, message: Inbound, reason: str) -> None:
+        headers = {
+            REASON_HEADER: reason[:MAX_REASON_CHARS],
+            TOPIC_HEADER: message.topic,
+            PARTITION_HEADER: str(message.partition),
+            OFFSET_HEADER: str(message.offset),
+            CONSUMER_HEADER: self.consumer,
+            TIME_HEADER: datetime.now(UTC).isoformat(),
+        }
+        await self.broker.publish(
+            message.value, dead_letter_topic(message.topic), key=message.key, headers=headers
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before a failed message is retried: doubles per failure, up to ``maximum``."""
+
+    initial: float = 0.5
+    maximum: float = 30.0  # well under max.poll.interval, so the member stays in its group
+
+    def delay(self, failures: int) -> float:
+        return float(min(self.initial * 2 ** max(failures - 1, 0), self.maximum))
+
+
+class Runner:
+    """Delivers each record to a handler and settles it: commit, dead-letter, or retry."""
+
+    def __init__(
+        self, name: str, handler: Handler, dead_letters: DeadLetters, backoff: Backoff
+    ) -> None:
+        self.name = name
+        self.handler = handler
+        self.dead_letters = dead_letters
+        self.backoff = backoff
+        self._failures: dict[tuple[str, int], int] = {}
+
+    async def settle(self, msg: KafkaMessage) -> None:
+        """Returning acks (commits); raising nacks (seeks back, commits nothing)."""
+        record = msg.raw_message
+        assert not isinstance(record, tuple), "subscribed one record at a time"
+        inbound = Inbound(record.topic, record.partition, record.offset, record.key, msg.body)
+        where = (inbound.topic, inbound.partition)
+        try:
+            try:
+                await self.handler(inbound)
+            except EventRejected as rejected:
+                log.warning("%s: dead-lettering %s: %s", self.name, inbound, rejected)
+                await self.dead_letters.publish(inbound, str(rejected))
+        except Exception as exc:  # not the message's fault: keep it and try again later
+            failures = self._failures[where] = self._failures.get(where, 0) + 1
+            delay = self.backoff.delay(failures)
+            log.warning(
+                "%s: %s failed (%s, attempt %d); retrying in %.1fs",
+                *(self.name, inbound, type(exc).__name__, failures, delay),
+            )
+            await asyncio.sleep(delay)
+            raise NackMessage() from exc
+        self._failures.pop(where, None)
+
+
+async def _parse_tolerating_headers(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
+    # faststream decodes every header as UTF-8. A partner's binary header would fail before
+    # the handler runs and the record would be skipped with no dead letter: drop such headers.
+    headers = [(k, v) for k, v in record.headers if _is_utf8(v)]
+    if len(headers) != len(record.headers):
+        record = dataclasses.replace(record, headers=headers)
+    return await original(record)
+
+
+def _is_utf8(value: bytes | None) -> bool:
+    try:
+        (value or b"").decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
+    """A faststream broker for consumers and their dead letters.
+
+    Dead letters are published with ``acks=all`` and awaited before the offset commits.
+    Idempotence is off: aiokafka's idempotent producer cannot start on the embedded broker
+    (InitProducerId), and a duplicate dead letter is harmless.
+    """
+    return KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=False,
+        allow_auto_create_topics=False,  # `linkway topics` provisions them, with retention
+        middlewares=[KafkaTelemetryMiddleware()],  # continues the trace from the headers
+        graceful_timeout=10.0,
+    )
+
+
+def subscribe(
+    broker: KafkaBroker,
+    *,
+    name: str,
+    topics: Sequence[str],
+    handler: Handler,
+    group_id: str | None = None,
+    backoff: Backoff | None = None,
+) -> Runner:
+    """Subscribe ``handler`` to ``topics`` in consumer group ``group_id`` (default
+    ``linkway.<name>``) with the contract above; ``name`` labels processed-event records
+    and dead letters."""
+    runner = Runner(name, handler, DeadLetters(broker, name), backoff or Backoff())
+
+    async def consume(msg: KafkaMessage) -> None:
+        await runner.settle(msg)
+
+    broker.subscriber(
+        *topics,
+        group_id=group_id or f"linkway.{name}",
+        # A new group starts at the beginning: events sent before the first start count.
+        auto_offset_reset="earliest",
+        # Commit after the handler returns; on any exception (ours after the back-off, or
+        # one raised by faststream before the handler) seek back so nothing is skipped.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        parser=_parse_tolerating_headers,
+    )(consume)
+    return runner

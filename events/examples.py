@@ -1,0 +1,205 @@
+"""One realistic example of every event type, for the published docs and the tests.
+
+Every id is a pseudonymous one: random UUIDs and partner codes, never anything derived
+from a person. A test fails when a registered type has no example here, so adding an
+event type means adding its example.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+from uuid import NAMESPACE_URL, uuid5
+
+from events import handoff, outcome, payment, provider, referral, topics
+from events.catalogue import EventData
+from events.envelope import CloudEvent, new_event
+
+LINKWAY_SOURCE = "urn:linkway:pathway"  # the default LINKWAY_EVENT_SOURCE
+PROVIDER_SOURCE_PREFIX = "urn:linkway:provider:"
+
+REFERRAL_ID = "5b0e6f5e-8f43-4c43-9a39-1f7c2d8e4a10"
+HANDOFF_ID = "c3a1d2e4-7b6f-4e0a-8d1c-2f9e5a7b3c61"
+PROVIDER_ID = "walking-group"
+_COMMON = {"referral_id": REFERRAL_ID, "partner_id": "north-wellbeing", "locality": "oswestry"}
+_EVIDENCE = ["0b7c5d3e-1f2a-4b6c-9d8e-7f6a5b4c3d21", "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c65"]
+
+
+def _at(month: int, day: int, hour: int = 10) -> datetime:
+    return datetime(2026, month, day, hour, 30, tzinfo=UTC)
+
+
+def _swemwbs(total: int, metric: float, month: int, day: int) -> referral.MeasureScores:
+    return referral.MeasureScores(
+        measurement_id=str(uuid5(NAMESPACE_URL, f"linkway.example/measure/{month}-{day}")),
+        instrument="SWEMWBS",
+        version="1.0",
+        raw={"total": total},
+        derived={"metric": metric},
+        administered_at=_at(month, day),
+    )
+
+
+BASELINE = _swemwbs(21, 19.25, 5, 12)
+REVIEW = _swemwbs(25, 22.35, 8, 11)
+FOLLOWUP = _swemwbs(26, 23.21, 11, 10)
+
+
+def _lifecycle(stage: str, month: int, day: int, **extra: Any) -> dict[str, Any]:
+    return {**_COMMON, "episode": 1, "stage": stage, "occurred_at": _at(month, day), **extra}
+
+
+def _outcome(month: int, day: int, **extra: Any) -> dict[str, Any]:
+    fact = {**_COMMON, "episode": 1, "occurred_at": _at(month, day)}
+    return {**fact, "evidence_event_ids": _EVIDENCE, "consent_recorded": True, **extra}
+
+
+_REFERRER = {"source": "gp", "referrer_org_id": "gp-practice-m82004", "reason_codes": ["lonely"]}
+_PAIR = outcome.MeasurePair(baseline=BASELINE, followup=REVIEW, improved=True)
+
+EXAMPLES: dict[str, EventData] = {
+    e.TYPE: e
+    for e in [
+        referral.ReferralReceived(
+            **_lifecycle("triage", 4, 28), **_REFERRER, consent_to_share=True
+        ),
+        referral.ReferralReentered(
+            **{**_lifecycle("triage", 12, 1), "episode": 2}, previous_episode=1, **_REFERRER
+        ),
+        referral.ReferralJoined(
+            **_lifecycle("assessment", 5, 6),
+            source="social_care",
+            referrer_org_id="asc-demo-county",
+            reason_codes=["carer_strain"],
+        ),
+        referral.ConsentGiven(**_lifecycle("contacting", 5, 2)),
+        referral.ReferralAccepted(**_lifecycle("contacting", 4, 29), first_contact_due=_at(5, 6)),
+        referral.ReferralDeclined(**_lifecycle("dormant", 4, 29), reason_code="out_of_area"),
+        referral.LinkWorkerAssigned(**_lifecycle("contacting", 4, 29), link_worker_id="lw-0042"),
+        referral.ContactAttempted(
+            **_lifecycle("contacting", 5, 1), attempt=1, outcome="no_answer", method="phone"
+        ),
+        referral.UnableToContact(**_lifecycle("dormant", 5, 9), attempts=3),
+        referral.ReferralAssessed(
+            **_lifecycle("planning", 5, 12), support_level="2", baseline=[BASELINE]
+        ),
+        referral.PlanAgreed(
+            **_lifecycle("supported", 5, 14),
+            plan_version=1,
+            goal_count=2,
+            prescriptions=[
+                referral.PrescriptionRef(
+                    handoff_id=HANDOFF_ID, provider_id=PROVIDER_ID, service_id="health-walks"
+                )
+            ],
+            midpoint_due=_at(6, 25),
+            review_due=_at(8, 14),
+        ),
+        referral.CheckinRecorded(**_lifecycle("supported", 6, 25), on_track=True),
+        referral.ReferralReviewed(
+            **_lifecycle("ongoing_support", 8, 11),
+            decision="ongoing_support",
+            followup=[REVIEW],
+            improved_instruments=["SWEMWBS"],
+            followup_due=_at(11, 11),
+        ),
+        referral.FollowupRecorded(
+            **_lifecycle("ongoing_support", 11, 10),
+            measures=[FOLLOWUP],
+            sustained_instruments=["SWEMWBS"],
+        ),
+        referral.ActionDue(
+            **_lifecycle("supported", 5, 28),
+            action="provider_response",
+            due_at=_at(5, 28),
+            handoff_id=HANDOFF_ID,
+        ),
+        referral.ReferralDormant(**_lifecycle("dormant", 11, 12), reason_code="review_complete"),
+        referral.ConsentWithdrawn(**_lifecycle("supported", 7, 1), cancelled_handoffs=[HANDOFF_ID]),
+        referral.DueDatesChanged(
+            **_lifecycle("supported", 8, 10), deadline="review", due_at=_at(8, 21)
+        ),
+        handoff.HandoffRequested(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            episode=1,
+            provider_id=PROVIDER_ID,
+            service_id="health-walks",
+            support_level="2",
+            respond_by=_at(5, 28),
+            occurred_at=_at(5, 14),
+        ),
+        handoff.HandoffStatusChanged(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            episode=1,
+            provider_id=PROVIDER_ID,
+            status="accepted",
+            occurred_at=_at(5, 16),
+        ),
+        provider.ProviderResponse(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            provider_id=PROVIDER_ID,
+            decision="waitlist",
+            waitlist_band="under_1_month",
+            occurred_at=_at(5, 16),
+        ),
+        provider.AttendanceReported(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            provider_id=PROVIDER_ID,
+            session_date=date(2026, 6, 3),
+            status="attended",
+            occurred_at=_at(6, 3, 15),
+        ),
+        outcome.EngagementAchieved(**_outcome(5, 14), baseline=[BASELINE]),
+        outcome.ConnectionAchieved(**_outcome(6, 17), attended_sessions=3),
+        outcome.WellbeingReviewed(**_outcome(8, 11), pairs=[_PAIR]),
+        outcome.SustainedReviewed(
+            **_outcome(11, 10),
+            pairs=[outcome.MeasurePair(baseline=BASELINE, followup=FOLLOWUP, improved=True)],
+        ),
+        payment.ClaimStatusChanged(
+            claim_id="6f1d2c3b-4a5e-5f60-8a7b-9c0d1e2f3a4b",
+            contract_id="demo-county-sp-2026",
+            referral_id=REFERRAL_ID,
+            episode=1,
+            metric="M1",
+            partner_id="north-wellbeing",
+            status="claimed",
+            amount_pence=25_000,
+            rate_card_version="2026.1",
+            ledger_entry_hash="9f2b7c1e4d8a3f6b0c5e2d9a7f4b1c8e3d6a0f5b2c9e7d4a1f8b3c6e0d5a2f7b",
+            occurred_at=_at(5, 14, 11),
+        ),
+    ]
+}
+
+
+def example(type_: str) -> EventData:
+    try:
+        return EXAMPLES[type_]
+    except KeyError:
+        raise KeyError(f"no example for {type_}: add one to events/examples.py") from None
+
+
+def source_for(data: EventData) -> str:
+    """The CloudEvents ``source``: Linkway's own, or the producing provider's URN."""
+    if data.TOPIC in topics.INBOUND:
+        return PROVIDER_SOURCE_PREFIX + data.model_dump()["provider_id"]
+    return LINKWAY_SOURCE
+
+
+def example_event(type_: str) -> CloudEvent:
+    """The example wrapped in its envelope, with a stable id so generated docs never drift."""
+    data = example(type_)
+    fields = data.model_dump()  # every event names its referral and when it happened
+    return new_event(
+        type_,
+        fields["referral_id"],
+        data.model_dump(mode="json"),
+        source_for(data),
+        event_id=str(uuid5(NAMESPACE_URL, f"https://linkway.example/events/{type_}")),
+        time=fields["occurred_at"],
+    )
