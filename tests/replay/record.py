@@ -24,10 +24,10 @@ from infra.devstack import temporal_bin
 from pathway import commands as cmd
 from tests.workflow.helpers import (
     WEMWBS_HIGH,
-    WEMWBS_LOW,
     command,
     make_worker,
     start_referral,
+    to_supported,
     wemwbs,
 )
 from workflows.referral import ReferralWorkflow
@@ -35,26 +35,6 @@ from workflows.referral import ReferralWorkflow
 HISTORIES = Path(__file__).parent / "histories"
 QUEUE = "replay-recording"
 Scenario = Callable[[Client], Awaitable[WorkflowHandle[Any, Any]]]
-
-
-async def _to_supported(handle: WorkflowHandle[Any, Any]) -> None:
-    await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
-    await handle.execute_update(
-        ReferralWorkflow.record_contact_attempt,
-        command(cmd.RecordContactAttempt, outcome="contacted"),
-    )
-    await handle.execute_update(
-        ReferralWorkflow.record_assessment,
-        command(cmd.RecordAssessment, support_level="2", measures=[wemwbs(WEMWBS_LOW)]),
-    )
-    await handle.execute_update(
-        ReferralWorkflow.agree_plan,
-        command(
-            cmd.AgreePlan,
-            goal_count=1,
-            prescriptions=[cmd.PrescriptionInput(provider_id="walking-group", service_id="walks")],
-        ),
-    )
 
 
 async def short_path(client: Client) -> WorkflowHandle[Any, Any]:
@@ -69,7 +49,7 @@ async def short_path(client: Client) -> WorkflowHandle[Any, Any]:
 async def long_path_with_reentries(client: Client) -> WorkflowHandle[Any, Any]:
     """The whole pathway with attendance, an early review, and two re-entries."""
     handle = await start_referral(client, QUEUE)
-    await _to_supported(handle)
+    await to_supported(handle)
     handoff_id = next(iter((await handle.query(ReferralWorkflow.get_state)).episode.handoffs))
     for day in range(1, 5):
         from datetime import UTC, date, datetime
@@ -108,7 +88,7 @@ async def long_path_with_reentries(client: Client) -> WorkflowHandle[Any, Any]:
 async def continued_as_new(client: Client) -> WorkflowHandle[Any, Any]:
     """A run that hands over to a new one (history limit lowered)."""
     handle = await start_referral(client, QUEUE, history_limit=30)
-    await _to_supported(handle)
+    await to_supported(handle)
     for i in range(4):
         await handle.execute_update(
             ReferralWorkflow.assign_link_worker,

@@ -15,7 +15,7 @@ from pathway import commands as cmd
 from pathway.config import PathwayConfig, load
 from pathway.state import CaseState
 from workflows import referral_workflow_id
-from workflows.referral import NewReferral, ReferralInput, ReferralWorkflow
+from workflows.referral import CommandResult, NewReferral, ReferralInput, ReferralWorkflow
 
 WEMWBS_LOW = {str(i): 2 for i in range(1, 15)}  # total 28
 WEMWBS_HIGH = {str(i): 3 for i in range(1, 15)}  # total 42
@@ -74,3 +74,39 @@ async def state_of(handle: WorkflowHandle[Any, Any]) -> CaseState:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def walks(*providers: str) -> list[cmd.PrescriptionInput]:
+    return [cmd.PrescriptionInput(provider_id=p, service_id=f"{p}-service") for p in providers]
+
+
+async def contact_assess_and_plan(
+    handle: WorkflowHandle[Any, Any],
+    prescriptions: list[cmd.PrescriptionInput] | None = None,
+    support_level: str = "2",
+) -> CommandResult:
+    """From contacting to supported: contacted, assessed with a baseline WEMWBS, plan agreed."""
+    await handle.execute_update(
+        ReferralWorkflow.record_contact_attempt,
+        command(cmd.RecordContactAttempt, outcome="contacted"),
+    )
+    await handle.execute_update(
+        ReferralWorkflow.record_assessment,
+        command(cmd.RecordAssessment, support_level=support_level, measures=[wemwbs(WEMWBS_LOW)]),
+    )
+    return await handle.execute_update(
+        ReferralWorkflow.agree_plan,
+        command(
+            cmd.AgreePlan,
+            goal_count=1,
+            prescriptions=walks("walking-group") if prescriptions is None else prescriptions,
+        ),
+    )
+
+
+async def to_supported(
+    handle: WorkflowHandle[Any, Any], prescriptions: list[cmd.PrescriptionInput] | None = None
+) -> CommandResult:
+    """From triage to supported."""
+    await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
+    return await contact_assess_and_plan(handle, prescriptions)

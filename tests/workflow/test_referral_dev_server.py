@@ -18,6 +18,8 @@ from tests.workflow.helpers import (
     make_worker,
     start_referral,
     state_of,
+    to_supported,
+    walks,
     wemwbs,
 )
 from workflows.referral import ReferralWorkflow
@@ -54,26 +56,7 @@ async def test_plan_writes_one_handoff_row_per_prescription(dev_env, engine, tas
 
     async with make_worker(dev_env.client, engine, task_queue):
         handle = await start_referral(dev_env.client, task_queue)
-        await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
-        await handle.execute_update(
-            ReferralWorkflow.record_contact_attempt,
-            command(cmd.RecordContactAttempt, outcome="contacted"),
-        )
-        await handle.execute_update(
-            ReferralWorkflow.record_assessment,
-            command(cmd.RecordAssessment, support_level="1", measures=[wemwbs(WEMWBS_LOW)]),
-        )
-        planned = await handle.execute_update(
-            ReferralWorkflow.agree_plan,
-            command(
-                cmd.AgreePlan,
-                goal_count=1,
-                prescriptions=[
-                    cmd.PrescriptionInput(provider_id="walking-group", service_id="walks"),
-                    cmd.PrescriptionInput(provider_id="befriending", service_id="calls"),
-                ],
-            ),
-        )
+        planned = await to_supported(handle, walks("walking-group", "befriending"))
     with Session(engine) as session:
         rows = session.exec(
             select(HandoffRow).where(HandoffRow.referral_id == planned.referral_id)

@@ -12,13 +12,12 @@ import pytest
 
 from pathway import commands as cmd
 from tests.workflow.helpers import (
-    WEMWBS_LOW,
     command,
     make_worker,
     now,
     start_referral,
     state_of,
-    wemwbs,
+    to_supported,
 )
 from workflows.referral import ReferralWorkflow
 
@@ -43,28 +42,7 @@ async def test_5000_attendance_signals_and_20_reentries_with_bounded_history(
 ):
     async with make_worker(dev_env.client, engine, task_queue):
         handle = await start_referral(dev_env.client, task_queue, history_limit=HISTORY_LIMIT)
-        for update, c in [
-            (ReferralWorkflow.accept_referral, command(cmd.AcceptReferral)),
-            (
-                ReferralWorkflow.record_contact_attempt,
-                command(cmd.RecordContactAttempt, outcome="contacted"),
-            ),
-            (
-                ReferralWorkflow.record_assessment,
-                command(cmd.RecordAssessment, support_level="3", measures=[wemwbs(WEMWBS_LOW)]),
-            ),
-            (
-                ReferralWorkflow.agree_plan,
-                command(
-                    cmd.AgreePlan,
-                    goal_count=1,
-                    prescriptions=[
-                        cmd.PrescriptionInput(provider_id="walking-group", service_id="walks")
-                    ],
-                ),
-            ),
-        ]:
-            await handle.execute_update(update, c)
+        await to_supported(handle)
         handoff_id = next(iter((await state_of(handle)).episode.handoffs))
 
         first_day = date(2020, 1, 1)

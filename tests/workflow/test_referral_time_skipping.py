@@ -10,8 +10,8 @@ import pytest
 from pathway import commands as cmd
 from tests.workflow.helpers import (
     WEMWBS_HIGH,
-    WEMWBS_LOW,
     command,
+    contact_assess_and_plan,
     make_worker,
     start_referral,
     state_of,
@@ -33,24 +33,7 @@ async def test_full_pathway_with_default_durations(skipping_env, engine, task_qu
         state = await state_of(handle)
         assert "first_contact" in state.episode.overdue
 
-        await handle.execute_update(
-            ReferralWorkflow.record_contact_attempt,
-            command(cmd.RecordContactAttempt, outcome="contacted"),
-        )
-        await handle.execute_update(
-            ReferralWorkflow.record_assessment,
-            command(cmd.RecordAssessment, support_level="2", measures=[wemwbs(WEMWBS_LOW)]),
-        )
-        planned = await handle.execute_update(
-            ReferralWorkflow.agree_plan,
-            command(
-                cmd.AgreePlan,
-                goal_count=2,
-                prescriptions=[
-                    cmd.PrescriptionInput(provider_id="walking-group", service_id="walks")
-                ],
-            ),
-        )
+        planned = await contact_assess_and_plan(handle)
         assert planned.stage == "supported"
         state = await state_of(handle)
         plan_at = state.episode.first_plan_at
