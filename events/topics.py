@@ -18,6 +18,8 @@ HANDOFFS_PREFIX = "linkway.handoffs."  # + provider id: one topic per Tier Two p
 DEAD_LETTER_SUFFIX = ".dlq"
 
 INBOUND = (PROVIDER_RESPONSES, PROVIDER_ATTENDANCE)
+# Topics a Linkway consumer reads: each has a dead-letter topic.
+CONSUMED = (*INBOUND, OUTCOMES, REFERRALS)
 
 _PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -35,4 +37,4 @@ def dead_letter_topic(topic: str) -> str:
 def core_topics() -> list[str]:
     """The topics Linkway needs before any provider is registered."""
     topics = [REFERRALS, OUTCOMES, PAYMENTS, *INBOUND]
-    return topics + [dead_letter_topic(t) for t in INBOUND]
+    return topics + [dead_letter_topic(t) for t in CONSUMED]

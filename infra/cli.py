@@ -49,7 +49,7 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
 
     python = [sys.executable, "-m", "infra.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
-    services.append(("providers", [*python, "consume", "providers"]))
+    services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
 
     def provision() -> None:
         kafka.provision(settings)
@@ -135,6 +135,10 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
         from workers import providers
 
         return _run_until_signal(lambda: providers.run(settings))
+    if args.name == "payments":
+        from workers import payments
+
+        return _run_until_signal(lambda: payments.run(settings))
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 

@@ -9,3 +9,4 @@ from infra import (
     personal_data,  # noqa: F401
     readmodel,  # noqa: F401
 )
+from payments import store  # noqa: F401

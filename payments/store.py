@@ -1,0 +1,366 @@
+"""The payment engine's tables, and the only code that writes them.
+
+- ``ledger_entries``: the hash-chained ledger (``payments.ledger``), one row per entry;
+- ``outcome_events``: every event the engine consumed, as received, in consumed order:
+  the outcome facts and the re-entry facts that start an episode's exclusion window. It
+  is the evidence store and the input to reconciliation;
+- ``ledger_checkpoints``: signed heads of the chain;
+- ``ledger_lock``: one row that serialises appends (``LedgerRepository.lock``).
+
+The first three are insert-only. This module has no update or delete path for them,
+and ``install_append_only_guards`` makes the database refuse one: triggers on SQLite
+and PostgreSQL, installed when the tables are created and idempotent to re-run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+from sqlalchemy import DateTime, Index, event, func, update
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from events.envelope import CloudEvent
+from events.outbox import OutboxRow
+from payments.claims import ClaimKey, ClaimRecord, claim_id
+from payments.entries import current_claims
+from payments.ledger import GENESIS_HASH, Checkpoint, EntryBody, LedgerEntry, append
+
+GUARDED = ("ledger_entries", "outcome_events", "ledger_checkpoints")
+_LOCK_NAME = "ledger"
+
+
+def _utc_column() -> DateTime:
+    return DateTime(timezone=True)
+
+
+class LedgerRow(SQLModel, table=True):
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_claim", "claim_id", "seq"),
+        Index("ix_ledger_statement", "contract_id", "partner_id", "period"),
+    )
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    entry_id: str = Field(unique=True, max_length=36)
+    # Unique: two appends that both read the same head cannot both commit.
+    prev_hash: str = Field(unique=True, max_length=64)
+    hash: str = Field(unique=True, max_length=64)
+    # Derived from the claim key, so outside the hash; a lookup aid checked on every read.
+    claim_id: str = Field(max_length=36)
+    contract_id: str = Field(max_length=64)
+    referral_id: str = Field(max_length=64)
+    episode: int
+    metric: str = Field(max_length=16)
+    partner_id: str = Field(max_length=64)
+    period: str = Field(max_length=7)
+    kind: str = Field(max_length=16)
+    amount_pence: int
+    rate_card_version: str = Field(max_length=64)
+    evidence_event_ids: str = "[]"  # JSON arrays, in the entry's order
+    measurement_ids: str = "[]"
+    reason: str = ""
+    actor_id: str = Field(max_length=64)
+    occurred_at: datetime = Field(sa_type=_utc_column())
+    recorded_at: datetime = Field(sa_type=_utc_column())
+
+
+class OutcomeEventRow(SQLModel, table=True):
+    __tablename__ = "outcome_events"
+    __table_args__ = (Index("ix_outcome_events_episode", "referral_id", "episode"),)
+
+    # Consumed order: rows are inserted under the ledger lock, so this is commit order.
+    seq: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=64)
+    type: str = Field(max_length=120, index=True)
+    referral_id: str = Field(max_length=64)
+    episode: int
+    occurred_at: datetime = Field(sa_type=_utc_column())
+    consumed_at: datetime = Field(sa_type=_utc_column())
+    envelope: str  # the CloudEvent as received (JSON)
+
+
+class CheckpointRow(SQLModel, table=True):
+    __tablename__ = "ledger_checkpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(index=True)
+    head_hash: str = Field(max_length=64)
+    signature: str = Field(max_length=64)
+    actor_id: str = Field(max_length=64)
+    created_at: datetime = Field(sa_type=_utc_column())
+
+
+class LedgerLock(SQLModel, table=True):
+    __tablename__ = "ledger_lock"
+
+    name: str = Field(primary_key=True, max_length=16)
+    appends: int = 0
+
+
+class UnreadableEntry(ValueError):
+    """A stored row that is not a ledger entry any more (tampered outside the code)."""
+
+    def __init__(self, seq: int, reason: str) -> None:
+        super().__init__(f"ledger entry {seq} cannot be read: {reason}")
+        self.seq, self.reason = seq, reason
+
+
+def utc(moment: datetime) -> datetime:
+    """SQLite returns naive times; every time this module stores is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class LedgerRepository:
+    """Appends to and reads the ledger, inside the caller's session."""
+
+    def __init__(self) -> None:
+        # Claims folded up to (seq, hash); see ``claims``.
+        self._claims: dict[ClaimKey, ClaimRecord] = {}
+        self._at: tuple[int, str] = (0, GENESIS_HASH)
+        self._mutex = threading.Lock()
+
+    def lock(self, session: Session) -> None:
+        """Serialise appends until the caller's transaction ends.
+
+        PostgreSQL: ``SELECT ... FOR UPDATE`` of the lock row. SQLite has no row locks:
+        a write to the lock row takes the database's single write lock, which is held to
+        commit; it must come before any read the append depends on (the head, the claims).
+        The unique ``prev_hash`` is the backstop if a caller forgets to lock.
+        """
+        where = col(LedgerLock.name) == _LOCK_NAME
+        if session.get_bind().dialect.name == "postgresql":
+            session.exec(select(LedgerLock.name).where(where).with_for_update()).one()
+        else:
+            session.execute(update(LedgerLock).where(where).values(appends=LedgerLock.appends + 1))
+
+    def head(self, session: Session) -> LedgerEntry | None:
+        row = session.exec(select(LedgerRow).order_by(col(LedgerRow.seq).desc()).limit(1)).first()
+        return _entry(row) if row else None
+
+    def append(self, session: Session, body: EntryBody) -> LedgerEntry:
+        self.lock(session)
+        entry = append(self.head(session), body)
+        session.add(_row(entry))
+        session.flush()  # the next head read in this transaction sees it
+        return entry
+
+    def claims(self, session: Session) -> dict[ClaimKey, ClaimRecord]:
+        """Every claim as it stands (``entries.current_claims``), folded incrementally:
+        only the claims touched by entries after the last fold are recomputed, from their
+        own entries. The fold is trusted only while the stored entry at its seq still has
+        its hash, which the chain makes stand for every entry before it; otherwise (a
+        rolled-back append, another database) it is rebuilt. Call it holding the lock."""
+        with self._mutex:
+            seq, head_hash = self._at
+            if seq:
+                stored = session.exec(select(LedgerRow.hash).where(LedgerRow.seq == seq))
+                if stored.first() != head_hash:
+                    self._claims, self._at, seq = {}, (0, GENESIS_HASH), 0
+            stmt = select(LedgerRow).where(LedgerRow.seq > seq).order_by(col(LedgerRow.seq))
+            new = [_entry(row) for row in session.exec(stmt)]
+            if new and not seq:
+                self._claims = current_claims(new)
+            elif new:
+                for claim in {_claim_of(e) for e in new}:
+                    self._claims.update(current_claims(self.entries(session, claim=claim)))
+            if new:
+                self._at = (new[-1].seq, new[-1].hash)
+            return dict(self._claims)
+
+    def chain(self, session: Session) -> tuple[list[LedgerEntry], UnreadableEntry | None]:
+        """The entries up to the first row that cannot be read, and that row's problem."""
+        entries: list[LedgerEntry] = []
+        for row in session.exec(select(LedgerRow).order_by(col(LedgerRow.seq))):
+            try:
+                entries.append(_entry(row))
+            except UnreadableEntry as exc:
+                return entries, exc
+        return entries, None
+
+    def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
+        """The chain in order (one claim's entries when ``claim`` is given); raises
+        ``UnreadableEntry`` for a row that is not a valid entry."""
+        stmt = select(LedgerRow).order_by(col(LedgerRow.seq))
+        if claim is not None:
+            stmt = stmt.where(LedgerRow.claim_id == claim)
+        return [_entry(row) for row in session.exec(stmt)]
+
+
+def _claim_of(entry: EntryBody) -> str:
+    return claim_id(ClaimKey(entry.contract_id, entry.referral_id, entry.episode, entry.metric))
+
+
+def _row(entry: LedgerEntry) -> LedgerRow:
+    fields = entry.model_dump()
+    fields["evidence_event_ids"] = json.dumps(list(entry.evidence_event_ids))
+    fields["measurement_ids"] = json.dumps(list(entry.measurement_ids))
+    return LedgerRow(**fields, claim_id=_claim_of(entry))
+
+
+def _entry(row: LedgerRow) -> LedgerEntry:
+    fields = row.model_dump(exclude={"claim_id"})
+    try:
+        fields["evidence_event_ids"] = tuple(json.loads(row.evidence_event_ids))
+        fields["measurement_ids"] = tuple(json.loads(row.measurement_ids))
+        fields["occurred_at"], fields["recorded_at"] = utc(row.occurred_at), utc(row.recorded_at)
+        entry = LedgerEntry.model_validate(fields)
+    except (ValueError, TypeError, ValidationError) as exc:
+        raise UnreadableEntry(row.seq, type(exc).__name__) from None
+    if _claim_of(entry) != row.claim_id:
+        raise UnreadableEntry(row.seq, "its claim_id does not match its claim key")
+    return entry
+
+
+# --- the event store ------------------------------------------------------------------------
+
+
+def record_event(
+    session: Session, envelope: CloudEvent, referral_id: str, episode: int, occurred_at: datetime
+) -> bool:
+    """Store a consumed event; False when its id is already stored (a redelivery)."""
+    if has_event(session, envelope.id):
+        return False
+    session.add(
+        OutcomeEventRow(
+            event_id=envelope.id,
+            type=envelope.type,
+            referral_id=referral_id,
+            episode=episode,
+            occurred_at=utc(occurred_at),
+            consumed_at=datetime.now(UTC),
+            envelope=envelope.model_dump_json(),
+        )
+    )
+    session.flush()
+    return True
+
+
+def has_event(session: Session, event_id: str) -> bool:
+    found = session.exec(select(OutcomeEventRow.seq).where(OutcomeEventRow.event_id == event_id))
+    return found.first() is not None
+
+
+def consumed(
+    session: Session, types: Collection[str] | None = None, ids: Collection[str] | None = None
+) -> list[CloudEvent]:
+    """Stored events in consumed order, optionally only these types or ids."""
+    stmt = select(OutcomeEventRow.envelope).order_by(col(OutcomeEventRow.seq))
+    if types is not None:
+        stmt = stmt.where(col(OutcomeEventRow.type).in_(list(types)))
+    if ids is not None:
+        stmt = stmt.where(col(OutcomeEventRow.event_id).in_(list(ids)))
+    return [CloudEvent.model_validate_json(raw) for raw in session.exec(stmt)]
+
+
+def episode_starts(
+    session: Session, reentry_type: str, referral_id: str | None = None
+) -> dict[tuple[str, int], datetime]:
+    """When each re-entered episode began (of one referral, if given), from the stored
+    re-entry events."""
+    stmt = select(OutcomeEventRow).where(OutcomeEventRow.type == reentry_type)
+    if referral_id is not None:
+        stmt = stmt.where(OutcomeEventRow.referral_id == referral_id)
+    return {(row.referral_id, row.episode): utc(row.occurred_at) for row in session.exec(stmt)}
+
+
+def published(session: Session, ids: Collection[str]) -> list[OutboxRow]:
+    """Linkway's own events with these ids (the pathway's evidence events)."""
+    stmt = select(OutboxRow).where(col(OutboxRow.event_id).in_(list(ids)))
+    return list(session.exec(stmt))
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+def add_checkpoint(session: Session, checkpoint: Checkpoint, actor_id: str) -> CheckpointRow:
+    row = CheckpointRow(
+        seq=checkpoint.seq,
+        head_hash=checkpoint.head_hash,
+        signature=checkpoint.signature,
+        actor_id=actor_id,
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row
+
+
+def checkpoints(session: Session) -> list[CheckpointRow]:
+    return list(session.exec(select(CheckpointRow).order_by(col(CheckpointRow.id))))
+
+
+def last_checkpoint_seq(session: Session) -> int:
+    return session.exec(select(func.coalesce(func.max(CheckpointRow.seq), 0))).one()
+
+
+# --- the database refuses updates and deletes -----------------------------------------------
+
+_PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION linkway_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION USING
+    MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' is not allowed',
+    ERRCODE = 'insufficient_privilege';
+END $$
+"""
+
+
+def guard_statements(dialect: str, tables: Iterable[str] = GUARDED) -> list[str]:
+    """The DDL that makes ``tables`` insert-only on this dialect (idempotent)."""
+    if dialect == "postgresql":
+        ddl = [_PG_FUNCTION]
+        for table in tables:
+            for name, timing in (("rows", "UPDATE OR DELETE"), ("truncate", "TRUNCATE")):
+                level = "ROW" if name == "rows" else "STATEMENT"
+                trigger = f"{table}_append_only_{name}"
+                ddl += [
+                    f"DROP TRIGGER IF EXISTS {trigger} ON {table}",
+                    f"CREATE TRIGGER {trigger} BEFORE {timing} ON {table} "
+                    f"FOR EACH {level} EXECUTE FUNCTION linkway_append_only()",
+                ]
+        return ddl
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} is not allowed'); END"
+            for table in tables
+            for op in ("UPDATE", "DELETE")
+        ]
+    raise NotImplementedError(f"no append-only guard for {dialect}; use SQLite or PostgreSQL")
+
+
+def install_append_only_guards(engine: Engine) -> None:
+    """Install (or re-install) the triggers on an existing database."""
+    with engine.begin() as conn:
+        _install(conn, GUARDED)
+        _ensure_lock_row(conn)
+
+
+def _install(conn: Connection, tables: Iterable[str]) -> None:
+    for statement in guard_statements(conn.dialect.name, tables):
+        conn.exec_driver_sql(statement)
+
+
+def _ensure_lock_row(conn: Connection) -> None:
+    table = SQLModel.metadata.tables["ledger_lock"]
+    if conn.execute(select(table.c.name).where(table.c.name == _LOCK_NAME)).first() is None:
+        conn.execute(table.insert().values(name=_LOCK_NAME, appends=0))
+
+
+# ``create_tables`` (``create_all``) installs the guards and the lock row with the tables.
+for _name in GUARDED:
+    event.listen(
+        SQLModel.metadata.tables[_name],
+        "after_create",
+        lambda table, conn, **_: _install(conn, [table.name]),
+    )
+event.listen(
+    SQLModel.metadata.tables["ledger_lock"],
+    "after_create",
+    lambda _table, conn, **_: _ensure_lock_row(conn),
+)

@@ -1,0 +1,96 @@
+"""The payment engine's consumer: outcome facts become claims in the ledger.
+
+Each outcome event is decided under every contract that pays its partner, and the
+claims, the ledger entries, the payment events (outbox) and the processed-event record
+commit in one transaction before the offset is committed. Re-entries are read from the
+lifecycle topic so that the rate card's re-entry window counts from the episode's start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy.engine import Engine
+
+from events import topics
+from events.catalogue import parse
+from events.consumer import Backoff, Inbound, is_processed, make_broker, record_processed, subscribe
+from events.outcome import OutcomeEvent
+from events.referral import ReferralReentered
+from infra.db import create_tables, get_engine, transaction
+from infra.settings import Settings
+from payments.engine import PaymentEngine, PaymentSettings
+
+log = logging.getLogger("linkway.payments")
+
+CONSUMER = "payments"
+GROUP_ID = "linkway.payments"
+OUTCOME_TYPES = frozenset(
+    {
+        "linkway.outcome.engagement.v1",
+        "linkway.outcome.connection.v1",
+        "linkway.outcome.wellbeing_reviewed.v1",
+        "linkway.outcome.sustained_reviewed.v1",
+    }
+)
+
+
+class OutcomeConsumer:
+    """Applies one record; raising ``EventRejected`` dead-letters it, anything else retries."""
+
+    def __init__(self, engine: Engine, payments: PaymentEngine) -> None:
+        self.engine = engine
+        self.payments = payments
+
+    async def __call__(self, inbound: Inbound) -> None:
+        await asyncio.to_thread(self._apply, inbound)
+
+    def _apply(self, inbound: Inbound) -> None:
+        allowed = OUTCOME_TYPES if inbound.topic == topics.OUTCOMES else None
+        envelope, data = parse(inbound.value or b"", allowed_types=allowed)
+        if inbound.topic == topics.REFERRALS and not isinstance(data, ReferralReentered):
+            return  # the rest of the lifecycle does not move money
+        with transaction(self.engine) as session:
+            if is_processed(session, CONSUMER, envelope.id):
+                return
+            if isinstance(data, OutcomeEvent):
+                self.payments.handle_outcome(session, envelope, data)
+            elif isinstance(data, ReferralReentered):
+                self.payments.handle_reentry(session, envelope, data)
+            record_processed(session, CONSUMER, envelope.id)
+        self.payments.checkpoint_if_due()
+
+
+def build(
+    settings: Settings,
+    engine: Engine,
+    payments: PaymentEngine,
+    *,
+    group_id: str = GROUP_ID,
+    backoff: Backoff | None = None,
+) -> KafkaBroker:
+    broker = make_broker(settings, client_id=f"linkway-{CONSUMER}")
+    subscribe(
+        broker,
+        name=CONSUMER,
+        topics=[topics.OUTCOMES, topics.REFERRALS],
+        handler=OutcomeConsumer(engine, payments),
+        group_id=group_id,
+        backoff=backoff,
+    )
+    return broker
+
+
+async def run(settings: Settings) -> None:
+    """Consume outcome facts into the ledger until cancelled."""
+    engine = get_engine(settings)
+    create_tables(engine)
+    payments = PaymentEngine.from_settings(engine, PaymentSettings(), settings.data_dir)
+    broker = build(settings, engine, payments)
+    await broker.start()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await broker.stop()
