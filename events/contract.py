@@ -140,6 +140,10 @@ def documentation_broker() -> KafkaBroker:
             (inbound,) = models  # an inbound topic carries one event type
             handler = _handler(envelope_model(inbound.TYPE))
             broker.subscriber(topic, title=key, description=text)(handler)
+        else:
+            broker.publisher(topic, title=key, description=text, schema=_payload(key, models))
+        if topic in topics.CONSUMED:
+            # Every topic a Linkway consumer reads has a dead-letter topic beside it.
             broker.publisher(
                 topics.dead_letter_topic(topic),
                 title=key + DEAD_LETTER,
@@ -147,8 +151,6 @@ def documentation_broker() -> KafkaBroker:
                 f"`{consumer.REASON_HEADER}` header. Read by Linkway operators only.",
                 schema=bytes,
             )
-        else:
-            broker.publisher(topic, title=key, description=text, schema=_payload(key, models))
     if grouped:
         raise RuntimeError(f"topics with events but no documented channel: {sorted(grouped)}")
     return broker
