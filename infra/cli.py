@@ -8,6 +8,8 @@ linkway consume NAME        a Kafka consumer: providers | payments
 linkway topics              create the Kafka topics
 linkway migrate             create the database tables
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
+linkway replay ...          publish outbox history again (a referral, a time window, a topic)
+linkway rebuild referrals   rebuild the referral timeline read model from its topic
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 """
 
@@ -21,6 +23,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 
 from infra.settings import Settings, get_settings
@@ -90,21 +93,22 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def relay(settings: Settings, args: argparse.Namespace) -> int:
     """Run the outbox relay (publishes committed events to Kafka)."""
-    from events.relay import OutboxRelay, make_producer
+    from events.relay import OutboxRelay, UnsafeProducerSettings, make_producer
     from infra import telemetry
     from infra.db import create_tables, get_engine
 
     telemetry.setup(settings, "relay")
+    try:
+        producer = make_producer(settings)  # refuses settings that could lose events
+    except UnsafeProducerSettings as exc:
+        print(f"linkway relay: refusing to start: {exc}", file=sys.stderr)
+        return 2
     engine = get_engine(settings)
     create_tables(engine)
-    producer = make_producer(settings)
     outbox_relay = OutboxRelay(engine, producer, settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: outbox_relay.stop())
-    try:
-        outbox_relay.run()
-    finally:
-        producer.close(timeout=10)
+    outbox_relay.run()  # closes its producer when it returns
     return 0
 
 
@@ -183,6 +187,48 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Publish outbox history again (same event ids): a referral, a time window, a topic."""
+    from events.relay import make_producer
+    from events.replay import ReplayFailed, republish
+    from infra.db import get_engine
+
+    producer = make_producer(settings)
+    try:
+        count = republish(
+            get_engine(settings),
+            producer,
+            referral_id=args.referral,
+            since=args.since,
+            until=args.until,
+            topic=args.topic,
+        )
+    except ValueError as exc:
+        print(f"linkway: {exc}", file=sys.stderr)
+        return 2
+    except ReplayFailed as exc:
+        print(f"linkway: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        producer.close(timeout=10)
+    print(f"replayed {count} events")
+    return 0
+
+
+def rebuild(settings: Settings, args: argparse.Namespace) -> int:
+    """Rebuild a read model from its topic: referrals -> referral_timeline."""
+    from events.replay import rebuild_referrals
+    from infra.db import get_engine
+
+    try:
+        count = rebuild_referrals(settings.kafka_bootstrap, get_engine(settings), fresh=args.fresh)
+    except LookupError as exc:
+        print(f"linkway: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied {count} events")
+    return 0
+
+
 def docs(settings: Settings, args: argparse.Namespace) -> int:
     """Regenerate the published contract under docs/ (or, with --check, report drift)."""
     from api.openapi import check_openapi, write_openapi
@@ -234,6 +280,22 @@ def _events_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="print whole events as JSON")
 
 
+def _replay_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--referral", metavar="ID", help="only this referral's events")
+    parser.add_argument("--since", type=_instant, metavar="ISO", help="recorded at or after")
+    parser.add_argument("--until", type=_instant, metavar="ISO", help="recorded before")
+    parser.add_argument("--topic", metavar="T", help="only events on this topic")
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _rebuild_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", choices=["referrals"])
+    parser.add_argument("--fresh", action="store_true", help="empty the table first")
+
+
 def _docs_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="fail if docs/ is out of date")
     parser.add_argument("--root", default=".", help="the repository root")
@@ -248,6 +310,8 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "topics": (topics, _topics_args),
     "migrate": (migrate, _no_args),
     "events": (events, _events_args),
+    "replay": (replay, _replay_args),
+    "rebuild": (rebuild, _rebuild_args),
     "docs": (docs, _docs_args),
 }
 

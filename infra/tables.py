@@ -4,6 +4,7 @@ from api import idempotency  # noqa: F401
 from events import (
     consumer,  # noqa: F401
     outbox,  # noqa: F401
+    timeline,  # noqa: F401
 )
 from infra import (
     personal_data,  # noqa: F401
