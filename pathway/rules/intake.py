@@ -242,6 +242,7 @@ def _cancel(
 ) -> None:
     handoff.status, handoff.reason_code = "cancelled", reason
     clear(state.episode, f"provider_response:{handoff.handoff_id}")
+    clear(state.episode, f"waitlist:{handoff.handoff_id}")
     decision.emit(
         ctx,
         HandoffStatusChanged(

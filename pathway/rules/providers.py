@@ -61,6 +61,10 @@ def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> De
             )
     if handoff.status != "requested":
         clear(ep, f"provider_response:{handoff.handoff_id}")
+    if handoff.status != "on-hold":
+        # The waitlist escalation lasts as long as the wait: an answer that ends it must
+        # resolve it too, or the final state would depend on which answer came first.
+        clear(ep, f"waitlist:{handoff.handoff_id}")
     return decision
 
 

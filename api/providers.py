@@ -1,0 +1,355 @@
+"""The HTTP door for Tier Two providers without Kafka, under ``/provider``.
+
+Every route needs the ``tier_two`` role; the token's partner is the provider. A provider
+lists its own handoffs, accepts, rejects (with a reason code) or waitlists one (with a
+band), and reports attendance one session at a time or as a CSV upload of a week's
+sessions (``api.attendance_csv``). A handoff made to another provider answers 404, the
+same as one that does not exist.
+
+Reports are the same facts as the Kafka events ``linkway.provider.response.v1`` and
+``linkway.provider.attendance.v1`` and go through the same code
+(``workers.provider_facts``), so both doors give the same result. Their event ids are
+derived from what they say, so retrying a request or an upload changes nothing twice. A
+report is accepted (202) once the referral's workflow has it; the handoff list shows
+its effect moments later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
+
+from api import attendance_csv
+from api.auth import Caller, require
+from api.cursor import Instant, utc
+from api.deps import deps
+from api.problems import Problem, responses
+from api.strict import check_strictly
+from events import provider
+from infra.readmodel import HandoffRow, ReferralRow
+from workers.provider_facts import (
+    FactRefused,
+    ProviderEvent,
+    ProviderFacts,
+    attendance_event_id,
+    response_event_id,
+    to_fact,
+)
+
+router = APIRouter(prefix="/provider", tags=["provider"])
+TierTwo = Annotated[Caller, Depends(require("tier_two"))]
+Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
+WaitlistBand = Literal["under_1_month", "1_to_3_months", "over_3_months"]
+AttendanceStatus = Literal[
+    "attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider"
+]
+
+
+class ProviderHandoff(BaseModel):
+    handoff_id: str
+    referral_id: str
+    episode: int
+    service_id: str
+    status: str = Field(description="FHIR Task status: requested, accepted, in-progress...")
+    reason_code: str | None
+    waitlist_band: str | None
+    requested_at: datetime
+    respond_by: datetime | None = Field(description="Absent once the provider has answered.")
+    support_level: str | None
+    attended: int
+
+
+class Rejection(BaseModel):
+    reason_code: str = Code
+
+
+class Waitlist(BaseModel):
+    waitlist_band: WaitlistBand
+
+
+class Attendance(BaseModel):
+    session_date: date
+    status: AttendanceStatus
+
+
+class Submitted(BaseModel):
+    event_id: str
+    duplicate: bool = Field(description="True when this report had been received before.")
+
+
+class RowResult(BaseModel):
+    line: int
+    handoff_id: str
+    session_date: date
+    status: str
+    event_id: str
+    duplicate: bool
+
+
+class RowError(BaseModel):
+    line: int
+    handoff_id: str | None
+    error: str
+
+
+class BatchReport(BaseModel):
+    applied: int
+    duplicates: int
+    rejected: int
+    rows: list[RowResult]
+    errors: list[RowError]
+
+
+def _facts(request: Request) -> ProviderFacts:
+    d = deps(request)
+    return ProviderFacts(d.client, d.engine)
+
+
+def _not_found() -> Problem:
+    return Problem(404, "Not found", "no handoff with that id is visible to you")
+
+
+# Reads ---------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/handoffs",
+    response_model=list[ProviderHandoff],
+    responses=responses(401, 403, 422, 429),
+    summary="List my handoffs",
+)
+def list_handoffs(
+    request: Request,
+    caller: TierTwo,
+    status: Annotated[str | None, Query(max_length=16, description="e.g. requested")] = None,
+    before: Annotated[Instant | None, Query(description="requested before (paging)")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[ProviderHandoff]:
+    stmt = select(HandoffRow).where(HandoffRow.provider_id == caller.partner_id)
+    if status is not None:
+        stmt = stmt.where(HandoffRow.status == status)
+    if before is not None:
+        stmt = stmt.where(col(HandoffRow.requested_at) < utc(before))
+    stmt = stmt.order_by(col(HandoffRow.requested_at).desc(), col(HandoffRow.handoff_id))
+    with Session(deps(request).engine) as session:
+        rows = list(session.exec(stmt.limit(limit)))
+        referrals = {
+            r.referral_id: r
+            for r in session.exec(
+                select(ReferralRow).where(
+                    col(ReferralRow.referral_id).in_({h.referral_id for h in rows})
+                )
+            )
+        }
+    return [_shown(row, referrals.get(row.referral_id)) for row in rows]
+
+
+@router.get(
+    "/handoffs/{handoff_id}",
+    response_model=ProviderHandoff,
+    responses=responses(401, 403, 404, 429),
+    summary="Read one of my handoffs",
+)
+def get_handoff(handoff_id: str, request: Request, caller: TierTwo) -> ProviderHandoff:
+    with Session(deps(request).engine) as session:
+        row = session.get(HandoffRow, handoff_id)
+        if row is None or row.provider_id != caller.partner_id:
+            raise _not_found()
+        return _shown(row, session.get(ReferralRow, row.referral_id))
+
+
+def _shown(row: HandoffRow, referral: ReferralRow | None) -> ProviderHandoff:
+    deadlines = json.loads(referral.deadlines) if referral else {}
+    respond_by = deadlines.get(f"provider_response:{row.handoff_id}")
+    return ProviderHandoff(
+        **row.model_dump(),
+        respond_by=respond_by,
+        support_level=referral.support_level if referral else None,
+    )
+
+
+# Responses -----------------------------------------------------------------------------------
+
+_ACCEPTED = responses(400, 401, 403, 404, 413, 422, 429)
+
+
+@router.post(
+    "/handoffs/{handoff_id}/accept",
+    status_code=202,
+    response_model=Submitted,
+    responses=_ACCEPTED,
+    summary="Accept a handoff",
+)
+async def accept(handoff_id: str, request: Request, caller: TierTwo) -> Submitted:
+    return await _respond(request, caller, handoff_id, "accept")
+
+
+@router.post(
+    "/handoffs/{handoff_id}/reject",
+    status_code=202,
+    response_model=Submitted,
+    responses=_ACCEPTED,
+    summary="Reject a handoff, with a reason code",
+)
+async def reject(handoff_id: str, body: Rejection, request: Request, caller: TierTwo) -> Submitted:
+    await check_strictly(request, Rejection)
+    return await _respond(request, caller, handoff_id, "reject", reason_code=body.reason_code)
+
+
+@router.post(
+    "/handoffs/{handoff_id}/waitlist",
+    status_code=202,
+    response_model=Submitted,
+    responses=_ACCEPTED,
+    summary="Put a handoff on the waiting list, with the expected wait's band",
+)
+async def waitlist(handoff_id: str, body: Waitlist, request: Request, caller: TierTwo) -> Submitted:
+    await check_strictly(request, Waitlist)
+    return await _respond(request, caller, handoff_id, "waitlist", waitlist_band=body.waitlist_band)
+
+
+async def _respond(
+    request: Request,
+    caller: Caller,
+    handoff_id: str,
+    decision: Literal["accept", "reject", "waitlist"],
+    reason_code: str | None = None,
+    waitlist_band: WaitlistBand | None = None,
+) -> Submitted:
+    facts = _facts(request)
+    row = await _handoff(facts, caller, handoff_id)
+    data = provider.ProviderResponse(
+        handoff_id=handoff_id,
+        referral_id=row.referral_id,
+        provider_id=caller.partner_id,
+        decision=decision,
+        reason_code=reason_code,
+        waitlist_band=waitlist_band,
+        occurred_at=datetime.now(UTC),
+    )
+    event_id = response_event_id(
+        caller.partner_id, handoff_id, decision, reason_code, waitlist_band
+    )
+    return await _submit(facts, event_id, data)
+
+
+# Attendance ----------------------------------------------------------------------------------
+
+
+@router.post(
+    "/handoffs/{handoff_id}/attendance",
+    status_code=202,
+    response_model=Submitted,
+    responses=_ACCEPTED,
+    summary="Report one session's attendance",
+)
+async def report_attendance(
+    handoff_id: str, body: Attendance, request: Request, caller: TierTwo
+) -> Submitted:
+    await check_strictly(request, Attendance)
+    facts = _facts(request)
+    row = await _handoff(facts, caller, handoff_id)
+    event_id, data = _attendance(
+        caller, row.referral_id, handoff_id, body.session_date, body.status
+    )
+    return await _submit(facts, event_id, data)
+
+
+@router.post(
+    "/attendance",
+    response_model=BatchReport,
+    responses={
+        **responses(400, 401, 403, 413, 422, 429),
+        415: {"description": "The upload is not Content-Type: text/csv"},
+    },
+    summary="Upload a CSV of sessions: good rows are applied, each bad row is reported",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "handoff_id,session_date,status\nh-1,2026-06-01,attended\n",
+                }
+            },
+        }
+    },
+)
+async def upload_attendance(request: Request, caller: TierTwo) -> BatchReport:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in ("text/csv", "text/plain"):
+        raise Problem(415, "Unsupported media type", "send the CSV as Content-Type: text/csv")
+    try:
+        rows, bad = attendance_csv.parse(await request.body())
+    except attendance_csv.CsvRejected as exc:
+        raise Problem(422, "Unreadable upload", str(exc)) from None
+    facts = _facts(request)
+    errors = [RowError(line=e.line, handoff_id=e.handoff_id, error=e.error) for e in bad]
+    results: list[RowResult] = []
+    # In file order, one at a time: a later row for the same session is a correction.
+    for row in rows:
+        try:
+            handoff = await _handoff(facts, caller, row.handoff_id)
+            if row.referral_id not in (None, handoff.referral_id):
+                raise _not_found()
+        except Problem as problem:
+            errors.append(RowError(line=row.line, handoff_id=row.handoff_id, error=problem.detail))
+            continue
+        event_id, data = _attendance(
+            caller, handoff.referral_id, row.handoff_id, row.session_date, row.status
+        )
+        submitted = await _submit(facts, event_id, data)
+        results.append(
+            RowResult(
+                line=row.line,
+                handoff_id=row.handoff_id,
+                session_date=row.session_date,
+                status=row.status,
+                event_id=event_id,
+                duplicate=submitted.duplicate,
+            )
+        )
+    return BatchReport(
+        applied=sum(not r.duplicate for r in results),
+        duplicates=sum(r.duplicate for r in results),
+        rejected=len(errors),
+        rows=results,
+        errors=sorted(errors, key=lambda e: e.line),
+    )
+
+
+def _attendance(
+    caller: Caller, referral_id: str, handoff_id: str, session_date: date, status: str
+) -> tuple[str, provider.AttendanceReported]:
+    data = provider.AttendanceReported.model_validate(
+        {
+            "handoff_id": handoff_id,
+            "referral_id": referral_id,
+            "provider_id": caller.partner_id,
+            "session_date": session_date,
+            "status": status,
+            "occurred_at": datetime.now(UTC),
+        }
+    )
+    return attendance_event_id(caller.partner_id, handoff_id, session_date, status), data
+
+
+async def _handoff(facts: ProviderFacts, caller: Caller, handoff_id: str) -> HandoffRow:
+    try:
+        return await asyncio.to_thread(facts.handoff, caller.partner_id, handoff_id)
+    except FactRefused:
+        raise _not_found() from None
+
+
+async def _submit(facts: ProviderFacts, event_id: str, data: ProviderEvent) -> Submitted:
+    try:
+        applied = await facts.submit(to_fact(event_id, data), data)
+    except FactRefused:  # the handoff changed hands between the read and the submit
+        raise _not_found() from None
+    return Submitted(event_id=event_id, duplicate=not applied)

@@ -1,0 +1,56 @@
+"""What the plan route asks the directory before it sends a plan to the workflow (which
+can do no I/O): does every prescription name a service that exists, is provided by the
+named provider, and is not closed? And which handoff topics must exist for the relay?"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from sqlmodel import Session
+
+from directory.errors import PrescriptionRejected
+from directory.repository import DirectoryRepository
+from events.topics import handoffs_topic
+
+
+class Prescription(Protocol):
+    @property
+    def provider_id(self) -> str: ...
+
+    @property
+    def service_id(self) -> str: ...
+
+
+def check_prescriptions(session: Session, prescriptions: Iterable[Prescription]) -> None:
+    """Raise ``PrescriptionRejected`` naming every prescription that cannot be made.
+
+    A waitlisted service is accepted: the link worker may choose to wait, and the
+    provider's own waitlist answer escalates if the wait is longer than the plan allows.
+    """
+    repo = DirectoryRepository(session)
+    problems = []
+    for p in prescriptions:
+        service = repo.service(p.service_id)
+        if service is None:
+            problems.append(f"service {p.service_id!r} is not in the service directory")
+        elif service.organization_id != p.provider_id:
+            problems.append(
+                f"service {p.service_id!r} is provided by {service.organization_id!r}, "
+                f"not {p.provider_id!r}"
+            )
+        else:
+            capacity = service.effective_capacity()
+            if capacity.status == "closed":
+                problems.append(
+                    f"{service.name} ({p.service_id}) is closed to new referrals: {capacity.reason}"
+                )
+    if problems:
+        raise PrescriptionRejected("; ".join(problems), problems)
+
+
+def provider_topics(session: Session) -> list[str]:
+    """One handoff topic per provider organisation in the directory."""
+    return [
+        handoffs_topic(provider_id) for provider_id in DirectoryRepository(session).provider_ids()
+    ]

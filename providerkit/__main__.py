@@ -1,0 +1,5 @@
+import sys
+
+from providerkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,162 @@
+"""Provider facts, whichever door they come in by: the inbound Kafka consumer
+(``workers.providers``) and the HTTP API for providers without Kafka (``api.providers``)
+both hand a validated ``linkway.provider.*`` event's data here, so both apply a fact the
+same way and give the same result:
+
+1. **deduplicate** by event id: one processed-event record per fact, shared by both
+   doors, so a fact sent twice (or once by each door) applies once;
+2. **authorise** against the handoff row: the handoff exists, belongs to the named
+   referral and was made to this provider;
+3. **signal** the referral's workflow (``provider_responded`` / ``attendance_reported``),
+   where the pure rules in ``pathway.rules.providers`` decide what the fact changes;
+4. **record** the event id as processed.
+
+Errors, drawn once::
+
+    EventRejected (events.catalogue)   the Kafka consumer dead-letters it
+    └── FactRefused                    HTTP answers 404, the same as for no handoff at all
+        ├── UnknownHandoff             no such handoff
+        └── NotAuthorised              the handoff is not this provider's, or not the referral's
+
+Anything else (Temporal or the database unavailable) propagates: the consumer retries
+the message, the API answers 5xx and the provider retries with the same event id.
+
+HTTP reports have no event id of their own, so one is derived from what the report says
+(``response_event_id`` / ``attendance_event_id``): a retried request or upload is the same
+fact. The provider tool derives its ids the same way (``providerkit.contract``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import date, timedelta
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from temporalio.client import Client
+
+from events import provider
+from events.catalogue import EventRejected
+from events.consumer import is_processed, record_processed
+from infra.db import transaction
+from infra.readmodel import HandoffRow
+from pathway import commands as cmd
+from workflows import referral_workflow_id
+from workflows.referral import ReferralWorkflow
+
+CONSUMER = "providers"  # names the processed-event records of both doors
+SIGNAL_TIMEOUT = timedelta(seconds=10)
+# Published in docs/providers.md: partners derive the same ids for the same reports.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c4c1e-3f57-4c8e-9a53-2a1f0c7d5b10")
+
+ProviderEvent = provider.ProviderResponse | provider.AttendanceReported
+Fact = cmd.ProviderResponded | cmd.AttendanceRecorded
+
+
+class FactRefused(EventRejected):
+    """The fact names no handoff this provider may report on."""
+
+
+class UnknownHandoff(FactRefused):
+    pass
+
+
+class NotAuthorised(FactRefused):
+    pass
+
+
+def response_event_id(
+    provider_id: str,
+    handoff_id: str,
+    decision: str,
+    reason_code: str | None = None,
+    waitlist_band: str | None = None,
+) -> str:
+    parts = ["response", provider_id, handoff_id, decision, reason_code or "", waitlist_band or ""]
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "|".join(parts)))
+
+
+def attendance_event_id(provider_id: str, handoff_id: str, session_date: date, status: str) -> str:
+    parts = ["attendance", provider_id, handoff_id, session_date.isoformat(), status]
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, "|".join(parts)))
+
+
+def to_fact(event_id: str, data: ProviderEvent) -> Fact:
+    """The workflow's signal payload for an event's data. Raises pydantic's
+    ``ValidationError`` if ``event_id`` is not a valid reference."""
+    common = {
+        "event_id": event_id,
+        "handoff_id": data.handoff_id,
+        "provider_id": data.provider_id,
+        "occurred_at": data.occurred_at,
+    }
+    if isinstance(data, provider.ProviderResponse):
+        return cmd.ProviderResponded(
+            **common,
+            decision=data.decision,
+            reason_code=data.reason_code,
+            waitlist_band=data.waitlist_band,
+        )
+    return cmd.AttendanceRecorded(**common, session_date=data.session_date, status=data.status)
+
+
+class ProviderFacts:
+    """Authorise, deduplicate and signal provider facts (see the module docstring)."""
+
+    def __init__(self, client: Client, engine: Engine) -> None:
+        self.client = client
+        self.engine = engine
+
+    def handoff(self, provider_id: str, handoff_id: str) -> HandoffRow:
+        """The handoff, if it was made to ``provider_id``; else ``FactRefused``."""
+        with transaction(self.engine) as session:
+            row = session.get(HandoffRow, handoff_id)
+        if row is None:
+            raise UnknownHandoff(f"unknown handoff {handoff_id}")
+        if row.provider_id != provider_id:
+            raise NotAuthorised(
+                f"unauthorised: handoff {handoff_id} was not made to provider {provider_id}"
+            )
+        return row
+
+    def authorise(self, data: ProviderEvent) -> HandoffRow:
+        row = self.handoff(data.provider_id, data.handoff_id)
+        if row.referral_id != data.referral_id:
+            raise NotAuthorised(
+                f"unauthorised: handoff {data.handoff_id} is not part of referral "
+                f"{data.referral_id}"
+            )
+        return row
+
+    async def submit(self, fact: Fact, data: ProviderEvent) -> bool:
+        """Apply one fact; returns False when its event id was applied before."""
+        if await asyncio.to_thread(self._processed, fact.event_id):
+            return False
+        await asyncio.to_thread(self.authorise, data)
+        handle = self.client.get_workflow_handle_for(
+            ReferralWorkflow.run, referral_workflow_id(data.referral_id)
+        )
+        if isinstance(fact, cmd.ProviderResponded):
+            await handle.signal(
+                ReferralWorkflow.provider_responded, fact, rpc_timeout=SIGNAL_TIMEOUT
+            )
+        else:
+            await handle.signal(
+                ReferralWorkflow.attendance_reported, fact, rpc_timeout=SIGNAL_TIMEOUT
+            )
+        await asyncio.to_thread(self._record, fact.event_id)
+        return True
+
+    def _processed(self, event_id: str) -> bool:
+        with transaction(self.engine) as session:
+            return is_processed(session, CONSUMER, event_id)
+
+    def _record(self, event_id: str) -> None:
+        try:
+            with transaction(self.engine) as session:
+                record_processed(session, CONSUMER, event_id)
+        except IntegrityError:
+            # The same fact came through the other door (or a retry) at the same moment
+            # and was recorded first; the workflow applied it once, by event id.
+            pass
