@@ -1,18 +1,71 @@
-"""The HTTP API: FastAPI app factory. OpenAPI is published at /openapi.json, docs at /docs."""
+"""The HTTP API: FastAPI app factory. OpenAPI is published at /openapi.json, docs at /docs.
+
+Every route but /health and the docs needs a bearer token (``api.auth``); every error is
+problem+json (``api.problems``); bodies are capped and callers rate-limited
+(``api.limits``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
-from api import problems, referrals, tenancy
+from api import (
+    audit,
+    caseload,
+    commands,
+    directory,
+    payments,
+    people,
+    problems,
+    providers,
+    referrals,
+    schemas,
+    tenancy,
+)
+from api.auth import Authenticator, current_caller
+from api.deps import Deps
+from api.limits import BodySizeLimit
+from api.problems import Problem
 from infra import temporal
 from infra.db import create_tables, get_engine
 from infra.personal_data import PersonalDataStore, load_keys
 from infra.settings import Settings, get_settings
 from pathway import config as pathway_config
+from payments.engine import PaymentEngine, PaymentSettings
+
+
+def known_query_only(request: Request) -> None:
+    """An unknown or repeated query parameter is a client's mistake (a mistyped filter
+    would otherwise widen a list silently, a repeated one be half ignored): 422."""
+    if not request.query_params:
+        return
+    app = request.app
+    if getattr(app.state, "query_names", None) is None:
+        # What each operation declares, from the OpenAPI document itself.
+        app.state.query_names = {
+            (path, method.upper()): {
+                p["name"] for p in op.get("parameters", []) if p["in"] == "query"
+            }
+            for path, item in app.openapi()["paths"].items()
+            for method, op in item.items()
+        }
+    path = getattr(request.scope.get("route"), "path", None)
+    known = app.state.query_names.get((path, request.method))
+    if known is not None and not set(request.query_params) <= known:
+        raise Problem(422, "Invalid request", "unknown query parameter; see the OpenAPI document")
+    if len(request.query_params.keys()) != len(request.query_params.multi_items()):
+        raise Problem(422, "Invalid request", "a query parameter may be given only once")
+
+
+async def actor_from_token(request: Request) -> None:
+    caller = await current_caller(request)
+    request.state.actor = payments.Actor(
+        actor_id=caller.actor_id, role=caller.role, partner_id=caller.partner_id
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -22,26 +75,53 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = get_engine(settings)
         create_tables(engine)
-        app.state.deps = referrals.Deps(
+        app.state.deps = Deps(
             client=await temporal.connect(settings),
             engine=engine,
             people=PersonalDataStore(engine, load_keys(settings)),
             tenancy=tenancy.load(settings.tenancy_file),
             config=pathway_config.load(settings.pathway_profile),
         )
+        app.state.authenticator = Authenticator(settings)
+        app.state.payments = PaymentEngine.from_settings(
+            engine, PaymentSettings(), settings.data_dir
+        )
         yield
 
     app = FastAPI(
         title="Linkway API",
         version="1",
-        description="Social prescribing referral pathway: referrals, casework and outcomes.",
+        description=(
+            "Social prescribing referral pathway: referrals, casework, caseloads and "
+            "outcomes. Bearer JWTs with role and partner claims; errors are RFC 9457 "
+            "problem+json. See docs/api.md."
+        ),
         lifespan=lifespan,
+        dependencies=[Depends(known_query_only)],
     )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    app.include_router(referrals.router)
+    for module in (referrals, commands, people, caseload, audit, providers, directory):
+        app.include_router(module.router)
+    # The payment engine's identity is the verified bearer token, set before any of its
+    # endpoints runs.
+    app.include_router(
+        payments.router,
+        dependencies=[Depends(actor_from_token)],
+        responses=problems.responses(400, 401, 403, 404, 409, 413, 422, 429),
+    )
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = FastAPI.openapi(app)
+            problem = schemas.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+            app.openapi_schema = problems.document(schema, problem)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

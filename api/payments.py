@@ -14,7 +14,7 @@ uses the synchronous database session.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from api.problems import Problem
+from api.strict import check_strictly
 from events.payment import ClaimStatus
 from payments.claims import IllegalTransition
 from payments.engine import (
@@ -92,6 +93,15 @@ def payments(request: Request) -> PaymentEngine:
 
 Manager = Annotated[Actor, Depends(contract_manager)]
 Payments = Annotated[PaymentEngine, Depends(payments)]
+
+
+def strict_body(model: type[BaseModel]) -> Callable[..., Awaitable[None]]:
+    """Parse the body strictly, after the role check (so a wrong role answers 403 first)."""
+
+    async def check(request: Request, _: Manager) -> None:
+        await check_strictly(request, model)
+
+    return check
 
 
 @contextmanager
@@ -170,7 +180,11 @@ def approve_claim(claim_id: str, actor: Manager, engine: Payments) -> ClaimView:
         return engine.approve(claim_id, actor.actor_id)
 
 
-@router.post("/claims/{claim_id}/dispute", response_model=ClaimView)
+@router.post(
+    "/claims/{claim_id}/dispute",
+    dependencies=[Depends(strict_body(DisputeRequest))],
+    response_model=ClaimView,
+)
 def dispute_claim(
     claim_id: str, body: DisputeRequest, actor: Manager, engine: Payments
 ) -> ClaimView:
@@ -178,7 +192,11 @@ def dispute_claim(
         return engine.dispute(claim_id, actor.actor_id, body.reason_code)
 
 
-@router.post("/claims/{claim_id}/resolve", response_model=ClaimView)
+@router.post(
+    "/claims/{claim_id}/resolve",
+    dependencies=[Depends(strict_body(ResolveRequest))],
+    response_model=ClaimView,
+)
 def resolve_claim(
     claim_id: str, body: ResolveRequest, actor: Manager, engine: Payments
 ) -> ClaimView:
@@ -186,7 +204,11 @@ def resolve_claim(
         return engine.resolve(claim_id, actor.actor_id, body.outcome)
 
 
-@router.post("/claims/{claim_id}/paid", response_model=ClaimView)
+@router.post(
+    "/claims/{claim_id}/paid",
+    dependencies=[Depends(strict_body(PaidRequest))],
+    response_model=ClaimView,
+)
 def mark_claim_paid(
     claim_id: str, body: PaidRequest, actor: Manager, engine: Payments
 ) -> ClaimView:
@@ -318,7 +340,11 @@ def make_checkpoint(actor: Manager, engine: Payments) -> SignedCheckpoint:
         return engine.checkpoint(actor.actor_id)
 
 
-@router.post("/ledger/checkpoints/verify", response_model=Verification)
+@router.post(
+    "/ledger/checkpoints/verify",
+    dependencies=[Depends(strict_body(HeldCheckpoint))],
+    response_model=Verification,
+)
 def verify_checkpoint(body: HeldCheckpoint, _: Manager, engine: Payments) -> Verification:
     """The ledger verifies and still holds the head a checkpoint you kept signed."""
     held = Checkpoint(body.seq, body.head_hash, body.signature)

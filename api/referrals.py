@@ -1,110 +1,105 @@
-"""Referral resources: create (or re-refer), read, and the casework commands.
+"""Referral resources: make a referral (or re-refer a person), list and read referrals.
 
-Each command maps to one workflow update, so a rejected command answers with the
-validator's own message: 422 when its data is wrong, 409 when it does not fit the
-referral's stage or the version the caller saw is stale.
+A referrer or a Tier One partner makes a referral; the person's details go to the
+personal-data store only, and the workflow gets a random pseudonymous id. A referral for
+an NHS number the serving Tier One partner already has a case for re-enters that case
+as a new episode. Reads come from the read model, within the caller's scope
+(``api.scope``): a referrer gets the status of the referrals it made, Tier One, contract
+managers and admins the whole pseudonymous record, Tier Two nothing.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, create_model
-from sqlmodel import Session
-from temporalio.client import (
-    Client,
-    WithStartWorkflowOperation,
-    WorkflowUpdateFailedError,
-)
+from pydantic import BaseModel
+from sqlalchemy import and_
+from sqlmodel import Session, col, select
+from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 
 from api import schemas
-from api.idempotency import IdempotencyStore, check_key, fingerprint
-from api.problems import Problem
-from api.tenancy import Tenancy
+from api.auth import Caller, require
+from api.commands import IdempotencyKey, caller_key, execute
+from api.cursor import Limit, decode, encode
+from api.deps import Deps, deps
+from api.idempotency import once
+from api.problems import Problem, responses
+from api.scope import scoped, visible
+from api.strict import check_strictly
+from events.outbox import OutboxRow
+from events.referral import FollowupRecorded, ReferralAssessed, ReferralReviewed, Stage
 from infra.db import transaction
-from infra.personal_data import PersonalDataStore
-from infra.readmodel import ReferralRow
+from infra.personal_data import Access
+from infra.readmodel import EpisodeRow, HandoffRow, ReferralRow, ReferrerLink
 from pathway import commands as cmd
-from pathway.config import PathwayConfig
 from workflows import TASK_QUEUE, referral_workflow_id
-from workflows.referral import CommandResult, NewReferral, ReferralInput, ReferralWorkflow
+from workflows.referral import NewReferral, ReferralInput, ReferralWorkflow
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key")]
-
-# The actor until bearer tokens arrive: a pseudonymous id, never a person's name.
-ANONYMOUS = "anonymous"
-
-
-class Deps:
-    """What the routes need, built once when the app starts."""
-
-    def __init__(
-        self,
-        client: Client,
-        engine: Any,
-        people: PersonalDataStore,
-        tenancy: Tenancy,
-        config: PathwayConfig,
-    ) -> None:
-        self.client, self.engine, self.people = client, engine, people
-        self.tenancy, self.config = tenancy, config
-        self.idempotency = IdempotencyStore(engine)
-
-
-def deps(request: Request) -> Deps:
-    return request.app.state.deps
+Referrer = Annotated[Caller, Depends(require("referrer", "tier_one"))]
+Reader = Annotated[Caller, Depends(require("referrer", "tier_one", "contract_manager", "admin"))]
+Viewer = Annotated[Caller, Depends(require("tier_one", "contract_manager", "admin"))]
+# Where each measures-carrying event keeps its measures, and which phase they are.
+MEASURES = {
+    ReferralAssessed.TYPE: ("baseline", "baseline"),
+    ReferralReviewed.TYPE: ("followup", "review"),
+    FollowupRecorded.TYPE: ("measures", "followup"),
+}
 
 
 @router.post(
     "",
     status_code=201,
     response_model=schemas.ReferralCreated,
-    responses={200: {"model": schemas.ReferralCreated, "description": "Re-referral"}},
+    responses={
+        200: {"model": schemas.ReferralCreated, "description": "Re-referral: a new episode"},
+        **responses(400, 401, 403, 409, 413, 422, 429, 503),
+    },
 )
 async def create_referral(
-    body: schemas.ReferralRequest, request: Request, idempotency_key: IdempotencyKey = None
+    body: schemas.ReferralRequest,
+    request: Request,
+    caller: Referrer,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     d = deps(request)
-    key = check_key(idempotency_key)
+    await check_strictly(request, schemas.ReferralRequest)
     partner = d.tenancy.partner_for_locality(body.locality)
-    if partner is None:
-        raise Problem(422, "Unknown locality", f"no Tier One partner serves {body.locality!r}")
-    record = d.idempotency.begin(
-        ANONYMOUS, key, fingerprint(body.model_dump(mode="json")), uuid.uuid4().hex
-    )
-    if record.state == "done":
-        return JSONResponse(json.loads(record.body or "{}"), status_code=record.status_code or 200)
-    try:
-        status, created = await _create(d, body, partner.id, record.reserved_id, key)
-    except BaseException:
-        d.idempotency.fail(ANONYMOUS, key)
-        raise
-    d.idempotency.finish(ANONYMOUS, key, status, created.model_dump_json())
-    return JSONResponse(created.model_dump(mode="json"), status_code=status)
+    if partner is None or (caller.role == "tier_one" and partner.id != caller.partner_id):
+        raise Problem(422, "Unknown locality", "no Tier One partner you refer to serves it")
+    # The request's identity, for Idempotency-Key: the person only as a keyed digest.
+    identity = {
+        "path": "/referrals",
+        "body": body.model_dump(mode="json", exclude={"person"}),
+        "person": d.people.digest(body.person.model_dump(mode="json")),
+    }
+
+    async def run(new_id: str) -> tuple[int, BaseModel]:
+        return await _create(d, caller, body, partner.id, new_id)
+
+    return await once(d.idempotency, caller_key(caller), idempotency_key, identity, run)
 
 
 async def _create(
-    d: Deps, body: schemas.ReferralRequest, partner_id: str, new_id: str, key: str
+    d: Deps, caller: Caller, body: schemas.ReferralRequest, partner_id: str, new_id: str
 ) -> tuple[int, schemas.ReferralCreated]:
-    existing = (
-        d.people.find_by_nhs_number(body.person.nhs_number) if body.person.nhs_number else None
-    )
+    access = Access(caller.actor_id, caller.partner_id, "referral")
+    nhs = body.person.nhs_number
+    existing = d.people.find_by_nhs_number(nhs, partner_id, access) if nhs else None
     if existing:
-        result = await _update(
+        _link_referrer(d, caller, existing)
+        result = await execute(
             d,
             existing,
             "reenter",
             cmd.ReEnter(
-                request_id=key,
-                actor_id=ANONYMOUS,
+                request_id=new_id,
+                actor_id=caller.actor_id,
                 source=body.source,
                 referrer_org_id=body.referrer_org_id,
                 reason_codes=body.reason_codes,
@@ -114,9 +109,8 @@ async def _create(
             referral_id=existing, episode=result.episode, stage=result.stage, reentry=True
         )
     with transaction(d.engine) as session:
-        d.people.put(
-            session, new_id, body.person.model_dump(mode="json"), ANONYMOUS, partner_id, "referral"
-        )
+        d.people.put(session, new_id, partner_id, body.person.model_dump(mode="json"), access)
+    _link_referrer(d, caller, new_id)
     start = WithStartWorkflowOperation(
         ReferralWorkflow.run,
         ReferralInput(
@@ -144,102 +138,118 @@ async def _create(
     )
 
 
-@router.get("/{referral_id}", response_model=schemas.ReferralStatus)
-async def get_referral(referral_id: str, request: Request) -> schemas.ReferralStatus:
+def _link_referrer(d: Deps, caller: Caller, referral_id: str) -> None:
+    if caller.role != "referrer":
+        return
+    with transaction(d.engine) as session:
+        if session.get(ReferrerLink, (referral_id, caller.partner_id)) is None:
+            session.add(
+                ReferrerLink(
+                    referral_id=referral_id,
+                    partner_id=caller.partner_id,
+                    linked_at=datetime.now(UTC),
+                )
+            )
+
+
+@router.get(
+    "",
+    response_model=schemas.ReferralPage,
+    responses=responses(401, 403, 422, 429),
+    summary="The status of every referral visible to the caller",
+)
+async def list_referrals(
+    request: Request,
+    caller: Reader,
+    stage: Stage | None = None,
+    cursor: str | None = Query(default=None, max_length=200),
+    limit: Limit = 50,
+) -> schemas.ReferralPage:
+    query = scoped(_with_episode(), caller).order_by(col(ReferralRow.referral_id))
+    if stage:
+        query = query.where(ReferralRow.stage == stage)
+    if cursor:
+        (after,) = decode(cursor, 1)
+        query = query.where(col(ReferralRow.referral_id) > after)
     with Session(deps(request).engine) as session:
-        row = session.get(ReferralRow, referral_id)
-    if row is None:
-        raise _not_found()
-    return schemas.ReferralStatus(
+        rows = list(session.exec(query.limit(limit + 1)))
+    items = [_status(row, episode) for row, episode in rows[:limit]]
+    more = len(rows) > limit
+    return schemas.ReferralPage(
+        items=items, next_cursor=encode(items[-1].referral_id) if more else None
+    )
+
+
+@router.get(
+    "/{referral_id}/status",
+    response_model=schemas.ReferralStatus,
+    responses=responses(401, 403, 404, 429),
+    summary="A referral's status (what a referrer may see)",
+)
+async def get_status(referral_id: str, request: Request, caller: Reader) -> schemas.ReferralStatus:
+    with Session(deps(request).engine) as session:
+        row = visible(session, caller, referral_id)
+        episode = session.get(EpisodeRow, (row.referral_id, row.episode))
+    return _status(row, episode)
+
+
+@router.get(
+    "/{referral_id}",
+    response_model=schemas.Referral,
+    responses=responses(401, 403, 404, 429),
+    summary="A referral with its episodes, handoffs, measures and due dates",
+)
+async def get_referral(referral_id: str, request: Request, caller: Viewer) -> schemas.Referral:
+    with Session(deps(request).engine) as session:
+        row = visible(session, caller, referral_id)
+        episodes = session.exec(
+            select(EpisodeRow).where(EpisodeRow.referral_id == row.referral_id)
+        ).all()
+        handoffs = session.exec(
+            select(HandoffRow).where(HandoffRow.referral_id == row.referral_id)
+        ).all()
+        events = session.exec(
+            select(OutboxRow)
+            .where(OutboxRow.key == row.referral_id, col(OutboxRow.type).in_(MEASURES))
+            .order_by(col(OutboxRow.seq))
+        ).all()
+    return schemas.Referral(
         **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs"}),
         deadlines=json.loads(row.deadlines),
         actions_due=json.loads(row.overdue),
         outcomes=json.loads(row.outcomes),
+        episodes=[
+            schemas.Episode(**e.model_dump(exclude={"outcomes"}), outcomes=json.loads(e.outcomes))
+            for e in sorted(episodes, key=lambda e: e.number)
+        ],
+        handoffs=[schemas.Handoff(**h.model_dump()) for h in handoffs],
+        measures=[m for event in events for m in _measures(event)],
     )
 
 
-def _not_found() -> Problem:
-    return Problem(404, "Not found", "no referral with that id is visible to you")
+def _with_episode() -> Any:
+    current = and_(
+        col(EpisodeRow.referral_id) == col(ReferralRow.referral_id),
+        col(EpisodeRow.number) == col(ReferralRow.episode),
+    )
+    return select(ReferralRow, EpisodeRow).outerjoin(EpisodeRow, current)
 
 
-async def _update(d: Deps, referral_id: str, update: str, command: cmd.Command) -> CommandResult:
-    handle = d.client.get_workflow_handle(referral_workflow_id(referral_id))
-    try:
-        return await handle.execute_update(update, command, result_type=CommandResult)
-    except WorkflowUpdateFailedError as exc:
-        cause = exc.cause
-        if isinstance(cause, ApplicationError) and cause.type in ("Rejected", "Conflict"):
-            status = 409 if cause.type == "Conflict" else 422
-            raise Problem(status, "Command rejected", cause.message) from None
-        raise
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise _not_found() from None
-        raise
-
-
-# Command routes: path, workflow update, command model. The body is the command less the
-# fields the server fills in (request id from Idempotency-Key, actor from the caller).
-COMMANDS: list[tuple[str, str, type[cmd.Command]]] = [
-    ("accept", "accept_referral", cmd.AcceptReferral),
-    ("decline", "decline_referral", cmd.DeclineReferral),
-    ("link-worker", "assign_link_worker", cmd.AssignLinkWorker),
-    ("contact-attempts", "record_contact_attempt", cmd.RecordContactAttempt),
-    ("assessment", "record_assessment", cmd.RecordAssessment),
-    ("plan", "agree_plan", cmd.AgreePlan),
-    ("checkin", "record_checkin", cmd.RecordCheckin),
-    ("review", "record_review", cmd.RecordReview),
-    ("followup", "record_followup", cmd.RecordFollowup),
-    ("end-episode", "end_episode", cmd.EndEpisode),
-    ("consent/withdraw", "withdraw_consent", cmd.WithdrawConsent),
-    ("consent/give", "give_consent", cmd.GiveConsent),
-    ("deadlines", "reschedule_deadline", cmd.RescheduleDeadline),
-]
-SERVER_FILLED = {"request_id", "actor_id", "kind"}
-
-
-def _body_model(command: type[cmd.Command]) -> type[BaseModel]:
-    fields: dict[str, Any] = {
-        name: (info.annotation, info)
-        for name, info in command.model_fields.items()
-        if name not in SERVER_FILLED
-    }
-    return create_model(f"{command.__name__}Body", __config__={"extra": "forbid"}, **fields)
-
-
-def _add_command_route(path: str, update: str, command: type[cmd.Command]) -> None:
-    Body = _body_model(command)
-
-    async def run_command(
-        referral_id: str,
-        body: Body,  # type: ignore[valid-type]
-        request: Request,
-        idempotency_key: IdempotencyKey = None,
-    ) -> schemas.CommandAccepted:
-        d = deps(request)
-        with Session(d.engine) as session:
-            if session.get(ReferralRow, referral_id) is None:
-                raise _not_found()
-        message = command(
-            request_id=idempotency_key or uuid.uuid4().hex,
-            actor_id=ANONYMOUS,
-            **body.model_dump(),  # type: ignore[attr-defined]
-        )
-        result = await _update(d, referral_id, update, message)
-        return schemas.CommandAccepted(**result.model_dump())
-
-    run_command.__name__ = update
-    # Annotations are strings under ``from __future__``; FastAPI needs the real body model.
-    run_command.__annotations__["body"] = Body
-    router.add_api_route(
-        f"/{{referral_id}}/{path}",
-        run_command,
-        methods=["POST"],
-        response_model=schemas.CommandAccepted,
-        summary=(command.__doc__ or update.replace("_", " ")).strip().splitlines()[0],
-        responses={404: {}, 409: {}, 422: {}},
+def _status(row: ReferralRow, episode: EpisodeRow | None) -> schemas.ReferralStatus:
+    return schemas.ReferralStatus(
+        referral_id=row.referral_id,
+        episode=row.episode,
+        stage=row.stage,
+        opened_at=row.opened_at,
+        ended_at=episode.ended_at if episode else None,
+        dormant_reason=episode.dormant_reason if episode else None,
     )
 
 
-for _path, _update_name, _command in COMMANDS:
-    _add_command_route(_path, _update_name, _command)
+def _measures(event: OutboxRow) -> list[schemas.Measure]:
+    data = json.loads(event.payload)["data"]
+    field, phase = MEASURES[event.type]
+    return [
+        schemas.Measure(episode=data["episode"], phase=phase, **scores)
+        for scores in data.get(field, [])
+    ]

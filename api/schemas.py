@@ -1,13 +1,23 @@
-"""The HTTP API's request and response bodies."""
+"""The HTTP API's request and response bodies.
+
+Only ``Person`` and ``Note`` carry personal data; they are read and written through the
+personal-data store alone. Every other body carries codes and pseudonymous ids.
+"""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
 Ref = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+Text = Field(min_length=1, max_length=4000)
+# The read model hands times back naive on SQLite; they are UTC, and the API says so.
+Instant = Annotated[
+    datetime, AfterValidator(lambda v: v.replace(tzinfo=UTC) if v.tzinfo is None else v)
+]
+ReasonCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
 
 
 def nhs_number_is_valid(number: str) -> bool:
@@ -33,7 +43,10 @@ class Person(BaseModel):
     phone: str | None = Field(default=None, max_length=32)
     email: EmailStr | None = None
     address: str | None = Field(default=None, max_length=300)
-    notes: str | None = Field(default=None, max_length=4000)
+    notes: str | None = Field(default=None, max_length=4000, description="the referrer's notes")
+    what_matters_to_me: str | None = Field(
+        default=None, max_length=4000, description="in the person's words, from assessment"
+    )
 
     @field_validator("nhs_number")
     @classmethod
@@ -57,7 +70,7 @@ class ReferralRequest(BaseModel):
         description="gp, social_care, mental_health, hospital, fire_service, voluntary, self",
     )
     referrer_org_id: str = Ref
-    reason_codes: list[str] = Field(default_factory=list, max_length=20)
+    reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=20)
     consent_to_share: bool
     person: Person
 
@@ -70,8 +83,62 @@ class ReferralCreated(BaseModel):
 
 
 class ReferralStatus(BaseModel):
+    """What a referrer may know about a referral it made: where it is, nothing more."""
+
     referral_id: str
-    version: int
+    episode: int
+    stage: str
+    opened_at: Instant
+    ended_at: Instant | None = None
+    dormant_reason: str | None = None
+
+
+class Page(BaseModel):
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class ReferralPage(Page):
+    items: list[ReferralStatus]
+
+
+class Episode(BaseModel):
+    number: int
+    stage: str
+    opened_at: Instant
+    ended_at: Instant | None
+    source: str
+    dormant_reason: str | None
+    support_level: str | None
+    attended_sessions: int
+    outcomes: list[str]
+
+
+class Handoff(BaseModel):
+    handoff_id: str
+    episode: int
+    provider_id: str
+    service_id: str
+    status: str
+    reason_code: str | None
+    waitlist_band: str | None
+    requested_at: Instant
+    attended: int
+
+
+class Measure(BaseModel):
+    measurement_id: str
+    episode: int
+    phase: Literal["baseline", "review", "followup"]
+    instrument: str
+    version: str
+    raw: dict[str, float]
+    derived: dict[str, str | float]
+    administered_at: Instant
+
+
+class CaseloadItem(BaseModel):
+    referral_id: str
+    version: int = Field(description="send as expected_version with a command")
     episode: int
     stage: str
     locality: str
@@ -79,13 +146,25 @@ class ReferralStatus(BaseModel):
     link_worker_id: str | None
     support_level: str | None
     consent_to_share: bool
-    opened_at: datetime
-    next_due_at: datetime | None
+    opened_at: Instant
+    next_due_at: Instant | None
     next_due_action: str | None
-    deadlines: dict[str, datetime]
-    actions_due: list[str]
+    actions_due: list[str] = Field(description="deadlines that passed, still to act on")
+
+
+class CaseloadPage(Page):
+    items: list[CaseloadItem]
+
+
+class Referral(CaseloadItem):
+    """A referral with its episodes, handoffs, measures and due dates (no personal data)."""
+
+    deadlines: dict[str, Instant]
     attended_sessions: int
     outcomes: list[str]
+    episodes: list[Episode]
+    handoffs: list[Handoff]
+    measures: list[Measure]
 
 
 class CommandAccepted(BaseModel):
@@ -93,3 +172,57 @@ class CommandAccepted(BaseModel):
     version: int
     episode: int
     stage: str
+
+
+class NoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Text
+
+
+class NoteCreated(BaseModel):
+    """No text: a creating response is kept for Idempotency-Key replays, outside the
+    personal-data store."""
+
+    note_id: str
+    author_id: str
+    created_at: Instant
+
+
+class Note(NoteCreated):
+    text: str
+
+
+class NoteList(BaseModel):
+    items: list[Note]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    at: Instant
+    actor_id: str
+    partner_id: str
+    action: str = Field(description="read, write, or match (a re-referral found the case)")
+    resource: str = Field(description="person or notes")
+    referral_id: str
+    purpose: str
+
+
+class AuditPage(Page):
+    items: list[AuditEntry]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details: never a stack trace or a value from the request."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None

@@ -1,21 +1,30 @@
-"""Partner organisations (tenants) and which Tier One partner serves each locality."""
+"""Partner organisations (tenants), the role each one's people hold, and which Tier One
+partner serves each locality. The file is configuration: production points
+``LINKWAY_TENANCY_FILE`` at the commissioner's own; the packaged one is the demo."""
 
 from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 DEMO_FILE = Path(__file__).parent / "tenancy.toml"
 
+# What a caller may do is decided by its role; which objects it sees, by its partner.
+Role = Literal["referrer", "tier_one", "tier_two", "contract_manager", "admin"]
+ROLES: tuple[Role, ...] = ("referrer", "tier_one", "tier_two", "contract_manager", "admin")
+
 
 class Partner(BaseModel):
-    id: str
-    role: str
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=r"^[a-z0-9_.-]{1,64}$")
+    role: Role
     name: str
-    localities: list[str] = []
+    localities: tuple[str, ...] = ()
 
 
 class Tenancy(BaseModel):

@@ -8,6 +8,7 @@ linkway consume NAME        a Kafka consumer: providers | payments
 linkway topics              create the Kafka topics
 linkway migrate             create the database tables
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
+linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
 linkway rebuild referrals   rebuild the referral timeline read model from its topic
 linkway docs [--check]      regenerate (or check) the published contract under docs/
@@ -25,6 +26,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+
+from sqlalchemy.engine import Engine
 
 from infra.settings import Settings, get_settings
 
@@ -48,14 +51,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def dev(settings: Settings, args: argparse.Namespace) -> int:
     """Run Linkway on its embedded default: real Temporal and Kafka-protocol servers."""
+    from api.auth import demo_tokens
     from infra import devstack, kafka
 
+    # Also creates the embedded signing key before any service starts.
+    tokens = {} if settings.jwks_url else demo_tokens(settings)
     python = [sys.executable, "-m", "infra.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
     services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
 
     def provision() -> None:
-        kafka.provision(settings)
+        # The demo directory (services of the demo providers) seeds an empty database;
+        # each provider organisation gets its own handoff topic.
+        from directory import seed_demo
+
+        seed_demo(_engine(settings))
+        kafka.provision(settings, extra=_provider_topics(settings))
 
     def banner() -> str:
         api = f"http://{settings.api_host}:{settings.api_port}"
@@ -70,6 +81,14 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
                 f"  Kafka broker      {settings.kafka_bootstrap}",
                 f"  Data directory    {settings.data_dir}",
                 f"  Pathway profile   {settings.pathway_profile}",
+                *(
+                    [
+                        "Demo bearer tokens (8 h; `linkway token <role>:<partner>` mints more):",
+                        *[f"  {name:32} {tok}" for name, tok in tokens.items()],
+                    ]
+                    if tokens
+                    else []
+                ),
                 "Press Ctrl-C to stop.",
             ]
         )
@@ -151,7 +170,7 @@ def topics(settings: Settings, args: argparse.Namespace) -> int:
     """Create Linkway's Kafka topics if they are missing."""
     from infra import kafka
 
-    for name in kafka.provision(settings, extra=args.extra):
+    for name in kafka.provision(settings, extra=[*args.extra, *_provider_topics(settings)]):
         print(f"created topic {name}")
     return 0
 
@@ -184,6 +203,25 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def token(settings: Settings, args: argparse.Namespace) -> int:
+    """Print a demo bearer token (embedded default only): linkway token tier_one:north-wellbeing"""
+    from api.auth import mint_token
+    from api.tenancy import load
+
+    role, _, partner_id = args.identity.partition(":")
+    partner = load(settings.tenancy_file).partner(partner_id)
+    if partner is None or partner.role != role:
+        print(f"linkway: the tenancy has no {args.identity!r}", file=sys.stderr)
+        return 2
+    subject = args.subject or f"demo-{partner.role}.{partner.id}"
+    try:
+        print(mint_token(settings, partner.id, partner.role, subject, args.ttl))
+    except RuntimeError as exc:
+        print(f"linkway: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -247,6 +285,24 @@ def docs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _engine(settings: Settings) -> Engine:
+    from infra.db import create_tables, get_engine
+
+    engine = get_engine(settings)
+    create_tables(engine)
+    return engine
+
+
+def _provider_topics(settings: Settings) -> list[str]:
+    """One handoff topic per provider organisation in the service directory."""
+    from sqlmodel import Session
+
+    from directory import provider_topics
+
+    with Session(_engine(settings)) as session:
+        return provider_topics(session)
+
+
 def _run_until_signal(main: Callable[[], Awaitable[None]]) -> int:
     async def supervised() -> None:
         task = asyncio.ensure_future(main())
@@ -291,6 +347,12 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def _token_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("identity", help="<role>:<partner id>, e.g. tier_one:north-wellbeing")
+    parser.add_argument("--subject", help="the token's pseudonymous subject")
+    parser.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
+
+
 def _rebuild_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", choices=["referrals"])
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
@@ -310,6 +372,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "topics": (topics, _topics_args),
     "migrate": (migrate, _no_args),
     "events": (events, _events_args),
+    "token": (token, _token_args),
     "replay": (replay, _replay_args),
     "rebuild": (rebuild, _rebuild_args),
     "docs": (docs, _docs_args),

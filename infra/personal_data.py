@@ -1,10 +1,18 @@
 """The personal-data store: the only place names, NHS numbers, dates of birth, contact
-details and notes are kept, encrypted at rest, each read and write audited.
+details, "what matters to me" and case notes are kept, encrypted at rest, every read
+and write audited.
 
-Records are encrypted with Fernet under a key ring (newest key first; rotation is
-prepending a key and calling ``rotate``). The person is found again by a keyed HMAC of
-the NHS number (a blind index): without the key it cannot be enumerated, and it never
+Records are encrypted with Fernet under a key ring (``LINKWAY_PII_KEYS``, newest key
+first). Rotation: prepend a new key, call ``rotate`` (every record and note is
+re-encrypted and re-indexed under the newest key), then drop the old key. A person is
+found again by a keyed HMAC of the NHS number (a blind index) within one Tier One
+partner's records, looked up under every key in the ring so that it works before,
+during and after a rotation; without a key it cannot be enumerated, and it never
 leaves this table.
+
+Audit: a write's audit row commits in the write's own transaction; a read's audit row
+commits before the data is decrypted, and if it cannot be written the read fails
+(``AuditFailed``). Elsewhere in Linkway a person is only the pseudonymous referral id.
 """
 
 from __future__ import annotations
@@ -12,13 +20,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, Session, SQLModel, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from infra.db import transaction
 from infra.settings import Settings
@@ -28,9 +39,22 @@ class PersonRecord(SQLModel, table=True):
     __tablename__ = "personal_data"
 
     referral_id: str = Field(primary_key=True, max_length=64)
+    # The Tier One partner whose case this is: re-entry matches only within it.
+    partner_id: str = Field(default="", max_length=64, index=True)
     nhs_index: str | None = Field(default=None, index=True, max_length=64)
     ciphertext: bytes
     updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class NoteRecord(SQLModel, table=True):
+    __tablename__ = "case_notes"
+
+    note_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64, index=True)
+    author_id: str = Field(max_length=64)
+    partner_id: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    ciphertext: bytes
 
 
 class AuditRecord(SQLModel, table=True):
@@ -38,11 +62,25 @@ class AuditRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
-    actor_id: str = Field(max_length=64)
+    actor_id: str = Field(max_length=64, index=True)
     partner_id: str = Field(max_length=64)
-    action: str = Field(max_length=16)  # read | write
+    action: str = Field(max_length=16)  # read | write | match
+    resource: str = Field(default="person", max_length=16)  # person | notes
     referral_id: str = Field(max_length=64, index=True)
     purpose: str = Field(max_length=64)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who touches personal data, for which organisation, and why: the audit record."""
+
+    actor_id: str
+    partner_id: str
+    purpose: str
+
+
+class AuditFailed(RuntimeError):
+    """The audit record could not be written, so the personal data was not read."""
 
 
 def load_keys(settings: Settings) -> list[bytes]:
@@ -63,74 +101,145 @@ class PersonalDataStore:
             raise ValueError("the personal-data store needs at least one key")
         self.engine = engine
         self._fernet = MultiFernet([Fernet(k) for k in keys])
-        # The blind index must not change when keys rotate, so it is derived from the
-        # oldest key in the ring (the last one), which stays until every record is rotated.
-        self._index_key = hashlib.sha256(b"linkway-nhs-index:" + keys[-1]).digest()
+        # One index key per encryption key: writes index under the newest, lookups try all.
+        self._index_keys = [hashlib.sha256(b"linkway-nhs-index:" + k).digest() for k in keys]
+        self._index_key = self._index_keys[0]
 
-    def nhs_index(self, nhs_number: str) -> str:
-        return hmac.new(self._index_key, nhs_number.encode(), hashlib.sha256).hexdigest()
+    def nhs_index(self, nhs_number: str, key: bytes | None = None) -> str:
+        digest = hmac.new(key or self._index_key, nhs_number.encode(), hashlib.sha256)
+        return digest.hexdigest()
 
-    def find_by_nhs_number(self, nhs_number: str) -> str | None:
+    def digest(self, value: Any) -> str:
+        """A keyed digest of personal data (e.g. to recognise a retried request)."""
+        blob = json.dumps(value, sort_keys=True, default=str).encode()
+        return hmac.new(self._index_key, blob, hashlib.sha256).hexdigest()
+
+    def _seal(self, value: Any) -> bytes:
+        return self._fernet.encrypt(json.dumps(value, default=str).encode())
+
+    def _open(self, blob: bytes) -> Any:
+        return json.loads(self._fernet.decrypt(blob))
+
+    @staticmethod
+    def _audit(
+        session: Session, access: Access, action: str, resource: str, referral_id: str
+    ) -> None:
+        session.add(
+            AuditRecord(
+                actor_id=access.actor_id,
+                partner_id=access.partner_id,
+                action=action,
+                resource=resource,
+                referral_id=referral_id,
+                purpose=access.purpose,
+            )
+        )
+
+    def _audited_read(self, access: Access, resource: str, referral_id: str) -> None:
+        try:
+            with transaction(self.engine) as session:
+                self._audit(session, access, "read", resource, referral_id)
+        except SQLAlchemyError as exc:
+            raise AuditFailed("the audit log could not be written") from exc
+
+    # People -------------------------------------------------------------------------------
+
+    def find_by_nhs_number(self, nhs_number: str, partner_id: str, access: Access) -> str | None:
+        """The case this partner holds for the person, if any (audited when found)."""
         with Session(self.engine) as session:
-            row = session.exec(
+            found = session.exec(
                 select(PersonRecord.referral_id).where(
-                    PersonRecord.nhs_index == self.nhs_index(nhs_number)
+                    col(PersonRecord.nhs_index).in_(
+                        [self.nhs_index(nhs_number, key) for key in self._index_keys]
+                    ),
+                    PersonRecord.partner_id == partner_id,
                 )
             ).first()
-            return row
+        if found is not None:
+            try:
+                with transaction(self.engine) as session:
+                    self._audit(session, access, "match", "person", found)
+            except SQLAlchemyError as exc:
+                raise AuditFailed("the audit log could not be written") from exc
+        return found
 
     def put(
         self,
         session: Session,
         referral_id: str,
-        person: dict[str, Any],
-        actor_id: str,
         partner_id: str,
-        purpose: str,
+        person: dict[str, Any],
+        access: Access,
     ) -> None:
         """Write in the caller's transaction, with its audit record in the same one."""
         nhs = person.get("nhs_number")
         record = session.get(PersonRecord, referral_id)
-        blob = self._fernet.encrypt(json.dumps(person, default=str).encode())
         if record is None:
-            record = PersonRecord(referral_id=referral_id, ciphertext=blob)
-        record.ciphertext = blob
+            record = PersonRecord(referral_id=referral_id, partner_id=partner_id, ciphertext=b"")
+        record.ciphertext = self._seal(person)
         record.nhs_index = self.nhs_index(nhs) if nhs else None
         record.updated_at = datetime.now(UTC)
         session.add(record)
-        session.add(
-            AuditRecord(
-                actor_id=actor_id,
-                partner_id=partner_id,
-                action="write",
-                referral_id=referral_id,
-                purpose=purpose,
-            )
-        )
+        self._audit(session, access, "write", "person", referral_id)
 
-    def get(self, referral_id: str, actor_id: str, partner_id: str, purpose: str) -> dict | None:
-        """Read one person's data. The audit record commits first: no audit, no read."""
+    def replace(self, referral_id: str, partner_id: str, person: dict, access: Access) -> None:
         with transaction(self.engine) as session:
-            session.add(
-                AuditRecord(
-                    actor_id=actor_id,
-                    partner_id=partner_id,
-                    action="read",
-                    referral_id=referral_id,
-                    purpose=purpose,
-                )
-            )
+            self.put(session, referral_id, partner_id, person, access)
+
+    def get(self, referral_id: str, access: Access) -> dict | None:
+        """Read one person's data. The audit record commits first: no audit, no read."""
+        self._audited_read(access, "person", referral_id)
         with Session(self.engine) as session:
             record = session.get(PersonRecord, referral_id)
-            if record is None:
-                return None
-            return dict(json.loads(self._fernet.decrypt(record.ciphertext)))
+            return None if record is None else dict(self._open(record.ciphertext))
+
+    # Case notes ---------------------------------------------------------------------------
+
+    def add_note(self, referral_id: str, text: str, access: Access, note_id: str = "") -> dict:
+        note = NoteRecord(
+            note_id=note_id or uuid.uuid4().hex,
+            referral_id=referral_id,
+            author_id=access.actor_id,
+            partner_id=access.partner_id,
+            ciphertext=self._seal(text),
+        )
+        with transaction(self.engine) as session:
+            if session.get(NoteRecord, note.note_id) is None:
+                session.add(note)
+            self._audit(session, access, "write", "notes", referral_id)
+        return self._note(note)
+
+    def notes(self, referral_id: str, access: Access) -> list[dict]:
+        self._audited_read(access, "notes", referral_id)
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(NoteRecord)
+                .where(NoteRecord.referral_id == referral_id)
+                .order_by(col(NoteRecord.created_at), col(NoteRecord.note_id))
+            )
+            return [self._note(row) for row in rows]
+
+    def _note(self, row: NoteRecord) -> dict:
+        return {
+            "note_id": row.note_id,
+            "text": self._open(row.ciphertext),
+            "author_id": row.author_id,
+            "created_at": row.created_at,
+        }
 
     def rotate(self) -> int:
-        """Re-encrypt every record under the newest key; returns how many."""
+        """Re-encrypt (and re-index) every record and note under the newest key; returns
+        how many. Afterwards the older keys can be dropped from the ring."""
         count = 0
         with transaction(self.engine) as session:
-            for record in session.exec(select(PersonRecord)):
+            records: list[PersonRecord | NoteRecord] = [
+                *session.exec(select(PersonRecord)),
+                *session.exec(select(NoteRecord)),
+            ]
+            for record in records:
                 record.ciphertext = self._fernet.rotate(record.ciphertext)
+                if isinstance(record, PersonRecord) and record.nhs_index:
+                    nhs = self._open(record.ciphertext).get("nhs_number")
+                    record.nhs_index = self.nhs_index(nhs) if nhs else None
                 count += 1
         return count

@@ -80,3 +80,15 @@ class HandoffRow(SQLModel, table=True):
     waitlist_band: str | None = None
     requested_at: datetime
     attended: int = 0
+
+
+class ReferrerLink(SQLModel, table=True):
+    """Which referring partners made a referral (or a later referral that re-entered the
+    same case): a referrer sees only these. Written by the API when the referral is made,
+    never by the pathway's activity, so a newer view cannot overwrite it."""
+
+    __tablename__ = "referral_referrers"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    partner_id: str = Field(primary_key=True, max_length=64, index=True)
+    linked_at: datetime

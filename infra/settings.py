@@ -40,6 +40,22 @@ class Settings(BaseSettings):
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # Largest request body accepted (bytes); larger ones get 413.
+    api_max_body_bytes: int = 256 * 1024
+    # Per-caller token bucket, in process: each API replica keeps its own, so the
+    # effective limit is this times the replica count (or put a gateway in front).
+    api_rate_per_second: float = 20.0
+    api_rate_burst: int = 60
+
+    # Authentication: bearer JWTs. Production sets jwks_url (the identity provider's
+    # JWKS); the embedded default signs and verifies with a key generated once under
+    # data_dir, and `linkway dev` prints demo tokens for the demo tenancy.
+    jwks_url: str | None = None
+    jwt_audience: str = "linkway"
+    jwt_issuer: str = "urn:linkway:embedded"
+    # Accepted signature algorithms: asymmetric only (never "none" or HS*).
+    jwt_algorithms: str = "RS256,PS256,ES256,ES384,EdDSA"
+    jwt_leeway_seconds: int = 30
 
     # Pathway configuration: a commissioner's durations (see config/pathways/).
     pathway_profile: str = "default"

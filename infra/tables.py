@@ -1,6 +1,7 @@
 """Imports every sqlmodel table module so ``create_tables`` creates them all."""
 
 from api import idempotency  # noqa: F401
+from directory import tables as directory_tables  # noqa: F401
 from events import (
     consumer,  # noqa: F401
     outbox,  # noqa: F401

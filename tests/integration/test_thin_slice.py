@@ -51,18 +51,16 @@ async def events_for(bootstrap: str, referral_id: str, want: int, timeout: float
 
 async def test_posted_referral_reaches_kafka_once_even_when_posted_twice(dev_env, broker, tmp_path):
     async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
-        key = uuid.uuid4().hex
-        first = await stack.http.post(
-            "/referrals", json=referral_body(), headers={"Idempotency-Key": key}
-        )
-        again = await stack.http.post(
-            "/referrals", json=referral_body(), headers={"Idempotency-Key": key}
-        )
+        gp = stack.auth("referrer:gp-oswestry", key=uuid.uuid4().hex)
+        first = await stack.http.post("/referrals", json=referral_body(), headers=gp)
+        again = await stack.http.post("/referrals", json=referral_body(), headers=gp)
         assert first.status_code == 201, first.text
         assert again.status_code == 201 and again.json() == first.json()
         referral_id = first.json()["referral_id"]
 
-        status = await stack.http.get(f"/referrals/{referral_id}")
+        status = await stack.http.get(
+            f"/referrals/{referral_id}/status", headers=stack.auth("referrer:gp-oswestry")
+        )
         assert status.status_code == 200
         assert (status.json()["stage"], status.json()["episode"]) == ("triage", 1)
 
@@ -81,13 +79,15 @@ async def test_posted_referral_reaches_kafka_once_even_when_posted_twice(dev_env
 
 async def test_same_idempotency_key_with_other_body_is_rejected(dev_env, broker, tmp_path):
     async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
-        key = uuid.uuid4().hex
-        ok = await stack.http.post(
-            "/referrals", json=referral_body("4010232137"), headers={"Idempotency-Key": key}
-        )
+        gp = stack.auth("referrer:gp-oswestry", key=uuid.uuid4().hex)
+        ok = await stack.http.post("/referrals", json=referral_body("4010232137"), headers=gp)
         other = referral_body("4010232137") | {"reason_codes": ["debt"]}
-        clash = await stack.http.post("/referrals", json=other, headers={"Idempotency-Key": key})
-        missing = await stack.http.post("/referrals", json=referral_body("4010232137"))
+        clash = await stack.http.post("/referrals", json=other, headers=gp)
+        missing = await stack.http.post(
+            "/referrals",
+            json=referral_body("4010232137"),
+            headers=stack.auth("referrer:gp-oswestry"),
+        )
     assert ok.status_code == 201
     assert clash.status_code == 422
     assert clash.headers["content-type"].startswith("application/problem+json")
@@ -97,16 +97,15 @@ async def test_same_idempotency_key_with_other_body_is_rejected(dev_env, broker,
 async def test_second_referral_for_same_person_reenters_the_same_case(dev_env, broker, tmp_path):
     async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
         body = referral_body("9876543210")
-        first = await stack.http.post(
-            "/referrals", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
-        )
+        gp = "referrer:gp-oswestry"
+        first = await stack.http.post("/referrals", json=body, headers=stack.auth(gp, key=True))
         referral_id = first.json()["referral_id"]
         decline = await stack.http.post(
-            f"/referrals/{referral_id}/decline", json={"reason_code": "out_of_area"}
+            f"/referrals/{referral_id}/decline",
+            json={"reason_code": "out_of_area", "expected_version": 1},
+            headers=stack.auth("tier_one:north-wellbeing", key=True),
         )
-        again = await stack.http.post(
-            "/referrals", json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
-        )
+        again = await stack.http.post("/referrals", json=body, headers=stack.auth(gp, key=True))
     assert decline.status_code == 200, decline.text
     assert again.status_code == 200, again.text
     assert again.json() == {
@@ -122,7 +121,7 @@ async def test_invalid_nhs_number_gets_problem_without_echoing_it(dev_env, broke
         bad = await stack.http.post(
             "/referrals",
             json=referral_body("9434765918"),
-            headers={"Idempotency-Key": uuid.uuid4().hex},
+            headers=stack.auth("referrer:gp-oswestry", key=True),
         )
     assert bad.status_code == 422
     assert "valid NHS number" in bad.json()["detail"]

@@ -1,0 +1,31 @@
+"""What the routes share, built once when the app starts: clients and stores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from api.idempotency import IdempotencyStore
+from api.tenancy import Tenancy
+from infra.personal_data import PersonalDataStore
+from pathway.config import PathwayConfig
+
+
+@dataclass
+class Deps:
+    client: Client
+    engine: Engine
+    people: PersonalDataStore
+    tenancy: Tenancy
+    config: PathwayConfig
+    idempotency: IdempotencyStore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.idempotency = IdempotencyStore(self.engine)
+
+
+def deps(request: Request) -> Deps:
+    return request.app.state.deps

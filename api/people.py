@@ -1,0 +1,129 @@
+"""The person behind a referral: details, "what matters to me" and case notes.
+
+Only the Tier One partner whose localities the referral is in may read or write these,
+and every read or write is audited with its purpose (``GET /audit``). If the audit
+record cannot be written the data is not read: 503. Nothing here is ever copied into a
+workflow, an event or a log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlmodel import Session
+
+from api import schemas
+from api.auth import Caller, require
+from api.commands import IdempotencyKey, caller_key
+from api.deps import Deps, deps
+from api.idempotency import once
+from api.problems import Problem, responses
+from api.scope import visible
+from api.strict import check_strictly
+from infra.personal_data import Access, AuditFailed
+from infra.readmodel import ReferralRow
+
+router = APIRouter(prefix="/referrals", tags=["people"])
+LinkWorker = Annotated[Caller, Depends(require("tier_one"))]
+Purpose = Literal["direct_care", "safeguarding", "contact", "subject_access_request"]
+PurposeQuery = Annotated[
+    Purpose, Query(description="why the data is read; recorded in the audit log")
+]
+
+
+def _row(d: Deps, caller: Caller, referral_id: str) -> ReferralRow:
+    with Session(d.engine) as session:
+        return visible(session, caller, referral_id)
+
+
+def _audit_failed() -> Problem:
+    return Problem(503, "Audit unavailable", "personal data is not read without an audit record")
+
+
+@router.get(
+    "/{referral_id}/person",
+    response_model=schemas.Person,
+    responses=responses(401, 403, 404, 422, 429, 503),
+    summary="The person's details (audited read)",
+)
+async def get_person(
+    referral_id: str, request: Request, caller: LinkWorker, purpose: PurposeQuery = "direct_care"
+) -> schemas.Person:
+    d = deps(request)
+    row = _row(d, caller, referral_id)
+    try:
+        person = d.people.get(row.referral_id, Access(caller.actor_id, caller.partner_id, purpose))
+    except AuditFailed:
+        raise _audit_failed() from None
+    if person is None:
+        raise Problem(404, "Not found", "no referral with that id is visible to you")
+    return schemas.Person.model_validate(person)
+
+
+@router.put(
+    "/{referral_id}/person",
+    status_code=204,
+    response_class=Response,
+    responses=responses(400, 401, 403, 404, 413, 422, 429),
+    summary="Replace the person's details (audited write)",
+)
+async def put_person(
+    referral_id: str, body: schemas.Person, request: Request, caller: LinkWorker
+) -> Response:
+    d = deps(request)
+    await check_strictly(request, schemas.Person)
+    row = _row(d, caller, referral_id)
+    access = Access(caller.actor_id, caller.partner_id, "update_details")
+    d.people.replace(row.referral_id, row.partner_id, body.model_dump(mode="json"), access)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{referral_id}/notes",
+    status_code=201,
+    response_model=schemas.NoteCreated,
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 429),
+    summary="Add a case note (free text, audited write)",
+)
+async def add_note(
+    referral_id: str,
+    body: schemas.NoteRequest,
+    request: Request,
+    caller: LinkWorker,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    d = deps(request)
+    await check_strictly(request, schemas.NoteRequest)
+    row = _row(d, caller, referral_id)
+    access = Access(caller.actor_id, caller.partner_id, "case_note")
+    identity = {
+        "path": f"/referrals/{row.referral_id}/notes",
+        "text": d.people.digest(body.text),
+    }
+
+    async def run(note_id: str) -> tuple[int, BaseModel]:
+        note = d.people.add_note(row.referral_id, body.text, access, note_id=note_id)
+        return 201, schemas.NoteCreated.model_validate(note)
+
+    return await once(d.idempotency, caller_key(caller), idempotency_key, identity, run)
+
+
+@router.get(
+    "/{referral_id}/notes",
+    response_model=schemas.NoteList,
+    responses=responses(401, 403, 404, 422, 429, 503),
+    summary="The case notes, oldest first (audited read)",
+)
+async def list_notes(
+    referral_id: str, request: Request, caller: LinkWorker, purpose: PurposeQuery = "direct_care"
+) -> schemas.NoteList:
+    d = deps(request)
+    row = _row(d, caller, referral_id)
+    try:
+        notes = d.people.notes(row.referral_id, Access(caller.actor_id, caller.partner_id, purpose))
+    except AuditFailed:
+        raise _audit_failed() from None
+    return schemas.NoteList(items=[schemas.Note.model_validate(n) for n in notes])

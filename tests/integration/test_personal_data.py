@@ -1,0 +1,220 @@
+"""Personal data stays in the personal-data store: one person through the whole pathway
+over HTTP (with their details updated, notes written and read, a re-referral, and a
+handful of refused requests), then a scan of everything Linkway emitted finds none of
+their name, NHS number or date of birth: Kafka topics, Temporal histories (payloads
+decoded), logs at DEBUG, error bodies, and every database table (the store itself is
+ciphertext). Reads and writes show in the admin's audit log; with the audit log
+unwritable, reads fail."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+import httpx
+import pytest
+from kafka import KafkaConsumer
+from sqlalchemy import inspect, text
+
+from infra import temporal
+from infra.db import get_engine
+from tests.conftest import free_port, temporal_address
+from tests.integration.stack import read_topic, running_stack
+from workflows import referral_workflow_id
+
+pytestmark = pytest.mark.integration
+
+PERSON = {
+    "given_name": "Evangeline",
+    "family_name": "Thistlewood",
+    "nhs_number": "401 023 2137",
+    "date_of_birth": "1947-03-08",
+    "phone": "07700 900461",
+    "email": "evangeline.t@example.org",
+    "address": "12 Larkspur Row, Oswestry",
+    "notes": "Prefers mornings; Evangeline's daughter helps",
+}
+SECRETS = [
+    "Evangeline",
+    "evangeline",
+    "Thistlewood",
+    "thistlewood",
+    "4010232137",
+    "401 023 2137",
+    "1947-03-08",
+    "08/03/1947",
+    "Larkspur",
+    "Rosalind",
+    "Quartermaine",
+    "9990001112",
+]
+GP, NORTH = "referrer:gp-oswestry", "tier_one:north-wellbeing"
+WEMWBS = {
+    "instrument": "WEMWBS",
+    "consent_ref": "c-1",
+    "answers": {str(i): 2 for i in range(1, 15)},
+}
+
+
+def leaks(blob: str | bytes) -> list[str]:
+    text_ = blob.decode(errors="replace") if isinstance(blob, bytes) else blob
+    return [secret for secret in SECRETS if secret in text_]
+
+
+async def test_nothing_linkway_emits_carries_personal_data(
+    dev_env, broker, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Linkway's own loggers at DEBUG, every library's at INFO (their DEBUG is wire dumps).
+    caplog.set_level(logging.INFO)
+    for name in ("linkway", "api", "events", "infra", "workers", "uvicorn"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    errors: list[httpx.Response] = []
+    async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
+        http = stack.http
+
+        async def send(
+            method: str, url: str, identity: str, body: object = None, **kw
+        ) -> httpx.Response:
+            key = method in ("POST",)
+            answer = await http.request(
+                method, url, json=body, headers=stack.auth(identity, key), **kw
+            )
+            if answer.status_code >= 400:
+                errors.append(answer)
+            return answer
+
+        async def command(rid: str, path: str, body: dict) -> None:
+            seen = await send("GET", f"/referrals/{rid}", NORTH)
+            done = await send(
+                "POST",
+                f"/referrals/{rid}/{path}",
+                NORTH,
+                {**body, "expected_version": seen.json()["version"]},
+            )
+            assert done.status_code == 200, done.text
+
+        referral = {
+            "locality": "oswestry",
+            "source": "gp",
+            "referrer_org_id": "gp-1",
+            "reason_codes": ["loneliness"],
+            "consent_to_share": True,
+            "person": PERSON,
+        }
+        made = await send("POST", "/referrals", GP, referral)
+        assert made.status_code == 201, made.text
+        rid = made.json()["referral_id"]
+        await command(rid, "accept", {"link_worker_id": "lw-1"})
+        await command(rid, "contact-attempts", {"outcome": "contacted"})
+        await command(rid, "assessment", {"support_level": "2", "measures": [WEMWBS]})
+        await command(
+            rid,
+            "plan",
+            {
+                "goal_count": 1,
+                "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
+            },
+        )
+
+        updated = {**PERSON, "what_matters_to_me": "Seeing Rosalind Quartermaine at the allotment"}
+        assert (await send("PUT", f"/referrals/{rid}/person", NORTH, updated)).status_code == 204
+        note = await send(
+            "POST", f"/referrals/{rid}/notes", NORTH, {"text": "Evangeline Thistlewood called back"}
+        )
+        assert note.status_code == 201
+        person = await send(
+            "GET", f"/referrals/{rid}/person", NORTH, params={"purpose": "safeguarding"}
+        )
+        assert person.json()["what_matters_to_me"].startswith("Seeing Rosalind")
+        assert person.json()["nhs_number"] == "4010232137"
+        notes = await send("GET", f"/referrals/{rid}/notes", NORTH)
+        assert [n["text"] for n in notes.json()["items"]] == ["Evangeline Thistlewood called back"]
+
+        # The person comes back: the same case, a new episode, found by NHS number.
+        await command(rid, "end-episode", {"reason_code": "withdrawn"})
+        again = await send("POST", "/referrals", GP, referral)
+        assert (again.status_code, again.json()["referral_id"]) == (200, rid), again.text
+
+        # Refused requests carrying personal data: none may echo it.
+        bad_nhs = {**referral, "person": {**PERSON, "nhs_number": "9990001112"}}
+        assert (await send("POST", "/referrals", GP, bad_nhs)).status_code == 422
+        bad_code = {**referral, "reason_codes": ["Evangeline Thistlewood"]}
+        assert (await send("POST", "/referrals", GP, bad_code)).status_code == 422
+        bad_dob = {**referral, "person": {**PERSON, "date_of_birth": "Evangeline"}}
+        assert (await send("POST", "/referrals", GP, bad_dob)).status_code == 422
+        clash = stack.auth(GP, key="reused")
+        await http.post("/referrals", json=referral, headers=clash)
+        reused = await http.post("/referrals", json=bad_code | {"reason_codes": []}, headers=clash)
+        errors.append(reused)
+        bad_note = await send(
+            "POST", f"/referrals/{rid}/notes", NORTH, {"text": "", "x": "Thistlewood"}
+        )
+        assert bad_note.status_code == 422
+        assert (await send("GET", f"/referrals/{rid}/person", GP)).status_code == 403
+        assert (
+            await send("GET", f"/referrals/{uuid.uuid4().hex}/person", NORTH)
+        ).status_code == 404
+        assert len(errors) >= 7
+
+        # The admin's audit log: who read or wrote what, for whom and why.
+        trail = (
+            await send("GET", "/audit", "admin:linkway-admin", params={"referral_id": rid})
+        ).json()
+        seen = {(e["action"], e["resource"], e["purpose"]) for e in trail["items"]}
+        assert {
+            ("write", "person", "referral"),
+            ("write", "person", "update_details"),
+            ("write", "notes", "case_note"),
+            ("read", "person", "safeguarding"),
+            ("read", "notes", "direct_care"),
+            ("match", "person", "referral"),
+        } <= seen
+        assert all(e["actor_id"].startswith("demo-") for e in trail["items"])
+
+        # Everything reaches Kafka before the scan.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with get_engine(stack.settings).connect() as conn:
+                if not conn.execute(
+                    text("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+                ).scalar():
+                    break
+            await asyncio.sleep(0.2)
+
+        # No audit, no read.
+        with get_engine(stack.settings).begin() as conn:
+            conn.execute(text("ALTER TABLE audit_log RENAME TO audit_log_offline"))
+        blocked = await send("GET", f"/referrals/{rid}/person", NORTH)
+        assert (blocked.status_code, blocked.json()["title"]) == (503, "Audit unavailable")
+        with get_engine(stack.settings).begin() as conn:
+            conn.execute(text("ALTER TABLE audit_log_offline RENAME TO audit_log"))
+
+        client = await temporal.connect(stack.settings)
+        history = await client.get_workflow_handle(referral_workflow_id(rid)).fetch_history()
+        tables = {}
+        engine = get_engine(stack.settings)
+        with engine.connect() as conn:
+            for table in inspect(engine).get_table_names():
+                tables[table] = repr(conn.execute(text(f'SELECT * FROM "{table}"')).fetchall())
+
+    for answer in errors:
+        assert answer.headers["content-type"] == "application/problem+json", answer.text
+        assert not leaks(answer.text), answer.text
+        assert "Traceback" not in answer.text
+    # Protobuf carries payload bytes as they are, so personal data would show in plain.
+    raw_history = b"".join(event.SerializeToString() for event in history.events)
+    assert len(history.events) > 10 and not leaks(raw_history)
+    logged = "\n".join(r.getMessage() + str(r.exc_info or "") for r in caplog.records)
+    assert caplog.records and not leaks(logged), leaks(logged)
+    consumer = KafkaConsumer(bootstrap_servers=broker)
+    topics = sorted(t for t in consumer.topics() if t.startswith("linkway."))
+    consumer.close()
+    published = [
+        value for t in topics for _, value in await asyncio.to_thread(read_topic, broker, t)
+    ]
+    assert any(rid.encode() in value for value in published)
+    assert not [leaks(value) for value in published if leaks(value)]
+    for table, rows in tables.items():
+        assert not leaks(rows), (table, [r for r in rows.split("), (") if leaks(r)])

@@ -1,0 +1,113 @@
+"""The personal-data store: encrypted at rest, audited, rotatable, scoped re-entry."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api.schemas import nhs_number_is_valid
+from infra.db import transaction
+from infra.personal_data import (
+    Access,
+    AuditFailed,
+    AuditRecord,
+    NoteRecord,
+    PersonalDataStore,
+    PersonRecord,
+)
+
+PERSON = {"given_name": "Ottoline", "family_name": "Quennell", "nhs_number": "9434765919"}
+NURSE = Access("lw-1", "north-wellbeing", "direct_care")
+
+
+def put(store: PersonalDataStore, referral_id: str, partner: str = "north-wellbeing") -> None:
+    with transaction(store.engine) as session:
+        store.put(session, referral_id, partner, PERSON, NURSE)
+
+
+def raw_bytes(engine: Engine) -> bytes:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT * FROM personal_data")).fetchall()
+        rows += conn.execute(text("SELECT * FROM case_notes")).fetchall()
+    return repr(rows).encode()
+
+
+def test_nhs_number_check_digit() -> None:
+    assert nhs_number_is_valid("9434765919")
+    assert not nhs_number_is_valid("9434765918")
+    assert not nhs_number_is_valid("943476591")
+
+
+def test_people_and_notes_are_encrypted_at_rest(engine: Engine) -> None:
+    store = PersonalDataStore(engine, [Fernet.generate_key()])
+    put(store, "r-1")
+    store.add_note("r-1", "Ottoline likes the Tuesday walk", NURSE)
+    stored = raw_bytes(engine)
+    for secret in (b"Ottoline", b"Quennell", b"9434765919", b"Tuesday walk"):
+        assert secret not in stored
+    assert store.get("r-1", NURSE) == PERSON
+    assert [n["text"] for n in store.notes("r-1", NURSE)] == ["Ottoline likes the Tuesday walk"]
+
+
+def test_every_read_and_write_is_audited_with_who_partner_what_and_why(engine: Engine) -> None:
+    store = PersonalDataStore(engine, [Fernet.generate_key()])
+    put(store, "r-1")
+    store.get("r-1", Access("lw-2", "north-wellbeing", "safeguarding"))
+    store.add_note("r-1", "note", NURSE)
+    store.notes("r-1", NURSE)
+    store.find_by_nhs_number("9434765919", "north-wellbeing", Access("gp-9", "gp-x", "referral"))
+    with Session(engine) as session:
+        trail = [
+            (a.actor_id, a.partner_id, a.action, a.resource, a.referral_id, a.purpose)
+            for a in session.exec(select(AuditRecord).order_by(AuditRecord.id))  # type: ignore[arg-type]
+        ]
+    assert trail == [
+        ("lw-1", "north-wellbeing", "write", "person", "r-1", "direct_care"),
+        ("lw-2", "north-wellbeing", "read", "person", "r-1", "safeguarding"),
+        ("lw-1", "north-wellbeing", "write", "notes", "r-1", "direct_care"),
+        ("lw-1", "north-wellbeing", "read", "notes", "r-1", "direct_care"),
+        ("gp-9", "gp-x", "match", "person", "r-1", "referral"),
+    ]
+
+
+def test_if_the_audit_record_cannot_be_written_the_read_fails(engine: Engine) -> None:
+    store = PersonalDataStore(engine, [Fernet.generate_key()])
+    put(store, "r-1")
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_log RENAME TO audit_log_gone"))
+    with pytest.raises(AuditFailed):
+        store.get("r-1", NURSE)
+    with pytest.raises(AuditFailed):
+        store.notes("r-1", NURSE)
+
+
+def test_key_rotation_keeps_every_record_readable_and_findable(engine: Engine) -> None:
+    old, new = Fernet.generate_key(), Fernet.generate_key()
+    put(PersonalDataStore(engine, [old]), "r-1")
+    PersonalDataStore(engine, [old]).add_note("r-1", "before rotation", NURSE)
+
+    during = PersonalDataStore(engine, [new, old])
+    assert during.find_by_nhs_number("9434765919", "north-wellbeing", NURSE) == "r-1"
+    assert during.rotate() == 2
+
+    after = PersonalDataStore(engine, [new])  # the old key is gone
+    assert after.get("r-1", NURSE) == PERSON
+    assert [n["text"] for n in after.notes("r-1", NURSE)] == ["before rotation"]
+    assert after.find_by_nhs_number("9434765919", "north-wellbeing", NURSE) == "r-1"
+    with Session(engine) as session:
+        record = session.get(PersonRecord, "r-1")
+    assert record is not None
+    with pytest.raises(InvalidToken):  # nothing is left under the old key
+        Fernet(old).decrypt(record.ciphertext)
+
+
+def test_a_person_is_matched_only_within_the_partner_holding_the_case(engine: Engine) -> None:
+    store = PersonalDataStore(engine, [Fernet.generate_key()])
+    put(store, "r-north", "north-wellbeing")
+    assert store.find_by_nhs_number("9434765919", "north-wellbeing", NURSE) == "r-north"
+    assert store.find_by_nhs_number("9434765919", "south-wellbeing", NURSE) is None
+    with Session(engine) as session:
+        assert session.exec(select(NoteRecord)).first() is None
