@@ -40,7 +40,7 @@ from infra.settings import Settings
 from pathway import commands as cmd
 from pathway.state import CaseState
 from providerkit import cli as provider_cli
-from tests.workflow.helpers import WEMWBS_LOW, command, make_worker, start_referral, wemwbs
+from tests.workflow.helpers import make_worker, start_referral, to_supported
 from workers import providers as inbound
 from workflows.referral import ReferralWorkflow
 
@@ -85,19 +85,7 @@ class Harness:
             check_prescriptions(session, prescriptions)
         handle = await start_referral(self.client, self.task_queue)
         self.handles.append(handle)
-        await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
-        await handle.execute_update(
-            ReferralWorkflow.record_contact_attempt,
-            command(cmd.RecordContactAttempt, outcome="contacted"),
-        )
-        await handle.execute_update(
-            ReferralWorkflow.record_assessment,
-            command(cmd.RecordAssessment, support_level="2", measures=[wemwbs(WEMWBS_LOW)]),
-        )
-        await handle.execute_update(
-            ReferralWorkflow.agree_plan,
-            command(cmd.AgreePlan, goal_count=1, prescriptions=prescriptions),
-        )
+        await to_supported(handle, prescriptions)
         state = await state_of(handle)
         return handle, {h.provider_id: h.handoff_id for h in state.episode.handoffs.values()}
 

@@ -32,7 +32,7 @@ from infra.settings import Settings
 from pathway import commands as cmd
 from pathway.state import CaseState
 from tests.conftest import temporal_address
-from tests.workflow.helpers import WEMWBS_LOW, command, make_worker, start_referral, wemwbs
+from tests.workflow.helpers import make_worker, start_referral, to_supported
 from workers import providers
 from workflows.referral import ReferralWorkflow
 
@@ -109,24 +109,8 @@ async def supported_referral(
     """A referral in ``supported`` with one handoff per provider; returns the handle and
     each provider's handoff id. The caller runs the worker."""
     handle = await start_referral(client, task_queue)
-    await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
-    await handle.execute_update(
-        ReferralWorkflow.record_contact_attempt,
-        command(cmd.RecordContactAttempt, outcome="contacted"),
-    )
-    await handle.execute_update(
-        ReferralWorkflow.record_assessment,
-        command(cmd.RecordAssessment, support_level="1", measures=[wemwbs(WEMWBS_LOW)]),
-    )
-    planned = await handle.execute_update(
-        ReferralWorkflow.agree_plan,
-        command(
-            cmd.AgreePlan,
-            goal_count=1,
-            prescriptions=[
-                cmd.PrescriptionInput(provider_id=p, service_id="main") for p in provider_ids
-            ],
-        ),
+    planned = await to_supported(
+        handle, [cmd.PrescriptionInput(provider_id=p, service_id="main") for p in provider_ids]
     )
     assert planned.stage == "supported"
     state = await state_of(handle)

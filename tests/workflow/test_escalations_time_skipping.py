@@ -29,7 +29,7 @@ from events.outbox import OutboxRow
 from events.referral import ActionDue
 from infra.readmodel import HandoffRow, ReferralRow
 from pathway import commands as cmd
-from tests.workflow.helpers import WEMWBS_LOW, command, make_worker, now, start_referral, wemwbs
+from tests.workflow.helpers import make_worker, now, start_referral, to_supported
 from workflows.referral import ReferralWorkflow
 
 pytestmark = pytest.mark.integration
@@ -60,23 +60,7 @@ async def planned(
     """A referral with the default profile, just planned with one handoff to WALKS."""
     handle = await start_referral(client, task_queue)
     started.append(handle)
-    await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
-    await handle.execute_update(
-        ReferralWorkflow.record_contact_attempt,
-        command(cmd.RecordContactAttempt, outcome="contacted"),
-    )
-    await handle.execute_update(
-        ReferralWorkflow.record_assessment,
-        command(cmd.RecordAssessment, support_level="2", measures=[wemwbs(WEMWBS_LOW)]),
-    )
-    await handle.execute_update(
-        ReferralWorkflow.agree_plan,
-        command(
-            cmd.AgreePlan,
-            goal_count=1,
-            prescriptions=[cmd.PrescriptionInput(provider_id=WALKS, service_id="walks")],
-        ),
-    )
+    await to_supported(handle, [cmd.PrescriptionInput(provider_id=WALKS, service_id="walks")])
     with Session(engine) as session:
         referral_id = handle.id.removeprefix("referral-")
         handoff = session.exec(select(HandoffRow).where(HandoffRow.referral_id == referral_id))
