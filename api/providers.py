@@ -32,6 +32,7 @@ from api.deps import deps
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from events import provider
+from infra.personal_data import Access, AuditFailed
 from infra.readmodel import HandoffRow, ReferralRow
 from workers.provider_facts import (
     FactRefused,
@@ -172,6 +173,45 @@ def _shown(row: HandoffRow, referral: ReferralRow | None) -> ProviderHandoff:
         respond_by=respond_by,
         support_level=referral.support_level if referral else None,
     )
+
+
+# Contact details -----------------------------------------------------------------------------
+
+# Only while the handoff is live: a rejected, cancelled (consent withdrawn, episode ended),
+# completed or failed handoff gives the provider no further access to the person.
+_CONTACTABLE = ("requested", "accepted", "in-progress", "on-hold")
+
+
+class Contact(BaseModel):
+    """What a provider needs to make contact, and no more: no NHS number, date of birth,
+    address or notes."""
+
+    given_name: str
+    family_name: str
+    phone: str | None = None
+    email: str | None = None
+
+
+@router.get(
+    "/handoffs/{handoff_id}/contact",
+    response_model=Contact,
+    responses=responses(401, 403, 404, 422, 429, 503),
+    summary="The person's contact details for a live handoff (audited)",
+)
+async def contact(handoff_id: str, request: Request, caller: TierTwo) -> Contact:
+    row = await _handoff(_facts(request), caller, handoff_id)
+    if row.status not in _CONTACTABLE:
+        raise _not_found()
+    access = Access(caller.actor_id, caller.partner_id, "provider_contact")
+    try:
+        person = await asyncio.to_thread(deps(request).people.get, row.referral_id, access)
+    except AuditFailed:
+        raise Problem(
+            503, "Audit unavailable", "personal data is not read without an audit record"
+        ) from None
+    if person is None:
+        raise _not_found()
+    return Contact(**{name: person.get(name) for name in Contact.model_fields})
 
 
 # Responses -----------------------------------------------------------------------------------

@@ -99,6 +99,7 @@ def operations() -> list[Op]:
         ("POST", "/directory/import", frozenset({"admin"})),
         ("GET", "/provider/handoffs", frozenset({"tier_two"})),
         ("GET", "/provider/handoffs/{handoff_id}", frozenset({"tier_two"})),
+        ("GET", "/provider/handoffs/{handoff_id}/contact", frozenset({"tier_two"})),
         ("POST", "/provider/attendance", frozenset({"tier_two"})),
         *[
             ("POST", f"/provider/handoffs/{{handoff_id}}/{verb}", frozenset({"tier_two"}))

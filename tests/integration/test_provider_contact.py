@@ -1,0 +1,133 @@
+"""A provider reads the person's contact details through the API: only for its own live
+handoff, only the contact fields, and every read is audited."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlmodel import Session, col, select
+
+from infra.db import get_engine
+from infra.personal_data import AuditRecord
+from tests.conftest import free_port, temporal_address
+from tests.integration.stack import ThreadedApi
+
+pytestmark = pytest.mark.integration
+
+NORTH = "tier_one:north-wellbeing"
+WALKS = "tier_two:walking-group"
+FRIENDS = "tier_two:befriending"
+PERSON = {
+    "given_name": "Contact",
+    "family_name": "Tester",
+    "nhs_number": "4010232137",
+    "date_of_birth": "1951-03-04",
+    "phone": "07700 900456",
+    "notes": "prefers mornings",
+}
+
+
+@pytest.fixture(scope="module")
+def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
+    with ThreadedApi(
+        temporal_address(dev_env), tmp_path_factory.mktemp("contact"), free_port()
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
+        yield client
+
+
+async def planned_referral(
+    http: httpx.AsyncClient, api: ThreadedApi, nhs_number: str
+) -> tuple[str, str]:
+    body = {
+        "locality": "oswestry",
+        "source": "gp",
+        "referrer_org_id": "gp-1",
+        "consent_to_share": True,
+        "person": {**PERSON, "nhs_number": nhs_number},
+    }
+    made = await http.post("/referrals", json=body, headers=api.auth(NORTH, True))
+    assert made.status_code == 201, made.text
+    rid = made.json()["referral_id"]
+    steps = [
+        ("accept", {}),
+        ("contact-attempts", {"outcome": "contacted"}),
+        ("assessment", {"support_level": "2"}),
+        (
+            "plan",
+            {
+                "goal_count": 1,
+                "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
+            },
+        ),
+    ]
+    for version, (path, step) in enumerate(steps, start=1):
+        done = await http.post(
+            f"/referrals/{rid}/{path}",
+            json={**step, "expected_version": version},
+            headers=api.auth(NORTH, True),
+        )
+        assert done.status_code == 200, done.text
+    handoffs = await http.get("/provider/handoffs", headers=api.auth(WALKS))
+    assert handoffs.status_code == 200, handoffs.text
+    (handoff,) = [h for h in handoffs.json() if h["referral_id"] == rid]
+    return rid, handoff["handoff_id"]
+
+
+def provider_reads(api: ThreadedApi, referral_id: str) -> int:
+    with Session(get_engine(api.settings)) as session:
+        rows = session.exec(
+            select(AuditRecord).where(
+                col(AuditRecord.referral_id) == referral_id,
+                col(AuditRecord.partner_id) == "walking-group",
+            )
+        ).all()
+    return len(rows)
+
+
+async def test_provider_reads_only_contact_fields_for_its_own_live_handoff(
+    http: httpx.AsyncClient, api: ThreadedApi
+) -> None:
+    rid, handoff_id = await planned_referral(http, api, "4010232137")
+    url = f"/provider/handoffs/{handoff_id}/contact"
+
+    mine = await http.get(url, headers=api.auth(WALKS))
+    theirs = await http.get(url, headers=api.auth(FRIENDS))
+    missing = await http.get(
+        "/provider/handoffs/no-such-handoff/contact", headers=api.auth(FRIENDS)
+    )
+
+    assert mine.status_code == 200, mine.text
+    assert mine.json() == {
+        "given_name": "Contact",
+        "family_name": "Tester",
+        "phone": "07700 900456",
+        "email": None,
+    }
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.json()["detail"] == missing.json()["detail"]
+    assert provider_reads(api, rid) == 1
+
+
+async def test_no_contact_details_once_consent_is_withdrawn(
+    http: httpx.AsyncClient, api: ThreadedApi
+) -> None:
+    rid, handoff_id = await planned_referral(http, api, "9876543210")
+    withdrawn = await http.post(
+        f"/referrals/{rid}/consent/withdraw",
+        json={"expected_version": 5},
+        headers=api.auth(NORTH, True),
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    after = await http.get(f"/provider/handoffs/{handoff_id}/contact", headers=api.auth(WALKS))
+
+    assert after.status_code == 404
+    assert provider_reads(api, rid) == 0
