@@ -39,7 +39,7 @@ def _row(d: Deps, caller: Caller, referral_id: str) -> ReferralRow:
         return visible(session, caller, referral_id)
 
 
-def _audit_failed() -> Problem:
+def audit_failed() -> Problem:
     return Problem(503, "Audit unavailable", "personal data is not read without an audit record")
 
 
@@ -57,7 +57,7 @@ async def get_person(
     try:
         person = d.people.get(row.referral_id, Access(caller.actor_id, caller.partner_id, purpose))
     except AuditFailed:
-        raise _audit_failed() from None
+        raise audit_failed() from None
     if person is None:
         raise Problem(404, "Not found", "no referral with that id is visible to you")
     return schemas.Person.model_validate(person)
@@ -125,5 +125,5 @@ async def list_notes(
     try:
         notes = d.people.notes(row.referral_id, Access(caller.actor_id, caller.partner_id, purpose))
     except AuditFailed:
-        raise _audit_failed() from None
+        raise audit_failed() from None
     return schemas.NoteList(items=[schemas.Note.model_validate(n) for n in notes])

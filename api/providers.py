@@ -29,6 +29,7 @@ from api import attendance_csv
 from api.auth import Caller, require
 from api.cursor import Instant, utc
 from api.deps import deps
+from api.people import audit_failed
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from events import provider
@@ -206,9 +207,7 @@ async def contact(handoff_id: str, request: Request, caller: TierTwo) -> Contact
     try:
         person = await asyncio.to_thread(deps(request).people.get, row.referral_id, access)
     except AuditFailed:
-        raise Problem(
-            503, "Audit unavailable", "personal data is not read without an audit record"
-        ) from None
+        raise audit_failed() from None
     if person is None:
         raise _not_found()
     return Contact(**{name: person.get(name) for name in Contact.model_fields})

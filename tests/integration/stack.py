@@ -22,7 +22,6 @@ import uvicorn
 from api.app import create_app
 from api.auth import demo_tokens
 from directory import seed_demo
-from events.reader import read_all as read_topic  # noqa: F401  (re-exported for tests)
 from events.relay import OutboxRelay, make_producer
 from infra import kafka
 from infra.db import create_tables, get_engine

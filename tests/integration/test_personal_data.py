@@ -18,10 +18,11 @@ import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import inspect, text
 
+from events.reader import read_all as read_topic
 from infra import temporal
 from infra.db import get_engine
 from tests.conftest import free_port, temporal_address
-from tests.integration.stack import read_topic, running_stack
+from tests.integration.stack import running_stack
 from workflows import referral_workflow_id
 
 pytestmark = pytest.mark.integration
