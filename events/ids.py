@@ -7,7 +7,8 @@
   categories): lower-case letters, digits and ``_ . -``, at most 64 characters.
 
 Both are annotated ``str`` types for pydantic models; the patterns and ``is_id`` /
-``is_code`` serve code that checks a bare string (path parameters, CSV cells, tools).
+``is_code`` serve code that checks a bare string (path parameters, CSV cells, tools);
+they use ``fullmatch``: with ``re.match`` a trailing newline would pass ``$``.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ _CODE = re.compile(CODE_PATTERN)
 
 
 def is_id(value: str) -> bool:
-    return 0 < len(value) <= MAX_ID_LENGTH and _ID.match(value) is not None
+    return 0 < len(value) <= MAX_ID_LENGTH and _ID.fullmatch(value) is not None
 
 
 def is_code(value: str) -> bool:
-    return 0 < len(value) <= MAX_ID_LENGTH and _CODE.match(value) is not None
+    return 0 < len(value) <= MAX_ID_LENGTH and _CODE.fullmatch(value) is not None
