@@ -8,37 +8,19 @@ state version and only a newer one overwrites).
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio import activity
 
-from events import outbox
+from activities.readmodel import EpisodeRow, HandoffRow, ReferralRow
 from events.envelope import new_event
 from infra.db import transaction
-from infra.readmodel import EpisodeRow, HandoffRow, ReferralRow
+from messaging import outbox
 from pathway.state import EpisodeSummary, Handoff
 from pathway.views import ReferralView
-
-
-class OutgoingEvent(BaseModel):
-    event_id: str
-    type: str
-    topic: str
-    occurred_at: datetime
-    data: dict[str, Any]
-
-
-class RecordTransitionInput(BaseModel):
-    view: ReferralView
-    episodes: list[EpisodeSummary]
-    events: list[OutgoingEvent]
-
-
-class RecordTransitionResult(BaseModel):
-    events_written: int
+from workflows import RECORD_TRANSITION
+from workflows.models import RecordTransitionInput, RecordTransitionResult
 
 
 class TransitionActivities:
@@ -46,7 +28,7 @@ class TransitionActivities:
         self.engine = engine
         self.source = event_source
 
-    @activity.defn
+    @activity.defn(name=RECORD_TRANSITION)
     async def record_transition(self, input: RecordTransitionInput) -> RecordTransitionResult:
         # SQLite and psycopg are blocking: keep the event loop free for other activities.
         import asyncio
@@ -74,7 +56,7 @@ class TransitionActivities:
         return RecordTransitionResult(events_written=written)
 
 
-def _upsert_referral(session: Any, view: ReferralView) -> bool:
+def _upsert_referral(session: Session, view: ReferralView) -> bool:
     """Write the view unless the row already holds this version or a newer one."""
     row = session.get(ReferralRow, view.referral_id)
     if row is not None and row.version >= view.version:
@@ -88,7 +70,7 @@ def _upsert_referral(session: Any, view: ReferralView) -> bool:
     return True
 
 
-def _upsert_handoff(session: Any, view: ReferralView, handoff: Handoff) -> None:
+def _upsert_handoff(session: Session, view: ReferralView, handoff: Handoff) -> None:
     values = HandoffRow(
         referral_id=view.referral_id,
         episode=view.episode,
@@ -102,7 +84,7 @@ def _upsert_handoff(session: Any, view: ReferralView, handoff: Handoff) -> None:
         setattr(row, field, value)
 
 
-def _upsert_episode(session: Any, referral_id: str, summary: EpisodeSummary) -> None:
+def _upsert_episode(session: Session, referral_id: str, summary: EpisodeSummary) -> None:
     row = session.get(EpisodeRow, (referral_id, summary.number))
     values = EpisodeRow(
         referral_id=referral_id,

@@ -29,10 +29,10 @@ from api import (
 from api.auth import Authenticator, current_caller
 from api.deps import Deps
 from api.limits import BodySizeLimit
+from api.personal_data import PersonalDataStore, load_keys
 from api.problems import Problem
 from infra import temporal
-from infra.db import create_tables, get_engine
-from infra.personal_data import PersonalDataStore, load_keys
+from infra.db import get_engine
 from infra.settings import Settings, get_settings
 from pathway import config as pathway_config
 from payments.engine import PaymentEngine, PaymentSettings
@@ -74,7 +74,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = get_engine(settings)
-        create_tables(engine)
         app.state.deps = Deps(
             client=await temporal.connect(settings),
             engine=engine,

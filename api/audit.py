@@ -12,8 +12,8 @@ from api import schemas
 from api.auth import Caller, require
 from api.cursor import Instant, Limit, decode, encode, utc
 from api.deps import deps
+from api.personal_data import AuditRecord
 from api.problems import Problem, responses
-from infra.personal_data import AuditRecord
 
 router = APIRouter(tags=["audit"])
 Admin = Annotated[Caller, Depends(require("admin"))]

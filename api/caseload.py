@@ -16,6 +16,7 @@ from sqlalchemy import func, literal, or_
 from sqlmodel import Session, col, select
 from sqlmodel.sql.sqltypes import UTCDateTime
 
+from activities.readmodel import ReferralRow
 from api import schemas
 from api.auth import Caller, require
 from api.cursor import Instant, Limit, decode, encode, utc
@@ -23,7 +24,6 @@ from api.deps import deps
 from api.problems import Problem, responses
 from api.scope import scoped
 from events.referral import Stage
-from infra.readmodel import ReferralRow
 
 router = APIRouter(tags=["caseload"])
 Worker = Annotated[Caller, Depends(require("tier_one", "contract_manager", "admin"))]

@@ -30,8 +30,10 @@ from api.scope import not_found, visible
 from api.strict import check_strictly
 from directory import PrescriptionRejected, check_prescriptions
 from pathway import commands as cmd
+from pathway.rules import COMMANDS, CommandSpec
 from workflows import referral_workflow_id
-from workflows.referral import CommandResult
+from workflows.models import CommandResult
+from workflows.referral import command_update
 
 router = APIRouter(prefix="/referrals", tags=["casework"])
 IdempotencyKey = Annotated[
@@ -50,11 +52,11 @@ def caller_key(caller: Caller) -> str:
     return hashlib.sha256(f"{caller.partner_id}/{caller.actor_id}".encode()).hexdigest()
 
 
-async def execute(d: Deps, referral_id: str, update: str, command: cmd.Command) -> CommandResult:
-    """Send one command as a workflow update; its rejection becomes a problem."""
+async def execute(d: Deps, referral_id: str, command: cmd.Command) -> CommandResult:
+    """Send one command as its workflow update; its rejection becomes a problem."""
     handle = d.client.get_workflow_handle(referral_workflow_id(referral_id))
     try:
-        return await handle.execute_update(update, command, result_type=CommandResult)
+        return await handle.execute_update(command_update(type(command)), command)
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type in ("Rejected", "Conflict"):
@@ -69,44 +71,8 @@ async def execute(d: Deps, referral_id: str, update: str, command: cmd.Command) 
         raise
 
 
-# Command routes: path, workflow update, command model. The body is the command less the
-# fields the server fills in (request id from the reserved id, actor from the caller).
-COMMANDS: list[tuple[str, str, type[cmd.Command], str]] = [
-    ("accept", "accept_referral", cmd.AcceptReferral, "Triage: accept the referral"),
-    ("decline", "decline_referral", cmd.DeclineReferral, "Triage: decline, with a reason code"),
-    ("link-worker", "assign_link_worker", cmd.AssignLinkWorker, "Assign or reassign a link worker"),
-    (
-        "contact-attempts",
-        "record_contact_attempt",
-        cmd.RecordContactAttempt,
-        "Record a contact attempt",
-    ),
-    (
-        "assessment",
-        "record_assessment",
-        cmd.RecordAssessment,
-        "Record the assessment and baseline measures",
-    ),
-    (
-        "plan",
-        "agree_plan",
-        cmd.AgreePlan,
-        "Agree or revise the plan (prescriptions become handoffs)",
-    ),
-    ("checkin", "record_checkin", cmd.RecordCheckin, "Record the mid-point check-in"),
-    ("review", "record_review", cmd.RecordReview, "Record the review, its measures and decision"),
-    ("followup", "record_followup", cmd.RecordFollowup, "Record the sustained-outcome follow-up"),
-    ("reenter", "reenter", cmd.ReEnter, "The person comes back: a new episode"),
-    ("end-episode", "end_episode", cmd.EndEpisode, "End the episode (the case stays, dormant)"),
-    (
-        "consent/withdraw",
-        "withdraw_consent",
-        cmd.WithdrawConsent,
-        "Withdraw consent to share (cancels open handoffs)",
-    ),
-    ("consent/give", "give_consent", cmd.GiveConsent, "Give consent to share again"),
-    ("deadlines", "reschedule_deadline", cmd.RescheduleDeadline, "Reschedule a due date"),
-]
+# The body of each route is its command less the fields the server fills in (request id
+# from the reserved id, actor from the caller).
 SERVER_FILLED = {"request_id", "actor_id", "kind", "expected_version"}
 
 
@@ -123,7 +89,8 @@ def _body_model(command: type[cmd.Command]) -> type[BaseModel]:
     return create_model(f"{command.__name__}Body", __config__={"extra": "forbid"}, **fields)
 
 
-def _add_command_route(path: str, update: str, command: type[cmd.Command], summary: str) -> None:
+def _add_command_route(spec: CommandSpec) -> None:
+    command, path = spec.command, spec.path
     Body = _body_model(command)
 
     async def run_command(
@@ -149,7 +116,7 @@ def _add_command_route(path: str, update: str, command: type[cmd.Command], summa
 
         async def run(request_id: str) -> tuple[int, BaseModel]:
             message = command(request_id=request_id, actor_id=caller.actor_id, **fields)
-            result = await execute(d, referral_id, update, message)
+            result = await execute(d, referral_id, message)
             return 200, schemas.CommandAccepted(**result.model_dump())
 
         identity = {
@@ -158,7 +125,7 @@ def _add_command_route(path: str, update: str, command: type[cmd.Command], summa
         }
         return await once(d.idempotency, caller_key(caller), idempotency_key, identity, run)
 
-    run_command.__name__ = update
+    run_command.__name__ = spec.update
     # Annotations are strings under ``from __future__``; FastAPI needs the real body model.
     run_command.__annotations__["body"] = Body
     router.add_api_route(
@@ -166,11 +133,11 @@ def _add_command_route(path: str, update: str, command: type[cmd.Command], summa
         run_command,
         methods=["POST"],
         response_model=schemas.CommandAccepted,
-        summary=summary,
-        operation_id=update,
+        summary=spec.summary,
+        operation_id=spec.update,
         responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
     )
 
 
-for _path, _update_name, _command, _summary in COMMANDS:
-    _add_command_route(_path, _update_name, _command, _summary)
+for _spec in COMMANDS:
+    _add_command_route(_spec)

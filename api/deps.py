@@ -9,8 +9,8 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from api.idempotency import IdempotencyStore
+from api.personal_data import PersonalDataStore
 from api.tenancy import Tenancy
-from infra.personal_data import PersonalDataStore
 from pathway.config import PathwayConfig
 
 

@@ -15,16 +15,16 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
+from activities.readmodel import ReferralRow
 from api import schemas
 from api.auth import Caller, require
 from api.commands import IdempotencyKey, caller_key
 from api.deps import Deps, deps
 from api.idempotency import once
+from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.scope import visible
 from api.strict import check_strictly
-from infra.personal_data import Access, AuditFailed
-from infra.readmodel import ReferralRow
 
 router = APIRouter(prefix="/referrals", tags=["people"])
 LinkWorker = Annotated[Caller, Depends(require("tier_one"))]

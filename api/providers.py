@@ -8,7 +8,7 @@ same as one that does not exist.
 
 Reports are the same facts as the Kafka events ``linkway.provider.response.v1`` and
 ``linkway.provider.attendance.v1`` and go through the same code
-(``workers.provider_facts``), so both doors give the same result. Their event ids are
+(``inbound.provider_facts``), so both doors give the same result. Their event ids are
 derived from what they say, so retrying a request or an upload changes nothing twice. A
 report is accepted (202) once the referral's workflow has it; the handoff list shows
 its effect moments later.
@@ -25,17 +25,17 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
+from activities.readmodel import HandoffRow, ReferralRow
 from api import attendance_csv
 from api.auth import Caller, require
 from api.cursor import Instant, utc
 from api.deps import deps
 from api.people import audit_failed
+from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from events import provider
-from infra.personal_data import Access, AuditFailed
-from infra.readmodel import HandoffRow, ReferralRow
-from workers.provider_facts import (
+from inbound.provider_facts import (
     FactRefused,
     ProviderEvent,
     ProviderFacts,

@@ -22,23 +22,24 @@ from sqlmodel import Session, col, select
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
+from activities.readmodel import EpisodeRow, HandoffRow, ReferralRow, ReferrerLink
 from api import schemas
 from api.auth import Caller, require
 from api.commands import IdempotencyKey, caller_key, execute
 from api.cursor import Limit, decode, encode
 from api.deps import Deps, deps
 from api.idempotency import once
+from api.personal_data import Access
 from api.problems import Problem, responses
 from api.scope import scoped, visible
 from api.strict import check_strictly
-from events.outbox import OutboxRow
 from events.referral import FollowupRecorded, ReferralAssessed, ReferralReviewed, Stage
 from infra.db import transaction
-from infra.personal_data import Access
-from infra.readmodel import EpisodeRow, HandoffRow, ReferralRow, ReferrerLink
+from messaging.outbox import OutboxRow
 from pathway import commands as cmd
 from workflows import TASK_QUEUE, referral_workflow_id
-from workflows.referral import NewReferral, ReferralInput, ReferralWorkflow
+from workflows.models import NewReferral, ReferralInput
+from workflows.referral import ReferralWorkflow
 
 router = APIRouter(prefix="/referrals", tags=["referrals"])
 Referrer = Annotated[Caller, Depends(require("referrer", "tier_one"))]
@@ -96,7 +97,6 @@ async def _create(
         result = await execute(
             d,
             existing,
-            "reenter",
             cmd.ReEnter(
                 request_id=new_id,
                 actor_id=caller.actor_id,

@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 from sqlalchemy import false
 from sqlmodel import Session, col, select
 
+from activities.readmodel import ReferralRow, ReferrerLink
 from api.auth import Caller
 from api.problems import Problem
-from infra.readmodel import ReferralRow, ReferrerLink
 
 Q = TypeVar("Q")
 

@@ -77,6 +77,12 @@ def event_type(type_: str, topic: str, summary: str) -> Callable[[E], E]:
     return register
 
 
+def topic_for(data: EventData) -> str:
+    """The topic an event goes to. Handoff requests go to the provider's own topic: the
+    template names the field."""
+    return data.TOPIC.format(**data.model_dump())
+
+
 def registry() -> dict[str, type[EventData]]:
     _load_all()
     return dict(_REGISTRY)

@@ -21,6 +21,10 @@ INBOUND = (PROVIDER_RESPONSES, PROVIDER_ATTENDANCE)
 # Topics a Linkway consumer reads: each has a dead-letter topic.
 CONSUMED = (*INBOUND, OUTCOMES, REFERRALS)
 
+# Dead-letter topics keep what they hold for a long time: it is evidence of a partner's
+# problem that someone has to look at. Other topics keep a week; the outbox is the archive.
+RETENTION_MS = {"default": 7 * 24 * 3600 * 1000, "dead_letter": 90 * 24 * 3600 * 1000}
+
 _PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -38,3 +42,11 @@ def core_topics() -> list[str]:
     """The topics Linkway needs before any provider is registered."""
     topics = [REFERRALS, OUTCOMES, PAYMENTS, *INBOUND]
     return topics + [dead_letter_topic(t) for t in CONSUMED]
+
+
+def is_dead_letter(topic: str) -> bool:
+    return topic.endswith(DEAD_LETTER_SUFFIX)
+
+
+def retention_ms(topic: str) -> int:
+    return RETENTION_MS["dead_letter" if is_dead_letter(topic) else "default"]

@@ -9,7 +9,7 @@ from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from infra.settings import Settings, get_settings
 
@@ -43,13 +43,6 @@ def get_engine(settings: Settings | None = None) -> Engine:
     if settings.sqlalchemy_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     return engine_for(settings.sqlalchemy_url)
-
-
-def create_tables(engine: Engine) -> None:
-    # Importing the table modules registers them on SQLModel.metadata.
-    import infra.tables  # noqa: F401
-
-    SQLModel.metadata.create_all(engine)
 
 
 @contextmanager

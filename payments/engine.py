@@ -41,7 +41,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from events import outbox, topics
+from events import topics
 from events.catalogue import model_for
 from events.envelope import CloudEvent
 from events.outcome import (
@@ -54,6 +54,7 @@ from events.outcome import (
 from events.payment import ClaimStatusChanged
 from events.referral import MeasureScores, ReferralReentered
 from infra.db import transaction
+from messaging import outbox
 from pathway.measures import Registry, default_registry
 from payments import store
 from payments.claims import FIRST_APPROVAL, ClaimKey, ClaimRecord, claim_id, transition

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.envelope import CloudEvent
-from events.outbox import OutboxRow
+from messaging.outbox import OutboxRow
 from payments.claims import ClaimKey, ClaimRecord, claim_id
 from payments.entries import current_claims
 from payments.ledger import GENESIS_HASH, Checkpoint, EntryBody, LedgerEntry, append

@@ -20,8 +20,9 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from infra.db import create_tables, make_engine
+from infra.db import make_engine
 from infra.settings import Settings
+from ops.tables import create_tables
 
 
 def free_port() -> int:
@@ -87,7 +88,7 @@ def client_of(env: WorkflowEnvironment) -> Client:
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Tansu broker (in memory) for the whole session; returns its bootstrap address."""
-    from infra.devstack import start_broker
+    from ops.devstack import start_broker
 
     port = free_port()
     child = start_broker("127.0.0.1", port, tmp_path_factory.mktemp("broker-logs"))

@@ -16,11 +16,18 @@ from sqlalchemy.engine import Engine
 
 from events import topics
 from events.catalogue import parse
-from events.consumer import Backoff, Inbound, is_processed, make_broker, record_processed, subscribe
 from events.outcome import OutcomeEvent
 from events.referral import ReferralReentered
-from infra.db import create_tables, get_engine, transaction
+from infra.db import get_engine, transaction
 from infra.settings import Settings
+from messaging.consumer import (
+    Backoff,
+    Inbound,
+    is_processed,
+    make_broker,
+    record_processed,
+    subscribe,
+)
 from payments.engine import PaymentEngine, PaymentSettings
 
 log = logging.getLogger("linkway.payments")
@@ -86,7 +93,6 @@ def build(
 async def run(settings: Settings) -> None:
     """Consume outcome facts into the ledger until cancelled."""
     engine = get_engine(settings)
-    create_tables(engine)
     payments = PaymentEngine.from_settings(engine, PaymentSettings(), settings.data_dir)
     broker = build(settings, engine, payments)
     await broker.start()

@@ -15,7 +15,7 @@ e.g. through a per-provider gateway or a principal-to-source check at the edge).
 check here is the second line of defence, not the first.
 
 Everything after validating the message (deduplicate, authorise against the handoff,
-signal, record) is ``workers.provider_facts``, shared with the HTTP API for providers
+signal, record) is ``inbound.provider_facts``, shared with the HTTP API for providers
 without Kafka, so both doors give the same result. The workflow also ignores a fact whose
 event id it has seen, so a crash between the signal and the processed-event commit
 applies nothing twice.
@@ -32,10 +32,10 @@ from temporalio.client import Client
 
 from events import catalogue, provider, topics
 from events.catalogue import EventRejected
-from events.consumer import Backoff, Inbound, make_broker, subscribe
-from infra.db import create_tables, get_engine
+from inbound.provider_facts import CONSUMER, ProviderEvent, ProviderFacts, to_fact
+from infra.db import get_engine
 from infra.settings import Settings
-from workers.provider_facts import CONSUMER, ProviderEvent, ProviderFacts, to_fact
+from messaging.consumer import Backoff, Inbound, make_broker, subscribe
 
 GROUP_ID = "linkway.providers"
 SOURCE_PREFIX = "urn:linkway:provider:"
@@ -110,7 +110,6 @@ async def run(settings: Settings) -> None:
 
     client = await temporal.connect(settings)
     engine = get_engine(settings)
-    create_tables(engine)
     broker = build(settings, client, engine)
     await broker.start()
     try:

@@ -6,7 +6,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.transitions import TransitionActivities
-from infra.db import create_tables, get_engine
+from infra.db import get_engine
 from infra.settings import Settings
 from workflows import TASK_QUEUE
 from workflows.referral import ReferralWorkflow
@@ -14,7 +14,6 @@ from workflows.referral import ReferralWorkflow
 
 def build_worker(client: Client, settings: Settings, task_queue: str = TASK_QUEUE) -> Worker:
     engine = get_engine(settings)
-    create_tables(engine)
     transitions = TransitionActivities(engine, settings.event_source)
     return Worker(
         client,

@@ -1,5 +1,7 @@
 """Temporal workflows. Names used by clients and workers are defined once, here."""
 
+RECORD_TRANSITION = "record_transition"  # the activity; history carries it: never rename
+
 TASK_QUEUE = "linkway-pathway"
 REFERRAL_WORKFLOW = "ReferralWorkflow"
 WORKFLOW_ID_PREFIX = "referral-"

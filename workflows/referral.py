@@ -1,9 +1,11 @@
 """One durable workflow per referral (a case), living for years and never closed.
 
 Updates (a link worker's commands; update, not signal, because the caller needs the
-validation result): accept_referral, decline_referral, assign_link_worker,
-record_contact_attempt, record_assessment, agree_plan, record_checkin, record_review,
-record_followup, reenter, end_episode, withdraw_consent, give_consent, reschedule_deadline.
+validation result), one with its validator per row of ``pathway.rules.COMMANDS``:
+accept_referral, decline_referral, assign_link_worker, record_contact_attempt,
+record_assessment, agree_plan, record_checkin, record_review, record_followup, reenter,
+end_episode, withdraw_consent, give_consent, reschedule_deadline; and confirm_received
+(read-your-writes when a referral is created).
 Signals (partner facts, deduplicated by event id): provider_responded,
 attendance_reported. Queries: get_state, get_episodes.
 
@@ -24,61 +26,71 @@ from __future__ import annotations
 import contextlib
 import itertools
 from datetime import timedelta
+from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.transitions import OutgoingEvent, RecordTransitionInput, TransitionActivities
-    from events.catalogue import EventData
-    from events.outbox import topic_for
+    from events.catalogue import EventData, topic_for
     from pathway import commands as cmd
     from pathway import rules
-    from pathway.config import PathwayConfig
     from pathway.rules import deadlines, intake
     from pathway.state import CaseState, EpisodeSummary
     from pathway.views import episodes, view
+    from workflows import RECORD_TRANSITION, REFERRAL_WORKFLOW
+    from workflows.models import (
+        CommandResult,
+        OutgoingEvent,
+        RecordTransitionInput,
+        RecordTransitionResult,
+        ReferralInput,
+    )
 
-# Well under the server's 50k-event limit; a test lowers it to exercise continue-as-new.
-DEFAULT_HISTORY_LIMIT = 10_000
 PERSIST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+T = TypeVar("T")
 
 
-class NewReferral(BaseModel):
-    referral_id: str
-    partner_id: str
-    locality: str
-    source: str
-    referrer_org_id: str
-    reason_codes: list[str]
-    consent_to_share: bool
-    config: PathwayConfig
+def _with_command_updates(cls: type[T]) -> type[T]:
+    """Give the workflow one update and one validator per row of ``rules.COMMANDS``.
+
+    Every command is handled the same way (validate with its rule; decide; wait until
+    persisted), so the handlers are made from the table rather than written out fourteen
+    times; a test checks that the workflow's updates and the table agree."""
+    for spec in rules.COMMANDS:
+        setattr(cls, spec.update, _command_update(spec))
+    return cls
 
 
-class ReferralInput(BaseModel):
-    """Either a new referral, or what continue-as-new carries over: the state, and the
-    events (and version) not yet persisted, so a steady stream of signals cannot hold
-    continue-as-new back."""
+def _command_update(spec: rules.CommandSpec) -> Any:
+    async def handler(self: ReferralWorkflow, command: cmd.Command) -> CommandResult:
+        return await self._command(command)
 
-    new: NewReferral | None = None
-    state: CaseState | None = None
-    pending: list[OutgoingEvent] = []
-    persisted_version: int = 0
-    history_limit: int = DEFAULT_HISTORY_LIMIT
+    def validator(self: ReferralWorkflow, command: cmd.Command) -> None:
+        self._validate(command)
 
-
-class CommandResult(BaseModel):
-    referral_id: str
-    version: int
-    episode: int
-    stage: str
+    handler.__name__ = handler.__qualname__ = spec.update
+    # The SDK reads the parameter's type to decode the payload into the command model.
+    handler.__annotations__ = {"command": spec.command, "return": CommandResult}
+    validator.__annotations__ = {"command": spec.command, "return": None}
+    update = workflow.update(name=spec.update)(handler)
+    update.validator(validator)
+    return update
 
 
-@workflow.defn(name="ReferralWorkflow")
+CommandUpdate = workflow.UpdateMethodMultiParam[[Any, cmd.Command], CommandResult]
+
+
+def command_update(command: type[cmd.Command]) -> CommandUpdate:
+    """The workflow update that carries ``command``: clients call updates by reference."""
+    return cast(CommandUpdate, getattr(ReferralWorkflow, rules.BY_COMMAND[command].update))
+
+
+@workflow.defn(name=REFERRAL_WORKFLOW)
+@_with_command_updates
 class ReferralWorkflow:
     @workflow.init
     def __init__(self, input: ReferralInput) -> None:
@@ -164,9 +176,10 @@ class ReferralWorkflow:
     async def _persist(self) -> None:
         state, batch = self._state, self._pending
         self._pending = []
-        await workflow.execute_activity_method(
-            TransitionActivities.record_transition,
+        await workflow.execute_activity(
+            RECORD_TRANSITION,
             RecordTransitionInput(view=view(state), episodes=episodes(state)[-2:], events=batch),
+            result_type=RecordTransitionResult,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=PERSIST_RETRY,
         )
@@ -216,118 +229,6 @@ class ReferralWorkflow:
             episode=self._state.episode.number,
             stage=self._state.episode.stage,
         )
-
-    @workflow.update
-    async def accept_referral(self, c: cmd.AcceptReferral) -> CommandResult:
-        return await self._command(c)
-
-    @accept_referral.validator
-    def _accept_referral(self, c: cmd.AcceptReferral) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def decline_referral(self, c: cmd.DeclineReferral) -> CommandResult:
-        return await self._command(c)
-
-    @decline_referral.validator
-    def _decline_referral(self, c: cmd.DeclineReferral) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def assign_link_worker(self, c: cmd.AssignLinkWorker) -> CommandResult:
-        return await self._command(c)
-
-    @assign_link_worker.validator
-    def _assign_link_worker(self, c: cmd.AssignLinkWorker) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def record_contact_attempt(self, c: cmd.RecordContactAttempt) -> CommandResult:
-        return await self._command(c)
-
-    @record_contact_attempt.validator
-    def _record_contact_attempt(self, c: cmd.RecordContactAttempt) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def record_assessment(self, c: cmd.RecordAssessment) -> CommandResult:
-        return await self._command(c)
-
-    @record_assessment.validator
-    def _record_assessment(self, c: cmd.RecordAssessment) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def agree_plan(self, c: cmd.AgreePlan) -> CommandResult:
-        return await self._command(c)
-
-    @agree_plan.validator
-    def _agree_plan(self, c: cmd.AgreePlan) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def record_checkin(self, c: cmd.RecordCheckin) -> CommandResult:
-        return await self._command(c)
-
-    @record_checkin.validator
-    def _record_checkin(self, c: cmd.RecordCheckin) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def record_review(self, c: cmd.RecordReview) -> CommandResult:
-        return await self._command(c)
-
-    @record_review.validator
-    def _record_review(self, c: cmd.RecordReview) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def record_followup(self, c: cmd.RecordFollowup) -> CommandResult:
-        return await self._command(c)
-
-    @record_followup.validator
-    def _record_followup(self, c: cmd.RecordFollowup) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def reenter(self, c: cmd.ReEnter) -> CommandResult:
-        return await self._command(c)
-
-    @reenter.validator
-    def _reenter(self, c: cmd.ReEnter) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def end_episode(self, c: cmd.EndEpisode) -> CommandResult:
-        return await self._command(c)
-
-    @end_episode.validator
-    def _end_episode(self, c: cmd.EndEpisode) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def withdraw_consent(self, c: cmd.WithdrawConsent) -> CommandResult:
-        return await self._command(c)
-
-    @withdraw_consent.validator
-    def _withdraw_consent(self, c: cmd.WithdrawConsent) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def give_consent(self, c: cmd.GiveConsent) -> CommandResult:
-        return await self._command(c)
-
-    @give_consent.validator
-    def _give_consent(self, c: cmd.GiveConsent) -> None:
-        self._validate(c)
-
-    @workflow.update
-    async def reschedule_deadline(self, c: cmd.RescheduleDeadline) -> CommandResult:
-        return await self._command(c)
-
-    @reschedule_deadline.validator
-    def _reschedule_deadline(self, c: cmd.RescheduleDeadline) -> None:
-        self._validate(c)
 
     # Partner facts and reads ------------------------------------------------------------
 

@@ -4,6 +4,7 @@ state and the events it raises. No Temporal, no I/O: tests call them directly.""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pathway import commands as cmd
@@ -12,6 +13,9 @@ from pathway.rules.base import Conflict, Context, Decision, Rejected
 from pathway.state import CaseState, remember_event, remember_request
 
 __all__ = [
+    "BY_COMMAND",
+    "COMMANDS",
+    "CommandSpec",
     "Conflict",
     "Context",
     "Decision",
@@ -22,22 +26,124 @@ __all__ = [
     "intake",
 ]
 
-_COMMANDS: dict[type[cmd.Command], Callable[[CaseState, Any, Context], Decision]] = {
-    cmd.AcceptReferral: intake.accept,
-    cmd.DeclineReferral: intake.decline,
-    cmd.AssignLinkWorker: intake.assign,
-    cmd.RecordContactAttempt: intake.contact_attempt,
-    cmd.ReEnter: intake.reenter,
-    cmd.EndEpisode: intake.end_episode,
-    cmd.WithdrawConsent: intake.withdraw_consent,
-    cmd.GiveConsent: intake.give_consent,
-    cmd.RescheduleDeadline: intake.reschedule,
-    cmd.RecordAssessment: casework.assessment,
-    cmd.AgreePlan: casework.agree_plan,
-    cmd.RecordCheckin: casework.checkin,
-    cmd.RecordReview: casework.review,
-    cmd.RecordFollowup: casework.followup,
-}
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One casework command: its model, the rule that decides it, the name of the
+    workflow update that carries it (histories record it: never rename one), and the
+    HTTP route that sends it (``POST /referrals/{referral_id}/<path>``)."""
+
+    command: type[cmd.Command]
+    rule: Callable[[CaseState, Any, Context], Decision]
+    update: str
+    path: str
+    summary: str
+
+
+# The one table of commands. The rule dispatch below, the workflow's updates and
+# validators (``workflows.referral``) and the HTTP routes (``api.commands``) are all built
+# from it; adding a command means its model, its rule, its event if any, and one row here.
+COMMANDS: tuple[CommandSpec, ...] = (
+    CommandSpec(
+        cmd.AcceptReferral,
+        intake.accept,
+        "accept_referral",
+        "accept",
+        "Triage: accept the referral",
+    ),
+    CommandSpec(
+        cmd.DeclineReferral,
+        intake.decline,
+        "decline_referral",
+        "decline",
+        "Triage: decline, with a reason code",
+    ),
+    CommandSpec(
+        cmd.AssignLinkWorker,
+        intake.assign,
+        "assign_link_worker",
+        "link-worker",
+        "Assign or reassign a link worker",
+    ),
+    CommandSpec(
+        cmd.RecordContactAttempt,
+        intake.contact_attempt,
+        "record_contact_attempt",
+        "contact-attempts",
+        "Record a contact attempt",
+    ),
+    CommandSpec(
+        cmd.RecordAssessment,
+        casework.assessment,
+        "record_assessment",
+        "assessment",
+        "Record the assessment and baseline measures",
+    ),
+    CommandSpec(
+        cmd.AgreePlan,
+        casework.agree_plan,
+        "agree_plan",
+        "plan",
+        "Agree or revise the plan (prescriptions become handoffs)",
+    ),
+    CommandSpec(
+        cmd.RecordCheckin,
+        casework.checkin,
+        "record_checkin",
+        "checkin",
+        "Record the mid-point check-in",
+    ),
+    CommandSpec(
+        cmd.RecordReview,
+        casework.review,
+        "record_review",
+        "review",
+        "Record the review, its measures and decision",
+    ),
+    CommandSpec(
+        cmd.RecordFollowup,
+        casework.followup,
+        "record_followup",
+        "followup",
+        "Record the sustained-outcome follow-up",
+    ),
+    CommandSpec(
+        cmd.ReEnter,
+        intake.reenter,
+        "reenter",
+        "reenter",
+        "The person comes back: a new episode",
+    ),
+    CommandSpec(
+        cmd.EndEpisode,
+        intake.end_episode,
+        "end_episode",
+        "end-episode",
+        "End the episode (the case stays, dormant)",
+    ),
+    CommandSpec(
+        cmd.WithdrawConsent,
+        intake.withdraw_consent,
+        "withdraw_consent",
+        "consent/withdraw",
+        "Withdraw consent to share (cancels open handoffs)",
+    ),
+    CommandSpec(
+        cmd.GiveConsent,
+        intake.give_consent,
+        "give_consent",
+        "consent/give",
+        "Give consent to share again",
+    ),
+    CommandSpec(
+        cmd.RescheduleDeadline,
+        intake.reschedule,
+        "reschedule_deadline",
+        "deadlines",
+        "Reschedule a due date",
+    ),
+)
+BY_COMMAND: dict[type[cmd.Command], CommandSpec] = {spec.command: spec for spec in COMMANDS}
 
 
 def is_duplicate(state: CaseState, command: cmd.Command) -> bool:
@@ -57,7 +163,7 @@ def decide(state: CaseState, command: cmd.Command, ctx: Context) -> Decision:
             f"the referral has changed since you read it (you saw version "
             f"{command.expected_version}, it is now {state.version}); reload and try again"
         )
-    decision = _COMMANDS[type(command)](state.model_copy(deep=True), command, ctx)
+    decision = BY_COMMAND[type(command)].rule(state.model_copy(deep=True), command, ctx)
     decision.state.version += 1
     remember_request(decision.state, command.request_id)
     return decision

@@ -31,12 +31,13 @@ from api import providers as providers_api
 from api.auth import mint_token
 from directory import check_prescriptions, hsds, provider_topics
 from directory.repository import DirectoryRepository
-from events.outbox import OutboxRow
-from events.relay import OutboxRelay, make_producer
 from events.topics import handoffs_topic
-from infra import kafka
-from infra.db import create_tables, make_engine, transaction
+from infra.db import make_engine, transaction
 from infra.settings import Settings
+from messaging import provisioning
+from messaging.outbox import OutboxRow
+from messaging.relay import OutboxRelay, make_producer
+from ops.tables import create_tables
 from pathway import commands as cmd
 from pathway.state import CaseState
 from providerkit import cli as provider_cli
@@ -199,7 +200,7 @@ async def running(
     create_tables(engine)
     _register(engine, pool)
     with Session(engine) as session:
-        kafka.provision(settings, extra=provider_topics(session))
+        provisioning.provision(settings, extra=provider_topics(session))
 
     task_queue = f"providers-{prefix}"
     producer = make_producer(settings)

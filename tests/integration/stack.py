@@ -22,10 +22,11 @@ import uvicorn
 from api.app import create_app
 from api.auth import demo_tokens
 from directory import seed_demo
-from events.relay import OutboxRelay, make_producer
-from infra import kafka
-from infra.db import create_tables, get_engine
+from infra.db import get_engine
 from infra.settings import Settings
+from messaging import provisioning
+from messaging.relay import OutboxRelay, make_producer
+from ops.tables import create_tables
 from workers.worker import build_worker
 
 
@@ -57,7 +58,7 @@ async def running_stack(
         relay_poll_seconds=0.05,
         **overrides,
     )
-    kafka.provision(settings)
+    provisioning.provision(settings)
     engine = get_engine(settings)
     create_tables(engine)
     seed_demo(engine)  # the demo service directory, as `linkway dev` seeds it

@@ -21,10 +21,10 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
-from api.commands import COMMANDS
+from api.personal_data import AuditRecord, NoteRecord, PersonRecord
 from api.tenancy import load
 from infra.db import get_engine
-from infra.personal_data import AuditRecord, NoteRecord, PersonRecord
+from pathway.rules import COMMANDS
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
@@ -123,9 +123,9 @@ def operations() -> list[Op]:
         ],
     ]:
         ops.append(Op(method, path, roles, role_only=True))
-    for path, _, _, _ in COMMANDS:
-        body = COMMAND_BODIES[path]
-        url = f"/referrals/{{referral_id}}/{path}"
+    for spec in COMMANDS:
+        body = COMMAND_BODIES[spec.path]
+        url = f"/referrals/{{referral_id}}/{spec.path}"
         ops.append(Op("POST", url, frozenset({"tier_one"}), body, creates=True, versioned=True))
     return ops
 

@@ -25,16 +25,16 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from activities.readmodel import ReferralRow
 from events import topics
 from events.envelope import new_event
-from events.outbox import OutboxRow
-from events.relay import OutboxRelay, make_producer, producer_config
-from events.replay import rebuild_referrals, republish
-from events.timeline import TimelineRow
-from infra import kafka
-from infra.devstack import ChildProcess, start_broker
-from infra.readmodel import ReferralRow
 from infra.settings import Settings
+from messaging import provisioning
+from messaging.outbox import OutboxRow
+from messaging.relay import OutboxRelay, make_producer, producer_config
+from messaging.replay import rebuild_referrals, republish
+from messaging.timeline import TimelineRow
+from ops.devstack import ChildProcess, start_broker
 from pathway import commands as cmd
 from tests.conftest import free_port
 from tests.workflow.helpers import WEMWBS_LOW, command, make_worker, start_referral, wemwbs
@@ -142,7 +142,7 @@ async def test_every_row_reaches_the_new_broker_in_order_and_is_applied_once(
     relay: OutboxRelay | None = None
     relay_thread: threading.Thread | None = None
     try:
-        kafka.provision(settings)
+        provisioning.provision(settings)
         relay = OutboxRelay(
             engine,
             quick_producer(settings),
@@ -207,7 +207,7 @@ async def test_every_row_reaches_the_new_broker_in_order_and_is_applied_once(
             assert waiting, "the outage produced no rows"
 
             brokers.append(start_broker("127.0.0.1", port, tmp_path / "broker-2"))
-            kafka.provision(settings)  # the new broker is empty: no topics, no messages
+            provisioning.provision(settings)  # the new broker is empty: no topics, no messages
             up_at = time.monotonic()
             after = Collector(bootstrap)
             await drive(
@@ -315,7 +315,7 @@ def test_relay_replaces_a_producer_the_new_broker_does_not_know(engine, tmp_path
     relay: OutboxRelay | None = None
     thread: threading.Thread | None = None
     try:
-        kafka.provision(settings)
+        provisioning.provision(settings)
         relay = OutboxRelay(engine, make_producer(settings), settings)
         thread = threading.Thread(target=relay.run, daemon=True)
         thread.start()
@@ -328,7 +328,7 @@ def test_relay_replaces_a_producer_the_new_broker_does_not_know(engine, tmp_path
         time.sleep(1.5)  # the relay sends them; they wait in its producer
         assert len(unpublished(engine)) == 9
         brokers.append(start_broker("127.0.0.1", port, tmp_path / "broker-2"))
-        kafka.provision(settings)
+        provisioning.provision(settings)
         up_at = time.monotonic()
         after = Collector(bootstrap)
         wait_for(lambda: not unpublished(engine), 30, "every row to be published")

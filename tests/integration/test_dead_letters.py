@@ -16,7 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from events import topics
 from events.catalogue import MAX_EVENT_BYTES
-from events.consumer import (
+from messaging.consumer import (
     CONSUMER_HEADER,
     OFFSET_HEADER,
     PARTITION_HEADER,

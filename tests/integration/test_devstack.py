@@ -17,7 +17,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from infra.devstack import (
+from infra.settings import Settings
+from ops.devstack import (
     ChildProcess,
     PortInUse,
     ensure_port_free,
@@ -26,7 +27,6 @@ from infra.devstack import (
     start_temporal,
     wait_for_port,
 )
-from infra.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
 from events.catalogue import parse, registry
-from events.contract import SCHEMAS_DIR
 from events.examples import example, example_event
-from events.relay import CLOUDEVENTS_CONTENT_TYPE
+from messaging.asyncapi import SCHEMAS_DIR
+from messaging.relay import CLOUDEVENTS_CONTENT_TYPE
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
+from activities.readmodel import ReferralRow
 from api.commands import caller_key
 from api.idempotency import IdempotencyStore, fingerprint
 from infra.db import get_engine
-from infra.readmodel import ReferralRow
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
@@ -104,7 +104,7 @@ async def test_a_retry_while_the_first_request_runs_is_409(
     made = await http.post("/referrals", json=referral(), headers=api.auth(GP, key=True))
     referral_id = made.json()["referral_id"]
     north = Caller("demo-tier_one.north-wellbeing", "tier_one", "north-wellbeing")
-    from infra.personal_data import PersonalDataStore, load_keys
+    from api.personal_data import PersonalDataStore, load_keys
 
     people = PersonalDataStore(get_engine(api.settings), load_keys(api.settings))
     identity = {"path": f"/referrals/{referral_id}/notes", "text": people.digest(body["text"])}

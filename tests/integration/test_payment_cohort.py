@@ -12,7 +12,7 @@ from datetime import date
 import pytest
 
 from events import topics
-from events.reader import read_all
+from messaging.reader import read_all
 from pathway import commands as cmd
 from payments.engine import PaymentEngine, PaymentSettings
 from tests.conftest import free_port, temporal_address

@@ -18,9 +18,9 @@ import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import inspect, text
 
-from events.reader import read_all as read_topic
 from infra import temporal
 from infra.db import get_engine
+from messaging.reader import read_all as read_topic
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import running_stack
 from workflows import referral_workflow_id

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
+from api.personal_data import AuditRecord
 from infra.db import get_engine
-from infra.personal_data import AuditRecord
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 

@@ -20,9 +20,9 @@ import pytest
 from sqlmodel import Session, select
 
 from events import topics
-from events.consumer import REASON_HEADER
-from events.outbox import OutboxRow
-from events.reader import read
+from messaging.consumer import REASON_HEADER
+from messaging.outbox import OutboxRow
+from messaging.reader import read
 from tests.conftest import temporal_address
 from tests.integration.provider_harness import (
     Harness,

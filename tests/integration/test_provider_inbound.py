@@ -25,10 +25,10 @@ from sqlmodel import Session, select
 from temporalio.client import Client, WorkflowHandle
 
 from events import topics
-from events.consumer import REASON_HEADER, Backoff, ProcessedEvent
 from events.envelope import CloudEvent, new_event
-from infra import kafka
 from infra.settings import Settings
+from messaging import provisioning
+from messaging.consumer import REASON_HEADER, Backoff, ProcessedEvent
 from pathway import commands as cmd
 from pathway.state import CaseState
 from tests.conftest import temporal_address
@@ -79,7 +79,9 @@ def lane(settings: Settings, broker: str, dev_env: Any) -> Lane:
     )
     prefix = f"t{uuid.uuid4().hex[:8]}."
     inbound = [prefix + t for t in topics.INBOUND]
-    kafka.provision(settings, extra=[*inbound, *(topics.dead_letter_topic(t) for t in inbound)])
+    provisioning.provision(
+        settings, extra=[*inbound, *(topics.dead_letter_topic(t) for t in inbound)]
+    )
     return Lane(settings, prefix)
 
 

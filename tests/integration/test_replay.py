@@ -16,13 +16,13 @@ from kafka.admin import NewTopic
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from events import outbox, reader
 from events.examples import example
-from events.outbox import OutboxRow
-from events.relay import OutboxRelay, make_producer
-from events.replay import rebuild_referrals, republish
-from events.timeline import TimelineRow
 from infra.settings import Settings
+from messaging import outbox, reader
+from messaging.outbox import OutboxRow
+from messaging.relay import OutboxRelay, make_producer
+from messaging.replay import rebuild_referrals, republish
+from messaging.timeline import TimelineRow
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from events import topics
-from events.reader import read_all as read_topic
+from messaging.reader import read_all as read_topic
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import running_stack
 

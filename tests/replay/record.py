@@ -19,8 +19,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from infra.db import create_tables, make_engine
-from infra.devstack import temporal_bin
+from infra.db import make_engine
+from ops.devstack import temporal_bin
+from ops.tables import create_tables
 from pathway import commands as cmd
 from tests.workflow.helpers import (
     WEMWBS_HIGH,

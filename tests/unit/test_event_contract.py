@@ -14,9 +14,10 @@ import pytest
 from jsonschema import Draft202012Validator, ValidationError
 from pydantic import BaseModel
 
-from events import contract, topics
+from events import topics
 from events.catalogue import PERSONAL_DATA_FIELDS, EventRejected, parse, registry
 from events.examples import EXAMPLES, example, example_event
+from messaging import asyncapi as contract
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "events.md"

@@ -20,12 +20,14 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
-from events import outbox, topics
+from events import topics
 from events.envelope import CloudEvent, new_event
-from events.outbox import OutboxRow
 from events.outcome import OutcomeEvent
 from events.referral import ReferralReentered
-from infra.db import create_tables, make_engine, transaction
+from infra.db import make_engine, transaction
+from messaging import outbox
+from messaging.outbox import OutboxRow
+from ops.tables import create_tables
 from payments import store
 from payments.claims import ClaimKey, IllegalTransition, claim_id
 from payments.engine import (

@@ -8,9 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from api.schemas import nhs_number_is_valid
-from infra.db import transaction
-from infra.personal_data import (
+from api.personal_data import (
     Access,
     AuditFailed,
     AuditRecord,
@@ -18,6 +16,8 @@ from infra.personal_data import (
     PersonalDataStore,
     PersonRecord,
 )
+from api.schemas import nhs_number_is_valid
+from infra.db import transaction
 
 PERSON = {"given_name": "Ottoline", "family_name": "Quennell", "nhs_number": "9434765919"}
 NURSE = Access("lw-1", "north-wellbeing", "direct_care")

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from events import catalogue, provider
+from inbound import provider_facts
 from providerkit import contract
 from providerkit.position import StateError, StateFile
-from workers import provider_facts
 
 
 def test_a_response_from_the_tool_is_a_valid_linkway_event_with_the_http_id() -> None:

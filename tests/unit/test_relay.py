@@ -18,9 +18,9 @@ from kafka.future import Future
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from events.outbox import OutboxRow
-from events.relay import STOP_GRACE_SECONDS, OutboxRelay
 from infra.settings import Settings
+from messaging.outbox import OutboxRow
+from messaging.relay import STOP_GRACE_SECONDS, OutboxRelay
 
 SETTINGS = Settings(relay_batch_size=50, relay_poll_seconds=0.01)
 

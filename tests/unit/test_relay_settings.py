@@ -7,14 +7,14 @@ from types import SimpleNamespace
 
 import pytest
 
-from events.relay import (
+from infra.settings import Settings
+from messaging.relay import (
     OutboxRelay,
     UnsafeProducerSettings,
     check_producer,
     check_producer_settings,
     producer_config,
 )
-from infra.settings import Settings
 
 
 def test_acks_other_than_all_is_refused_naming_the_setting():

@@ -15,7 +15,8 @@ from pathway import commands as cmd
 from pathway.config import PathwayConfig, load
 from pathway.state import CaseState
 from workflows import referral_workflow_id
-from workflows.referral import CommandResult, NewReferral, ReferralInput, ReferralWorkflow
+from workflows.models import CommandResult, NewReferral, ReferralInput
+from workflows.referral import ReferralWorkflow
 
 WEMWBS_LOW = {str(i): 2 for i in range(1, 15)}  # total 28
 WEMWBS_HIGH = {str(i): 3 for i in range(1, 15)}  # total 42

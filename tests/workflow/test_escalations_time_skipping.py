@@ -25,9 +25,9 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from events.outbox import OutboxRow
+from activities.readmodel import HandoffRow, ReferralRow
 from events.referral import ActionDue
-from infra.readmodel import HandoffRow, ReferralRow
+from messaging.outbox import OutboxRow
 from pathway import commands as cmd
 from tests.workflow.helpers import make_worker, now, start_referral, to_supported
 from workflows.referral import ReferralWorkflow

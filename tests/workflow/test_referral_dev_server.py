@@ -9,8 +9,8 @@ import pytest
 from sqlmodel import Session, select
 from temporalio.client import WorkflowUpdateFailedError
 
-from events.outbox import OutboxRow
-from infra.readmodel import EpisodeRow, ReferralRow
+from activities.readmodel import EpisodeRow, ReferralRow
+from messaging.outbox import OutboxRow
 from pathway import commands as cmd
 from tests.workflow.helpers import (
     WEMWBS_LOW,
@@ -52,7 +52,7 @@ async def test_accept_moves_referral_to_contacting_and_writes_read_model_and_out
 
 
 async def test_plan_writes_one_handoff_row_per_prescription(dev_env, engine, task_queue):
-    from infra.readmodel import HandoffRow
+    from activities.readmodel import HandoffRow
 
     async with make_worker(dev_env.client, engine, task_queue):
         handle = await start_referral(dev_env.client, task_queue)

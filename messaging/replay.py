@@ -6,7 +6,7 @@
   twice), with one more header, ``linkway-replay: true``. ``published_at`` is left as it
   is: replay is not the relay, and an unpublished row stays the relay's to publish.
 - ``rebuild_referrals`` is the consumer's side: it reads ``linkway.referrals`` from the
-  start and folds it into the ``referral_timeline`` table (``events.timeline``),
+  start and folds it into the ``referral_timeline`` table (``messaging.timeline``),
   idempotent by event id, so running it again, or over a replayed topic, changes nothing.
 """
 
@@ -24,12 +24,13 @@ from sqlalchemy import delete
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, col, select
 
-from events import reader, timeline, topics
-from events.consumer import ProcessedEvent, is_processed, record_processed
+from events import topics
 from events.envelope import CloudEvent
-from events.outbox import OutboxRow
-from events.relay import SEND_TIMEOUT_SECONDS, check_producer, record_headers
 from infra.db import transaction
+from messaging import reader, timeline
+from messaging.consumer import ProcessedEvent, is_processed, record_processed
+from messaging.outbox import OutboxRow
+from messaging.relay import SEND_TIMEOUT_SECONDS, check_producer, record_headers
 
 log = logging.getLogger("linkway.replay")
 

@@ -2,9 +2,9 @@
 One partner's case system would build it: where each referral is now (episode, stage,
 link worker) and which event put it there.
 
-Linkway's own caseloads come from ``infra.readmodel``, written with the outbox rows; this
+Linkway's own caseloads come from ``activities.readmodel``, written with the outbox rows; this
 table is the consumer's side of the contract, rebuilt by ``linkway rebuild referrals``
-(``events.replay.rebuild_referrals``). It reads like a tolerant partner: every event type
+(``messaging.replay.rebuild_referrals``). It reads like a tolerant partner: every event type
 counts, and fields it does not know are ignored.
 """
 

@@ -52,11 +52,12 @@ def main(argv: list[str] | None = None) -> int:
 def dev(settings: Settings, args: argparse.Namespace) -> int:
     """Run Linkway on its embedded default: real Temporal and Kafka-protocol servers."""
     from api.auth import demo_tokens
-    from infra import devstack, kafka
+    from messaging import provisioning
+    from ops import devstack
 
     # Also creates the embedded signing key before any service starts.
     tokens = {} if settings.jwks_url else demo_tokens(settings)
-    python = [sys.executable, "-m", "infra.cli"]
+    python = [sys.executable, "-m", "ops.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
     services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
 
@@ -66,7 +67,7 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
         from directory import seed_demo
 
         seed_demo(_engine(settings))
-        kafka.provision(settings, extra=_provider_topics(settings))
+        provisioning.provision(settings, extra=_provider_topics(settings))
 
     def banner() -> str:
         api = f"http://{settings.api_host}:{settings.api_port}"
@@ -102,6 +103,7 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.worker import build_worker
 
     telemetry.setup(settings, "worker")
+    _engine(settings)  # the tables exist before the first activity writes
 
     async def run() -> None:
         client = await temporal.connect(settings)
@@ -112,9 +114,8 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
 
 def relay(settings: Settings, args: argparse.Namespace) -> int:
     """Run the outbox relay (publishes committed events to Kafka)."""
-    from events.relay import OutboxRelay, UnsafeProducerSettings, make_producer
     from infra import telemetry
-    from infra.db import create_tables, get_engine
+    from messaging.relay import OutboxRelay, UnsafeProducerSettings, make_producer
 
     telemetry.setup(settings, "relay")
     try:
@@ -122,8 +123,7 @@ def relay(settings: Settings, args: argparse.Namespace) -> int:
     except UnsafeProducerSettings as exc:
         print(f"linkway relay: refusing to start: {exc}", file=sys.stderr)
         return 2
-    engine = get_engine(settings)
-    create_tables(engine)
+    engine = _engine(settings)
     outbox_relay = OutboxRelay(engine, producer, settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: outbox_relay.stop())
@@ -139,6 +139,7 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
     from infra import telemetry
 
     telemetry.setup(settings, "api")
+    _engine(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
@@ -154,6 +155,7 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
     from infra import telemetry
 
     telemetry.setup(settings, f"consume-{args.name}")
+    _engine(settings)
     if args.name == "providers":
         from workers import providers
 
@@ -168,16 +170,17 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
 
 def topics(settings: Settings, args: argparse.Namespace) -> int:
     """Create Linkway's Kafka topics if they are missing."""
-    from infra import kafka
+    from messaging import provisioning
 
-    for name in kafka.provision(settings, extra=[*args.extra, *_provider_topics(settings)]):
+    for name in provisioning.provision(settings, extra=[*args.extra, *_provider_topics(settings)]):
         print(f"created topic {name}")
     return 0
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Create the database tables if they are missing."""
-    from infra.db import create_tables, get_engine
+    from infra.db import get_engine
+    from ops.tables import create_tables
 
     create_tables(get_engine(settings))
     return 0
@@ -185,7 +188,7 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def events(settings: Settings, args: argparse.Namespace) -> int:
     """Print a topic's events from the beginning, one JSON object per line."""
-    from events.reader import read
+    from messaging.reader import read
 
     try:
         for key, value, _ in read(settings.kafka_bootstrap, args.topic, follow=args.follow):
@@ -227,9 +230,9 @@ def token(settings: Settings, args: argparse.Namespace) -> int:
 
 def replay(settings: Settings, args: argparse.Namespace) -> int:
     """Publish outbox history again (same event ids): a referral, a time window, a topic."""
-    from events.relay import make_producer
-    from events.replay import ReplayFailed, republish
     from infra.db import get_engine
+    from messaging.relay import make_producer
+    from messaging.replay import ReplayFailed, republish
 
     producer = make_producer(settings)
     try:
@@ -255,8 +258,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:
     """Rebuild a read model from its topic: referrals -> referral_timeline."""
-    from events.replay import rebuild_referrals
     from infra.db import get_engine
+    from messaging.replay import rebuild_referrals
 
     try:
         count = rebuild_referrals(settings.kafka_bootstrap, get_engine(settings), fresh=args.fresh)
@@ -270,7 +273,7 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
 def docs(settings: Settings, args: argparse.Namespace) -> int:
     """Regenerate the published contract under docs/ (or, with --check, report drift)."""
     from api.openapi import check_openapi, write_openapi
-    from events.contract import check_docs, write_docs
+    from messaging.asyncapi import check_docs, write_docs
 
     root = Path(args.root)
     if args.check:
@@ -286,7 +289,8 @@ def docs(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _engine(settings: Settings) -> Engine:
-    from infra.db import create_tables, get_engine
+    from infra.db import get_engine
+    from ops.tables import create_tables
 
     engine = get_engine(settings)
     create_tables(engine)

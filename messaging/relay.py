@@ -32,9 +32,9 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from events.outbox import OutboxRow, unpublished
 from infra.db import transaction
 from infra.settings import Settings
+from messaging.outbox import OutboxRow, unpublished
 
 log = logging.getLogger("linkway.relay")
 

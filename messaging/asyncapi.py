@@ -25,12 +25,12 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from events import consumer, topics
+from events import topics
 from events.catalogue import EventData, registry
 from events.envelope import CloudEvent
 from events.examples import example_event
-from infra.kafka import RETENTION_MS
 from infra.settings import Settings
+from messaging import consumer
 
 ID_BASE = "https://linkway.example/"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -179,7 +179,7 @@ def _annotate(doc: dict[str, Any]) -> dict[str, Any]:
         kind = "dead_letter" if key.endswith(DEAD_LETTER) else "default"
         channel["bindings"]["kafka"].update(
             partitions=partitions,
-            topicConfiguration={"retention.ms": RETENTION_MS[kind]},
+            topicConfiguration={"retention.ms": topics.RETENTION_MS[kind]},
         )
         if "{provider_id}" in channel["address"]:
             channel["parameters"] = {

@@ -41,11 +41,6 @@ def to_envelope(
     )
 
 
-def topic_for(data: EventData) -> str:
-    # Handoff requests go to the provider's own topic; the template names the field.
-    return data.TOPIC.format(**data.model_dump())
-
-
 def add(session: Session, envelope: CloudEvent, topic: str) -> bool:
     """Stage one event in the caller's transaction. Idempotent by event id: returns False
     when the event is already in the outbox (an activity retried after its commit)."""

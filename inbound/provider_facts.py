@@ -36,11 +36,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from temporalio.client import Client
 
+from activities.readmodel import HandoffRow
 from events import provider
 from events.catalogue import EventRejected
-from events.consumer import is_processed, record_processed
 from infra.db import transaction
-from infra.readmodel import HandoffRow
+from messaging.consumer import is_processed, record_processed
 from pathway import commands as cmd
 from workflows import referral_workflow_id
 from workflows.referral import ReferralWorkflow

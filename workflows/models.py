@@ -1,0 +1,71 @@
+"""What the referral workflow and its activity exchange with the outside world: the
+workflow's input and command result, and the activity's input and result. Plain
+pydantic models (the pure core): the workflow, the activity, the worker and the API all
+import them from here, and none of them has to import the others.
+
+Each is one model, so a field can be added later with a default.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from pathway.config import PathwayConfig
+from pathway.state import CaseState, EpisodeSummary
+from pathway.views import ReferralView
+
+# Well under the server's 50k-event limit; a test lowers it to exercise continue-as-new.
+DEFAULT_HISTORY_LIMIT = 10_000
+
+
+class NewReferral(BaseModel):
+    referral_id: str
+    partner_id: str
+    locality: str
+    source: str
+    referrer_org_id: str
+    reason_codes: list[str]
+    consent_to_share: bool
+    config: PathwayConfig
+
+
+class OutgoingEvent(BaseModel):
+    """An event the workflow raised, waiting for the activity to stage it in the outbox."""
+
+    event_id: str
+    type: str
+    topic: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+class ReferralInput(BaseModel):
+    """Either a new referral, or what continue-as-new carries over: the state, and the
+    events (and version) not yet persisted, so a steady stream of signals cannot hold
+    continue-as-new back."""
+
+    new: NewReferral | None = None
+    state: CaseState | None = None
+    pending: list[OutgoingEvent] = []
+    persisted_version: int = 0
+    history_limit: int = DEFAULT_HISTORY_LIMIT
+
+
+class CommandResult(BaseModel):
+    referral_id: str
+    version: int
+    episode: int
+    stage: str
+
+
+class RecordTransitionInput(BaseModel):
+    view: ReferralView
+    episodes: list[EpisodeSummary]
+    events: list[OutgoingEvent]
+
+
+class RecordTransitionResult(BaseModel):
+    events_written: int
