@@ -14,7 +14,7 @@ from pydantic import Field
 
 from events import topics
 from events.catalogue import EventData, event_type
-from events.referral import Id
+from events.ids import Id
 
 HandoffStatus = Literal[
     "requested",
@@ -35,11 +35,11 @@ HandoffStatus = Literal[
     "through the API under the provider's scope.",
 )
 class HandoffRequested(EventData):
-    handoff_id: str = Id
-    referral_id: str = Id
+    handoff_id: Id
+    referral_id: Id
     episode: int = Field(ge=1)
-    provider_id: str = Id
-    service_id: str = Id
+    provider_id: Id
+    service_id: Id
     support_level: str
     respond_by: datetime
     occurred_at: datetime
@@ -51,10 +51,10 @@ class HandoffRequested(EventData):
     "A handoff moved to a new status (with a reason where FHIR requires one).",
 )
 class HandoffStatusChanged(EventData):
-    handoff_id: str = Id
-    referral_id: str = Id
+    handoff_id: Id
+    referral_id: Id
     episode: int = Field(ge=1)
-    provider_id: str = Id
+    provider_id: Id
     status: HandoffStatus
     reason_code: str | None = None
     occurred_at: datetime

@@ -13,14 +13,15 @@ from pydantic import Field
 
 from events import topics
 from events.catalogue import EventData, event_type
-from events.referral import Id, MeasureScores
+from events.ids import Id
+from events.referral import MeasureScores
 
 
 class OutcomeEvent(EventData):
-    referral_id: str = Id
+    referral_id: Id
     episode: int = Field(ge=1)
-    partner_id: str = Id
-    locality: str = Id
+    partner_id: Id
+    locality: Id
     occurred_at: datetime
     evidence_event_ids: list[str] = Field(max_length=50)
     consent_recorded: bool

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from events import topics
 from events.catalogue import EventData, event_type
-from events.referral import Id
+from events.ids import Id
 
 ClaimStatus = Literal[
     "claimed", "capped", "validated", "approved", "paid", "disputed", "upheld", "reversed"
@@ -23,12 +23,12 @@ ClaimStatus = Literal[
     "An outcome claim was created or moved along its lifecycle.",
 )
 class ClaimStatusChanged(EventData):
-    claim_id: str = Id
-    contract_id: str = Id
-    referral_id: str = Id
+    claim_id: Id
+    contract_id: Id
+    referral_id: Id
     episode: int = Field(ge=1)
     metric: str
-    partner_id: str = Id
+    partner_id: Id
     status: ClaimStatus
     amount_pence: int = Field(ge=0)
     rate_card_version: str

@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
 from events import topics
 from events.catalogue import EventData, event_type
-from events.referral import Id
+from events.ids import Code, Id
 
 
 @event_type(
@@ -22,11 +22,11 @@ from events.referral import Id
     "A provider accepts or rejects a handoff, or answers with its capacity.",
 )
 class ProviderResponse(EventData):
-    handoff_id: str = Id
-    referral_id: str = Id
-    provider_id: str = Id
+    handoff_id: Id
+    referral_id: Id
+    provider_id: Id
     decision: Literal["accept", "reject", "waitlist"]
-    reason_code: str | None = Field(default=None, max_length=64)
+    reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
     occurred_at: datetime
 
@@ -45,9 +45,9 @@ class ProviderResponse(EventData):
     "A provider reports one session's attendance for a handoff.",
 )
 class AttendanceReported(EventData):
-    handoff_id: str = Id
-    referral_id: str = Id
-    provider_id: str = Id
+    handoff_id: Id
+    referral_id: Id
+    provider_id: Id
     session_date: date
     status: Literal["attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider"]
     occurred_at: datetime

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from events import topics
 from events.catalogue import EventData, event_type
+from events.ids import Code, Id
 
 Stage = Literal[
     "triage",
@@ -24,23 +25,22 @@ Stage = Literal[
     "ongoing_support",
     "dormant",
 ]
-Id = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
 class ReferralEvent(EventData):
-    referral_id: str = Id
+    referral_id: Id
     episode: int = Field(ge=1)
-    partner_id: str = Id
-    locality: str = Id
+    partner_id: Id
+    locality: Id
     stage: Stage
     occurred_at: datetime
 
 
 @event_type("linkway.referral.received.v1", topics.REFERRALS, "A referral was made (new case).")
 class ReferralReceived(ReferralEvent):
-    source: str = Field(description="Kind of referrer: gp, social_care, hospital, self, ...")
-    referrer_org_id: str = Id
-    reason_codes: list[str] = Field(default_factory=list, max_length=20)
+    source: Code = Field(description="Kind of referrer: gp, social_care, hospital, self, ...")
+    referrer_org_id: Id
+    reason_codes: list[Code] = Field(default_factory=list, max_length=20)
     consent_to_share: bool
 
 
@@ -51,9 +51,9 @@ class ReferralReceived(ReferralEvent):
 )
 class ReferralReentered(ReferralEvent):
     previous_episode: int = Field(ge=1)
-    source: str
-    referrer_org_id: str = Id
-    reason_codes: list[str] = Field(default_factory=list, max_length=20)
+    source: Code
+    referrer_org_id: Id
+    reason_codes: list[Code] = Field(default_factory=list, max_length=20)
 
 
 @event_type(
@@ -62,9 +62,9 @@ class ReferralReentered(ReferralEvent):
     "A further referral arrived while an episode was active; it joined that episode.",
 )
 class ReferralJoined(ReferralEvent):
-    source: str
-    referrer_org_id: str = Id
-    reason_codes: list[str] = Field(default_factory=list, max_length=20)
+    source: Code
+    referrer_org_id: Id
+    reason_codes: list[Code] = Field(default_factory=list, max_length=20)
 
 
 @event_type(
@@ -87,7 +87,7 @@ class ReferralAccepted(ReferralEvent):
     "Triage declined the referral; the referrer is told the reason.",
 )
 class ReferralDeclined(ReferralEvent):
-    reason_code: str
+    reason_code: Code
 
 
 @event_type(
@@ -96,7 +96,7 @@ class ReferralDeclined(ReferralEvent):
     "A link worker was assigned or reassigned.",
 )
 class LinkWorkerAssigned(ReferralEvent):
-    link_worker_id: str = Id
+    link_worker_id: Id
 
 
 @event_type(
@@ -120,7 +120,7 @@ class UnableToContact(ReferralEvent):
 
 
 class MeasureScores(EventData):
-    measurement_id: str = Id
+    measurement_id: Id
     instrument: str
     version: str
     raw: dict[str, float]
@@ -139,9 +139,9 @@ class ReferralAssessed(ReferralEvent):
 
 
 class PrescriptionRef(EventData):
-    handoff_id: str = Id
-    provider_id: str = Id
-    service_id: str = Id
+    handoff_id: Id
+    provider_id: Id
+    service_id: Id
 
 
 @event_type(

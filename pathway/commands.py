@@ -14,8 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
-Ref = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+from events.ids import ID_PATTERN, Code, Id
 
 
 class Message(BaseModel):
@@ -23,24 +22,24 @@ class Message(BaseModel):
 
 
 class Command(Message):
-    request_id: str = Ref
-    actor_id: str = Ref
+    request_id: Id
+    actor_id: Id
     expected_version: int | None = Field(default=None, ge=0)
 
 
 class AcceptReferral(Command):
     kind: Literal["accept"] = "accept"
-    link_worker_id: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    link_worker_id: Id | None = None
 
 
 class DeclineReferral(Command):
     kind: Literal["decline"] = "decline"
-    reason_code: str = Code
+    reason_code: Code
 
 
 class AssignLinkWorker(Command):
     kind: Literal["assign"] = "assign"
-    link_worker_id: str = Ref
+    link_worker_id: Id
 
 
 class RecordContactAttempt(Command):
@@ -50,21 +49,21 @@ class RecordContactAttempt(Command):
 
 
 class MeasureInput(Message):
-    instrument: str = Field(min_length=1, max_length=32)
+    instrument: Id
     answers: dict[str, float] = Field(max_length=40)
-    consent_ref: str = Ref
+    consent_ref: Id
     administered_at: datetime | None = None
 
 
 class RecordAssessment(Command):
     kind: Literal["assessment"] = "assessment"
-    support_level: str = Field(min_length=1, max_length=32)
+    support_level: Id
     measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
 
 
 class PrescriptionInput(Message):
-    provider_id: str = Ref
-    service_id: str = Ref
+    provider_id: Id
+    service_id: Id
 
 
 class AgreePlan(Command):
@@ -82,22 +81,22 @@ class RecordReview(Command):
     kind: Literal["review"] = "review"
     decision: Literal["new_plan", "ongoing_support", "dormant"]
     measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
-    early_reason_code: str | None = Field(default=None, max_length=64)
+    early_reason_code: Code | None = None
 
 
 class RecordFollowup(Command):
     kind: Literal["followup"] = "followup"
     measures: list[MeasureInput] = Field(min_length=1, max_length=10)
-    early_reason_code: str | None = Field(default=None, max_length=64)
+    early_reason_code: Code | None = None
 
 
 class ReEnter(Command):
     """A new referral for a person who has a case, or the person coming back."""
 
     kind: Literal["reenter"] = "reenter"
-    source: str = Code
-    referrer_org_id: str = Ref
-    reason_codes: list[str] = Field(default_factory=list, max_length=20)
+    source: Code
+    referrer_org_id: Id
+    reason_codes: list[Code] = Field(default_factory=list, max_length=20)
 
 
 class EndEpisode(Command):
@@ -118,7 +117,7 @@ class GiveConsent(Command):
 
 class RescheduleDeadline(Command):
     kind: Literal["reschedule"] = "reschedule"
-    deadline: str = Field(min_length=1, max_length=80)
+    deadline: str = Field(min_length=1, max_length=80, pattern=ID_PATTERN)
     due_at: datetime
 
 
@@ -141,15 +140,15 @@ AnyCommand = (
 
 
 class PartnerFact(Message):
-    event_id: str = Ref
-    handoff_id: str = Ref
-    provider_id: str = Ref
+    event_id: Id
+    handoff_id: Id
+    provider_id: Id
     occurred_at: datetime
 
 
 class ProviderResponded(PartnerFact):
     decision: Literal["accept", "reject", "waitlist"]
-    reason_code: str | None = None
+    reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from events import referral as ev
 from events.handoff import HandoffRequested
 from pathway import commands as cmd
+from pathway import stages
 from pathway.measures import MeasureError, default_registry
 from pathway.rules import outcomes
 from pathway.rules.base import (
@@ -19,8 +20,6 @@ from pathway.rules.base import (
 )
 from pathway.rules.intake import go_dormant
 from pathway.state import CaseState, Handoff, Measurement, clear, is_open
-
-SUPPORTED = ("supported", "ongoing_support", "review")
 
 
 def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decision:
@@ -52,7 +51,7 @@ def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decis
 
 def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
     # Not at "review": the review is recorded first, and its decision opens a new cycle.
-    require_stage(state, "agree a plan", "planning", "supported", "ongoing_support")
+    require_stage(state, "agree a plan", *stages.PLANNABLE)
     if c.prescriptions and not state.consent_to_share:
         raise Conflict(
             "the person has not consented to share with providers; record consent "
@@ -63,7 +62,7 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
         raise Rejected("an episode can hold at most 100 handoffs; start a new episode")
     # A plan agreed after ongoing support starts a cycle too: that stage has no review
     # date, and "supported" without one would never reach review.
-    new_cycle = ep.stage in ("planning", "ongoing_support")
+    new_cycle = ep.stage in stages.NEW_PLAN_CYCLE
     ep.plan_version += 1
     ep.goal_count = c.goal_count
     ep.stage = "supported"
@@ -128,7 +127,7 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
 
 
 def checkin(state: CaseState, c: cmd.RecordCheckin, ctx: Context) -> Decision:
-    require_stage(state, "record the mid-point check-in", *SUPPORTED)
+    require_stage(state, "record the mid-point check-in", *stages.SUPPORTED)
     clear(state.episode, "midpoint_checkin")
     decision = Decision(state)
     decision.emit(ctx, lifecycle(state, ctx, ev.CheckinRecorded, on_track=c.on_track))
@@ -136,7 +135,7 @@ def checkin(state: CaseState, c: cmd.RecordCheckin, ctx: Context) -> Decision:
 
 
 def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
-    require_stage(state, "record the review", *SUPPORTED)
+    require_stage(state, "record the review", *stages.SUPPORTED)
     ep = state.episode
     review_due = ep.deadlines.get("review")
     if review_due and ctx.now < review_due and not c.early_reason_code:

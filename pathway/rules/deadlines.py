@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from events.referral import ActionDue
+from pathway import stages
 from pathway.rules.base import Context, Decision, lifecycle
 from pathway.state import CaseState
 
@@ -29,7 +30,7 @@ def reached(state: CaseState, name: str, ctx: Context) -> Decision:
     if due_at is None:
         return decision
     action, _, handoff_id = name.partition(":")
-    if action == "review" and ep.stage in ("supported", "ongoing_support"):
+    if action == "review" and ep.stage in stages.AWAITING_REVIEW:
         ep.stage = "review"
     # Once only: a new plan can schedule an action that is still overdue, and a second
     # entry would outlive the action's being recorded (clear removes one).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from events import referral as ev
 from events.handoff import HandoffStatusChanged
 from pathway import commands as cmd
+from pathway import stages
 from pathway.config import PathwayConfig
 from pathway.rules.base import (
     Conflict,
@@ -24,8 +25,6 @@ from pathway.state import (
     clear,
     is_open,
 )
-
-ACTIVE_STAGES = ("triage", "contacting", "assessment", "planning", "supported", "review")
 
 
 def open_case(
@@ -183,7 +182,7 @@ def reenter(state: CaseState, c: cmd.ReEnter, ctx: Context) -> Decision:
 
 
 def end_episode(state: CaseState, c: cmd.EndEpisode, ctx: Context) -> Decision:
-    require_stage(state, "end the episode", *ACTIVE_STAGES, "ongoing_support")
+    require_stage(state, "end the episode", *stages.OPEN)
     decision = Decision(state)
     for handoff in state.episode.handoffs.values():
         if handoff.status in ACTIVE_HANDOFF:

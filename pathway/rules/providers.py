@@ -12,6 +12,7 @@ from __future__ import annotations
 from events.handoff import HandoffStatusChanged
 from events.referral import ActionDue
 from pathway import commands as cmd
+from pathway import stages
 from pathway.config import WAITLIST_BANDS
 from pathway.rules import outcomes
 from pathway.rules.base import Context, Decision, due, lifecycle
@@ -104,7 +105,7 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
         handoff.attended += 1
         ep.attended_sessions += 1
         add_evidence(ep, "attendance", fact.event_id)
-        if ep.stage in ("supported", "ongoing_support", "review"):
+        if ep.stage in stages.SUPPORTED:
             # "No attendance for N days" counts from when Linkway last heard of one.
             clear(ep, "disengagement")
             ep.deadlines["disengagement"] = due(
