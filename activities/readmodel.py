@@ -1,14 +1,20 @@
-"""The read model: one row per referral and one per episode, written by the pathway's
-activity in the same transaction as the outbox rows. Caseloads are served from here."""
+"""The read model: one row per referral, per episode, per handoff and per measurement,
+written by the pathway's activity (its only writer) in the same transaction as the outbox
+rows. Caseloads, a referral's detail and provider handoff lists are served from here."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
 
+from events.referral import FollowupRecorded, MeasureScores, ReferralAssessed, ReferralReviewed
+from infra.db import transaction
+from messaging.outbox import OutboxRow
 from pathway.views import ReferralView
 
 
@@ -92,3 +98,88 @@ class ReferrerLink(SQLModel, table=True):
     referral_id: str = Field(primary_key=True, max_length=64)
     partner_id: str = Field(primary_key=True, max_length=64, index=True)
     linked_at: datetime
+
+
+class MeasurementRow(SQLModel, table=True):
+    """One row per recorded measurement (baseline, review or follow-up), written by the
+    pathway's activity from the event that carries it, in the same transaction as that
+    event's outbox row. The API serves a referral's measures from here."""
+
+    __tablename__ = "referral_measurements"
+    __table_args__ = (Index("ix_measurements_referral", "referral_id", "episode"),)
+
+    measurement_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64)
+    episode: int
+    phase: str = Field(max_length=16)
+    instrument: str = Field(max_length=64)
+    version: str = Field(max_length=32)
+    raw: str = "{}"
+    derived: str = "{}"
+    administered_at: datetime
+
+
+# Which events carry measures, the field that holds them, and the phase they belong to.
+MEASURES_IN: dict[str, tuple[str, str]] = {
+    ReferralAssessed.TYPE: ("baseline", "baseline"),
+    ReferralReviewed.TYPE: ("followup", "review"),
+    FollowupRecorded.TYPE: ("measures", "followup"),
+}
+
+
+def measurement_rows(
+    referral_id: str, event_type: str, data: dict[str, Any]
+) -> list[MeasurementRow]:
+    """The measurement rows an event's data holds (none for most events)."""
+    if event_type not in MEASURES_IN:
+        return []
+    field, phase = MEASURES_IN[event_type]
+    rows = []
+    for item in data.get(field, []):
+        scores = MeasureScores.model_validate(item)
+        rows.append(
+            MeasurementRow(
+                measurement_id=scores.measurement_id,
+                referral_id=referral_id,
+                episode=data["episode"],
+                phase=phase,
+                instrument=scores.instrument,
+                version=scores.version,
+                raw=json.dumps(scores.raw),
+                derived=json.dumps(scores.derived),
+                administered_at=scores.administered_at,
+            )
+        )
+    return rows
+
+
+def add_measurements(session: Session, rows: list[MeasurementRow]) -> int:
+    """Insert the rows not already there (an activity retried after its commit, or a
+    rebuild over rows that exist); returns how many were new."""
+    added = 0
+    for row in rows:
+        if session.get(MeasurementRow, row.measurement_id) is None:
+            session.add(row)
+            added += 1
+    return added
+
+
+def rebuild_measurements(engine: Engine, chunk: int = 500) -> int:
+    """Fill ``referral_measurements`` from the outbox (the archive of every event Linkway
+    raised), for a database whose measures were recorded before the table existed.
+    Idempotent: rows already there are kept; returns how many were added."""
+    added, after = 0, 0
+    while True:
+        with transaction(engine) as session:
+            batch = session.exec(
+                select(OutboxRow)
+                .where(col(OutboxRow.type).in_(MEASURES_IN), col(OutboxRow.seq) > after)
+                .order_by(col(OutboxRow.seq))
+                .limit(chunk)
+            ).all()
+            for event in batch:
+                data = json.loads(event.payload)["data"]
+                added += add_measurements(session, measurement_rows(event.key, event.type, data))
+        if len(batch) < chunk:
+            return added
+        after = batch[-1].seq or after

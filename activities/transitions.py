@@ -13,7 +13,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio import activity
 
-from activities.readmodel import EpisodeRow, HandoffRow, ReferralRow
+from activities.readmodel import (
+    EpisodeRow,
+    HandoffRow,
+    ReferralRow,
+    add_measurements,
+    measurement_rows,
+)
 from events.envelope import new_event
 from infra.db import transaction
 from messaging import outbox
@@ -53,6 +59,7 @@ class TransitionActivities:
                     time=e.occurred_at,
                 )
                 written += outbox.add(session, envelope, e.topic)
+                add_measurements(session, measurement_rows(input.view.referral_id, e.type, e.data))
         return RecordTransitionResult(events_written=written)
 
 

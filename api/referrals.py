@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
-from activities.readmodel import EpisodeRow, HandoffRow, ReferralRow, ReferrerLink
+from activities.readmodel import EpisodeRow, HandoffRow, MeasurementRow, ReferralRow, ReferrerLink
 from api import schemas
 from api.auth import Caller, require
 from api.commands import IdempotencyKey, caller_key, execute
@@ -33,9 +33,8 @@ from api.personal_data import Access
 from api.problems import Problem, responses
 from api.scope import scoped, visible
 from api.strict import check_strictly
-from events.referral import FollowupRecorded, ReferralAssessed, ReferralReviewed, Stage
+from events.referral import Stage
 from infra.db import transaction
-from messaging.outbox import OutboxRow
 from pathway import commands as cmd
 from workflows import TASK_QUEUE, referral_workflow_id
 from workflows.models import NewReferral, ReferralInput
@@ -45,12 +44,6 @@ router = APIRouter(prefix="/referrals", tags=["referrals"])
 Referrer = Annotated[Caller, Depends(require("referrer", "tier_one"))]
 Reader = Annotated[Caller, Depends(require("referrer", "tier_one", "contract_manager", "admin"))]
 Viewer = Annotated[Caller, Depends(require("tier_one", "contract_manager", "admin"))]
-# Where each measures-carrying event keeps its measures, and which phase they are.
-MEASURES = {
-    ReferralAssessed.TYPE: ("baseline", "baseline"),
-    ReferralReviewed.TYPE: ("followup", "review"),
-    FollowupRecorded.TYPE: ("measures", "followup"),
-}
 
 
 @router.post(
@@ -208,10 +201,14 @@ async def get_referral(referral_id: str, request: Request, caller: Viewer) -> sc
         handoffs = session.exec(
             select(HandoffRow).where(HandoffRow.referral_id == row.referral_id)
         ).all()
-        events = session.exec(
-            select(OutboxRow)
-            .where(OutboxRow.key == row.referral_id, col(OutboxRow.type).in_(MEASURES))
-            .order_by(col(OutboxRow.seq))
+        measures = session.exec(
+            select(MeasurementRow)
+            .where(MeasurementRow.referral_id == row.referral_id)
+            .order_by(
+                col(MeasurementRow.episode),
+                col(MeasurementRow.administered_at),
+                col(MeasurementRow.measurement_id),
+            )
         ).all()
     return schemas.Referral(
         **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs"}),
@@ -223,7 +220,7 @@ async def get_referral(referral_id: str, request: Request, caller: Viewer) -> sc
             for e in sorted(episodes, key=lambda e: e.number)
         ],
         handoffs=[schemas.Handoff(**h.model_dump()) for h in handoffs],
-        measures=[m for event in events for m in _measures(event)],
+        measures=[_measure(m) for m in measures],
     )
 
 
@@ -246,10 +243,9 @@ def _status(row: ReferralRow, episode: EpisodeRow | None) -> schemas.ReferralSta
     )
 
 
-def _measures(event: OutboxRow) -> list[schemas.Measure]:
-    data = json.loads(event.payload)["data"]
-    field, phase = MEASURES[event.type]
-    return [
-        schemas.Measure(episode=data["episode"], phase=phase, **scores)
-        for scores in data.get(field, [])
-    ]
+def _measure(row: MeasurementRow) -> schemas.Measure:
+    return schemas.Measure(
+        **row.model_dump(exclude={"referral_id", "raw", "derived"}),
+        raw=json.loads(row.raw),
+        derived=json.loads(row.derived),
+    )

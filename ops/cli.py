@@ -10,7 +10,7 @@ linkway migrate             create the database tables
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
 linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
-linkway rebuild referrals   rebuild the referral timeline read model from its topic
+linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 """
 
@@ -257,9 +257,15 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    """Rebuild a read model from its topic: referrals -> referral_timeline."""
+    """Rebuild a read model: referrals (timeline, from its topic), measures (from the outbox)."""
     from infra.db import get_engine
     from messaging.replay import rebuild_referrals
+
+    if args.model == "measures":
+        from activities.readmodel import rebuild_measurements
+
+        print(f"added {rebuild_measurements(_engine(settings))} measurements")
+        return 0
 
     try:
         count = rebuild_referrals(settings.kafka_bootstrap, get_engine(settings), fresh=args.fresh)
@@ -358,7 +364,7 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _rebuild_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=["referrals"])
+    parser.add_argument("model", choices=["referrals", "measures"])
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
 
 
