@@ -13,52 +13,44 @@ questionnaire is only a TOML table:
 - ``external_score_levels``: one score computed by a licensed tool (PAM-13) and put in a
   level; improvement is moving up a level.
 
-Pure: the only I/O is reading instrument files when a Registry is loaded.
-
-Errors are all ``ValueError``, so an API boundary can answer them with a 4xx::
-
-    MeasureError              bad answers, or two scores that cannot be compared
-    ├── UnknownInstrument     no instrument with that code
-    └── InstrumentFileError   an instruments file that does not describe valid instruments
+Pure: the only I/O is reading instrument files when a Registry is loaded. The definitions
+and the errors live in ``pathway.instruments``.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, model_validator
-from pydantic.dataclasses import dataclass as definition
+from pathway.instruments import (
+    PACKAGED_FILE,
+    PER_ITEM_KINDS,
+    Better,
+    Instrument,
+    InstrumentFileError,
+    MeasureError,
+    UnknownInstrument,
+    band,
+    band_index,
+    read_file,
+)
 
-PACKAGED_FILE = Path(__file__).with_name("instruments.toml")
-PER_ITEM_KINDS = ("bands_per_item", "per_area")
-_BANDED_KINDS = ("bands_per_item", "external_score_levels")
+__all__ = [
+    "PER_ITEM_KINDS",
+    "Change",
+    "Instrument",
+    "InstrumentFileError",
+    "MeasureError",
+    "Registry",
+    "Scores",
+    "UnknownInstrument",
+    "default_registry",
+]
 # Published scores have two decimals; rounding deltas stops 19.98 - 17.98 falling short of 2.
 _PLACES = 6
-_FORBID = ConfigDict(extra="forbid")
-
-Scoring = Literal["sum", "bands_per_item", "per_area", "external_score_levels"]
-Better = Literal["higher", "lower"]
-Text = Annotated[str, Field(min_length=1)]
-
-
-class MeasureError(ValueError):
-    """Bad answers or an impossible comparison; the message is one a link worker can act
-    on and never echoes free text, which could be personal data."""
-
-
-class UnknownInstrument(MeasureError):
-    pass
-
-
-class InstrumentFileError(MeasureError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -78,65 +70,6 @@ class Change:
     detail: str
 
 
-@definition(frozen=True, config=_FORBID)
-class Band:
-    # Inclusive upper bounds (not min/max pairs) so a decimal score between two published
-    # cut-points, such as PAM 47.05, still falls in exactly one band.
-    up_to: float
-    label: str | int
-
-
-@definition(frozen=True, config=_FORBID)
-class ItemRule:
-    """Where one item differs from the rest, as ONS4 anxiety does."""
-
-    better: Better | None = None
-    bands: tuple[Band, ...] = ()
-
-
-@definition(frozen=True, config=_FORBID)
-class Instrument:
-    """One instrument as the TOML describes it; the table name is the code."""
-
-    code: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
-    name: Text
-    version: Text
-    licence: Text
-    scoring: Scoring
-    items: Annotated[tuple[str, ...], Field(min_length=1)]
-    item_range: tuple[float, float]
-    meaningful_change: Annotated[float, Field(gt=0)]  # points ("sum"), or bands/steps/levels
-    whole_numbers: bool = True
-    better: Better = "higher"
-    threshold_range: tuple[float, float] | None = None
-    min_areas: int = Field(default=1, ge=1)
-    change_on: Literal["total", "metric"] = "total"
-    bands: tuple[Band, ...] = ()
-    conversion: dict[int, float] = field(default_factory=dict)
-    classify: dict[str, tuple[Band, ...]] = field(default_factory=dict)
-    per_item: dict[str, ItemRule] = field(default_factory=dict)
-
-    def better_for(self, item: str) -> Better:
-        rule = self.per_item.get(item)
-        return rule.better if rule and rule.better else self.better
-
-    def bands_for(self, item: str) -> tuple[Band, ...]:
-        rule = self.per_item.get(item)
-        return rule.bands if rule and rule.bands else self.bands
-
-    def derived_keys(self) -> set[str]:
-        if self.scoring == "sum":
-            return set(self.classify) | ({"metric"} if self.conversion else set())
-        if self.scoring == "bands_per_item":
-            return set(self.items)
-        return {"level"} if self.scoring == "external_score_levels" else set()
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Instrument:
-        _check_definition(self)
-        return self
-
-
 class Registry:
     def __init__(self, instruments: Mapping[str, Instrument]) -> None:
         self._instruments = dict(instruments)
@@ -146,7 +79,7 @@ class Registry:
         """The packaged instruments plus any that a commissioner's files add."""
         found: dict[str, Instrument] = {}
         for path in (PACKAGED_FILE, *map(Path, extra_files)):
-            for instrument in _read(path):
+            for instrument in read_file(path):
                 if instrument.code in found:
                     # Refuse rather than replace: scores already recorded were made under the
                     # published definition, and a quiet override would change their meaning.
@@ -178,11 +111,11 @@ class Registry:
             if inst.conversion:
                 derived["metric"] = inst.conversion[int(total)]
             for name, bands in inst.classify.items():
-                derived[name] = _band(bands, total).label
+                derived[name] = band(bands, total).label
         elif inst.scoring == "bands_per_item":
-            derived = {item: _band(inst.bands_for(item), v).label for item, v in values.items()}
+            derived = {item: band(inst.bands_for(item), v).label for item, v in values.items()}
         elif inst.scoring == "external_score_levels":
-            derived["level"] = _band(inst.bands, values[inst.items[0]]).label
+            derived["level"] = band(inst.bands, values[inst.items[0]]).label
         return Scores(inst.code, inst.version, raw, derived)
 
     def compare(
@@ -248,7 +181,7 @@ def _compare_items(
         deltas[item] = _round(after - before)
         if banded:  # the band is the unit of change: 6 -> 7 counts, 7 -> 8 does not
             bands = inst.bands_for(item)
-            before, after = _band_index(bands, before), _band_index(bands, after)
+            before, after = band_index(bands, before), band_index(bands, after)
         if _sign(inst.better_for(item)) * (after - before) >= step:
             moved += 1
     noun, unit = ("items", "band") if banded else ("areas", "step")
@@ -261,7 +194,7 @@ def _compare_items(
 
 def _compare_level(inst: Instrument, base: Scores, follow: Scores, step: float) -> Change:
     item = inst.items[0]
-    before, after = (_band_index(inst.bands, s.raw[item]) for s in (base, follow))
+    before, after = (band_index(inst.bands, s.raw[item]) for s in (base, follow))
     deltas = {item: _round(follow.raw[item] - base.raw[item]), "level": after - before}
     detail = (
         f"{inst.code} level {inst.bands[before].label} -> {inst.bands[after].label}"
@@ -372,86 +305,3 @@ def _sign(better: Better) -> int:
 
 def _plural(count: float) -> str:
     return "" if count == 1 else "s"
-
-
-def _band_index(bands: tuple[Band, ...], value: float) -> int:
-    # Loading checks that the last band reaches the top of the range, so one always matches.
-    return next(i for i, band in enumerate(bands) if value <= band.up_to)
-
-
-def _band(bands: tuple[Band, ...], value: float) -> Band:
-    return bands[_band_index(bands, value)]
-
-
-# --- loading -----------------------------------------------------------------------------
-
-
-def _read(path: Path) -> list[Instrument]:
-    try:
-        tables = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InstrumentFileError(f"cannot read instruments file {path.name}: {exc}") from None
-    instruments = []
-    for code, table in tables.items():
-        if not isinstance(table, dict) or "code" in table:
-            raise InstrumentFileError(f"{path.name}: {code} must be a table named by its code")
-        try:
-            instruments.append(Instrument(**{"code": code, **table}))
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'definition'}: {e['msg']}" for e in exc.errors()
-            )
-            raise InstrumentFileError(f"{path.name}: {code}: {problems}") from None
-    return instruments
-
-
-def _check_definition(inst: Instrument) -> None:
-    """What field types cannot say: the settings must agree with each other."""
-    kind, (low, high), items = inst.scoring, inst.item_range, set(inst.items)
-    top = high * len(items) if kind == "sum" else high
-    banded = {item for item, rule in inst.per_item.items() if rule.bands}
-    whole = low.is_integer() and high.is_integer()
-    totals = set(range(int(low) * len(items), int(high) * len(items) + 1)) if whole else set()
-    every_bands = (inst.bands, *(inst.bands_for(i) for i in items), *inst.classify.values())
-    lowest, highest = inst.threshold_range or (inst.meaningful_change, inst.meaningful_change)
-    checks = {
-        "item_range must be [lowest, highest]": low < high,
-        "items must be distinct": len(items) == len(inst.items),
-        "item_range must be whole numbers when answers are": whole or not inst.whole_numbers,
-        "per_item must name the instrument's items": set(inst.per_item) <= items,
-        "every item needs bands": kind != "bands_per_item" or inst.bands or banded == items,
-        "an external score has one item and level bands": kind != "external_score_levels"
-        or (len(items) == 1 and inst.bands),
-        f"bands do not apply to {kind} scoring": kind in _BANDED_KINDS or not inst.bands,
-        "per_item bands need bands_per_item scoring": kind == "bands_per_item" or not banded,
-        "bands must go from lowest to highest": all(
-            _rises([band.up_to for band in bands]) for bands in every_bands
-        ),
-        f"the last band must reach {top:g}": all(b[-1].up_to >= top for b in every_bands if b),
-        "classify is for sum scoring, and not named metric": not inst.classify
-        or (kind == "sum" and "metric" not in inst.classify),
-        "conversion must give a score for every possible total of a whole-number sum": (
-            not inst.conversion
-            or (kind == "sum" and inst.whole_numbers and set(inst.conversion) == totals)
-        ),
-        "conversion scores must rise with the total": _rises(
-            [inst.conversion[total] for total in sorted(inst.conversion)]
-        ),
-        "change_on metric needs a conversion": inst.change_on == "total" or inst.conversion,
-        "meaningful_change must be whole bands, steps or levels": kind == "sum"
-        or inst.meaningful_change.is_integer(),
-        "threshold_range must be positive and contain meaningful_change": 0
-        < lowest
-        <= inst.meaningful_change
-        <= highest,
-        "min_areas cannot exceed the number of items": inst.min_areas <= len(items),
-        "min_areas is for per-item scoring": kind in PER_ITEM_KINDS or inst.min_areas == 1,
-    }
-    problems = [problem for problem, ok in checks.items() if not ok]
-    if problems:
-        # A ValueError here becomes part of the ValidationError that _read reports.
-        raise ValueError("; ".join(problems))
-
-
-def _rises(values: list[float]) -> bool:
-    return all(a < b for a, b in itertools.pairwise(values))
