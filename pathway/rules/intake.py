@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from events import referral as ev
-from events.handoff import HandoffStatusChanged
 from pathway import commands as cmd
 from pathway import stages
 from pathway.config import PathwayConfig
+from pathway.rules import handoffs
 from pathway.rules.base import (
     Conflict,
     Context,
@@ -17,11 +17,9 @@ from pathway.rules.base import (
     require_stage,
 )
 from pathway.state import (
-    ACTIVE_HANDOFF,
     MAX_PAST_EPISODES,
     CaseState,
     Episode,
-    Handoff,
     clear,
     is_open,
 )
@@ -184,9 +182,6 @@ def reenter(state: CaseState, c: cmd.ReEnter, ctx: Context) -> Decision:
 def end_episode(state: CaseState, c: cmd.EndEpisode, ctx: Context) -> Decision:
     require_stage(state, "end the episode", *stages.OPEN)
     decision = Decision(state)
-    for handoff in state.episode.handoffs.values():
-        if handoff.status in ACTIVE_HANDOFF:
-            _cancel(state, decision, ctx, handoff, "episode_ended")
     go_dormant(state, decision, ctx, c.reason_code)
     return decision
 
@@ -196,11 +191,7 @@ def withdraw_consent(state: CaseState, c: cmd.WithdrawConsent, ctx: Context) -> 
         raise Conflict("consent to share is already withdrawn")
     state.consent_to_share = False
     decision = Decision(state)
-    cancelled = []
-    for handoff in state.episode.handoffs.values():
-        if handoff.status in ACTIVE_HANDOFF:
-            _cancel(state, decision, ctx, handoff, "consent_withdrawn")
-            cancelled.append(handoff.handoff_id)
+    cancelled = handoffs.close_live(state, decision, ctx, "consent_withdrawn")
     decision.events.insert(
         0,
         (
@@ -236,29 +227,11 @@ def reschedule(state: CaseState, c: cmd.RescheduleDeadline, ctx: Context) -> Dec
     return decision
 
 
-def _cancel(
-    state: CaseState, decision: Decision, ctx: Context, handoff: Handoff, reason: str
-) -> None:
-    handoff.status, handoff.reason_code = "cancelled", reason
-    clear(state.episode, f"provider_response:{handoff.handoff_id}")
-    clear(state.episode, f"waitlist:{handoff.handoff_id}")
-    decision.emit(
-        ctx,
-        HandoffStatusChanged(
-            handoff_id=handoff.handoff_id,
-            referral_id=state.referral_id,
-            episode=state.episode.number,
-            provider_id=handoff.provider_id,
-            status="cancelled",
-            reason_code=reason,
-            occurred_at=ctx.now,
-        ),
-    )
-
-
 def go_dormant(state: CaseState, decision: Decision, ctx: Context, reason: str) -> None:
-    """Dormant, never closed: timers that chase the person stop, the follow-up for a
+    """Dormant, never closed: every live handoff closes (the providers' access to the
+    person ends with it), timers that chase the person stop, the follow-up for a
     sustained outcome stays, and the person can come back as a new episode."""
+    handoffs.close_live(state, decision, ctx, reason)
     ep = state.episode
     ep.stage = "dormant"
     ep.dormant_reason = reason

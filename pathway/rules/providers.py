@@ -9,12 +9,11 @@ recorded as seen and ignored: a partner's nonsense never fails the workflow.
 
 from __future__ import annotations
 
-from events.handoff import HandoffStatusChanged
 from events.referral import ActionDue
 from pathway import commands as cmd
 from pathway import stages
 from pathway.config import WAITLIST_BANDS
-from pathway.rules import outcomes
+from pathway.rules import handoffs, outcomes
 from pathway.rules.base import Context, Decision, due, lifecycle
 from pathway.state import (
     MAX_RECENT_SESSIONS,
@@ -39,13 +38,13 @@ def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> De
         return decision
     ep = state.episode
     if fact.decision == "accept" and handoff.status in ("requested", "on-hold"):
-        _move(state, decision, ctx, handoff, "accepted", None)
+        handoffs.move(state, decision, ctx, handoff, "accepted", None)
     elif fact.decision == "reject" and handoff.status in ("requested", "on-hold"):
-        _move(state, decision, ctx, handoff, "rejected", fact.reason_code or "unspecified")
+        handoffs.move(state, decision, ctx, handoff, "rejected", fact.reason_code or "unspecified")
     elif fact.decision == "waitlist" and handoff.status == "requested":
         handoff.waitlist_band = fact.waitlist_band
         band = fact.waitlist_band or "unspecified"
-        _move(state, decision, ctx, handoff, "on-hold", f"waitlist_{band}")
+        handoffs.move(state, decision, ctx, handoff, "on-hold", f"waitlist_{band}")
         limit = WAITLIST_BANDS.index(state.config.max_waitlist_band)
         if fact.waitlist_band and WAITLIST_BANDS.index(fact.waitlist_band) > limit:
             _escalate(ep, f"waitlist:{handoff.handoff_id}")
@@ -77,7 +76,7 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
     ep = state.episode
     clear(ep, f"provider_response:{handoff.handoff_id}")
     if handoff.status in _BEFORE_IN_PROGRESS:
-        _move(state, decision, ctx, handoff, "in-progress", None)
+        handoffs.move(state, decision, ctx, handoff, "in-progress", None)
     clear(ep, f"waitlist:{handoff.handoff_id}")
     # One session per handoff per date: a second report for it is a correction, so the
     # counts follow the latest status instead of counting the session twice.
@@ -145,30 +144,3 @@ def _handoff(state: CaseState, fact: cmd.PartnerFact) -> Handoff | None:
     if handoff is None or handoff.provider_id != fact.provider_id:
         return None
     return handoff
-
-
-def _move(
-    state: CaseState,
-    decision: Decision,
-    ctx: Context,
-    handoff: Handoff,
-    status: str,
-    reason: str | None,
-) -> None:
-    handoff.status, handoff.reason_code = status, reason
-    if status != "on-hold":
-        # The band describes a wait still running; keeping it after the handoff moves on
-        # would make the final state depend on whether the waitlist answer came first.
-        handoff.waitlist_band = None
-    decision.emit(
-        ctx,
-        HandoffStatusChanged(
-            handoff_id=handoff.handoff_id,
-            referral_id=state.referral_id,
-            episode=state.episode.number,
-            provider_id=handoff.provider_id,
-            status=status,
-            reason_code=reason,
-            occurred_at=ctx.now,
-        ),
-    )
