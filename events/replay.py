@@ -28,12 +28,11 @@ from events import reader, timeline, topics
 from events.consumer import ProcessedEvent, is_processed, record_processed
 from events.envelope import CloudEvent
 from events.outbox import OutboxRow
-from events.relay import SEND_TIMEOUT_SECONDS, check_producer, record_headers
+from events.relay import REPLAY_HEADER, SEND_TIMEOUT_SECONDS, check_producer, record_headers
 from infra.db import transaction
 
 log = logging.getLogger("linkway.replay")
 
-REPLAY_HEADER = ("linkway-replay", b"true")
 REBUILD_CONSUMER = "rebuild-referrals"
 CHUNK = 500  # rows read, sent and acknowledged at a time
 
