@@ -4,29 +4,47 @@ Every POST needs one. Keys belong to the caller (partner and subject). Same key 
 request: the original response. Same key, different request (body or path): 422. The
 same key while the first request is still running: 409 with Retry-After. A request that
 failed part-way keeps its reserved id, so the client's retry resumes it instead of
-creating a second one; a request left running by a process that died is resumed after
-``STALE_AFTER``.
+creating a second one: every creating path is written to converge when run again with
+the same reserved id, wherever the first run stopped.
+
+A running request holds its key under a lease of ``LEASE``, renewed every
+``RENEW_EVERY`` while it runs. A process that dies stops renewing, so its key is free
+to a retry within one lease, not after a fixed stale-request window. Each holder has a
+token (kept in ``body`` while the key is pending, where the answer goes once done):
+taking a key over and renewing it are compare-and-set on that token, so two retries
+cannot both take over a dead holder's key, and a holder that lost its lease (a long
+pause) learns it at its next renewal and leaves the key to the new holder.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import CursorResult, Update, or_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, Session, SQLModel
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Field, Session, SQLModel, col
 
 from api.problems import Problem
 from infra.db import transaction
 
+log = logging.getLogger("linkway.api")
+
 PENDING, DONE, FAILED = "pending", "done", "failed"
-STALE_AFTER = timedelta(minutes=2)
+# Short, so a crashed holder's key is free within seconds; renewed three times per lease,
+# so a live holder keeps it through a slow database write or two.
+LEASE = timedelta(seconds=6)
+RENEW_EVERY = LEASE / 3
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -38,7 +56,9 @@ class IdempotencyRecord(SQLModel, table=True):
     state: str = Field(max_length=8)
     reserved_id: str = Field(max_length=64)
     status_code: int | None = None
+    # The answer once done; while pending, the current holder's token.
     body: str | None = None
+    # When the current holder took the key or last renewed its lease.
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -59,7 +79,10 @@ class IdempotencyStore:
         self.engine = engine
 
     def begin(self, caller: str, key: str, request_hash: str, new_id: str) -> IdempotencyRecord:
-        """Reserve the key. Returns the record: DONE means replay its response."""
+        """Reserve the key, or take it over from a holder that failed or whose lease ran
+        out. Returns the record: DONE means replay its response; otherwise the caller
+        holds the key, under the token in ``body``, and must ``renew`` it while it runs."""
+        token = uuid.uuid4().hex
         try:
             with transaction(self.engine) as session:
                 record = IdempotencyRecord(
@@ -68,49 +91,113 @@ class IdempotencyStore:
                     request_hash=request_hash,
                     state=PENDING,
                     reserved_id=new_id,
+                    body=token,
                 )
                 session.add(record)
             return record
         except IntegrityError:
             pass
-        with transaction(self.engine) as session:
+        with Session(self.engine) as session:
             existing = session.get(IdempotencyRecord, (caller, key))
-            assert existing is not None
-            if existing.request_hash != request_hash:
-                raise Problem(
-                    422,
-                    "Idempotency-Key reused",
-                    "this Idempotency-Key was used with a different request body",
-                )
-            started = existing.created_at
-            if started.tzinfo is None:  # SQLite hands datetimes back naive (they are UTC)
-                started = started.replace(tzinfo=UTC)
-            if existing.state == PENDING and datetime.now(UTC) - started < STALE_AFTER:
-                raise Problem(
-                    409,
-                    "Request in progress",
-                    "a request with this Idempotency-Key is still being processed; retry later",
-                    headers={"Retry-After": "1"},
-                )
-            if existing.state != DONE:
-                existing.state, existing.created_at = PENDING, datetime.now(UTC)
-                session.add(existing)
+        assert existing is not None
+        if existing.request_hash != request_hash:
+            raise Problem(
+                422,
+                "Idempotency-Key reused",
+                "this Idempotency-Key was used with a different request body",
+            )
+        if existing.state == DONE:
             return existing
+        now = datetime.now(UTC)
+        # Compare-and-set on the holder token we read: of two retries that saw the same
+        # dead holder, one takes the key and the other is told it is in progress.
+        seen = existing.body
+        with transaction(self.engine) as session:
+            taken = _changed(
+                session,
+                update(IdempotencyRecord)
+                .where(
+                    col(IdempotencyRecord.caller) == caller,
+                    col(IdempotencyRecord.key) == key,
+                    or_(
+                        col(IdempotencyRecord.state) == FAILED,
+                        (col(IdempotencyRecord.state) == PENDING)
+                        & (col(IdempotencyRecord.created_at) < now - LEASE),
+                    ),
+                    col(IdempotencyRecord.body).is_(None)
+                    if seen is None
+                    else col(IdempotencyRecord.body) == seen,
+                )
+                .values(state=PENDING, body=token, created_at=now),
+            )
+        if taken != 1:
+            raise Problem(
+                409,
+                "Request in progress",
+                "a request with this Idempotency-Key is still being processed; retry later",
+                headers={"Retry-After": "1"},
+            )
+        existing.state, existing.body, existing.created_at = PENDING, token, now
+        return existing
+
+    def renew(self, caller: str, key: str, token: str) -> bool:
+        """Extend the holder's lease; False when the key is no longer this holder's."""
+        with transaction(self.engine) as session:
+            renewed = _changed(
+                session,
+                update(IdempotencyRecord)
+                .where(
+                    col(IdempotencyRecord.caller) == caller,
+                    col(IdempotencyRecord.key) == key,
+                    col(IdempotencyRecord.state) == PENDING,
+                    col(IdempotencyRecord.body) == token,
+                )
+                .values(created_at=datetime.now(UTC)),
+            )
+        return renewed == 1
 
     def finish(self, caller: str, key: str, status_code: int, body: str) -> None:
-        self._set(caller, key, DONE, status_code, body)
+        # Whichever holder gets here stores the answer: a holder that lost its lease ran
+        # the same request with the same reserved id, so its answer is as good.
+        with transaction(self.engine) as session:
+            session.execute(
+                update(IdempotencyRecord)
+                .where(col(IdempotencyRecord.caller) == caller, col(IdempotencyRecord.key) == key)
+                .values(state=DONE, status_code=status_code, body=body)
+            )
 
-    def fail(self, caller: str, key: str) -> None:
-        self._set(caller, key, FAILED, None, None)
+    def fail(self, caller: str, key: str, token: str) -> None:
+        """Free the key for a retry now, unless another holder has taken it since."""
+        with transaction(self.engine) as session:
+            session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    col(IdempotencyRecord.caller) == caller,
+                    col(IdempotencyRecord.key) == key,
+                    col(IdempotencyRecord.state) == PENDING,
+                    col(IdempotencyRecord.body) == token,
+                )
+                .values(state=FAILED, status_code=None, body=None)
+            )
 
-    def _set(self, caller: str, key: str, state: str, status: int | None, body: str | None) -> None:
-        with Session(self.engine) as session:
-            record = session.get(IdempotencyRecord, (caller, key))
-            if record is None:
-                return
-            record.state, record.status_code, record.body = state, status, body
-            session.add(record)
-            session.commit()
+
+def _changed(session: Session, statement: Update) -> int:
+    """How many rows an UPDATE changed (what makes it a compare-and-set)."""
+    return cast(CursorResult, session.execute(statement)).rowcount
+
+
+async def _keep_leased(store: IdempotencyStore, caller: str, key: str, token: str) -> None:
+    while True:
+        await asyncio.sleep(RENEW_EVERY.total_seconds())
+        try:
+            held = await asyncio.to_thread(store.renew, caller, key, token)
+        except SQLAlchemyError:
+            # The database is away: try again next time; if it stays away the lease
+            # runs out and a retry may take over, which the reserved id makes safe.
+            log.warning("idempotency: a lease renewal failed")
+            continue
+        if not held:
+            return  # another holder took over; it answers from here
 
 
 async def once(
@@ -124,16 +211,24 @@ async def once(
 
     ``request`` is what identifies it (method, path and body); ``run`` gets the id
     reserved for whatever it creates and returns the status and body to answer with.
+    ``run`` must converge when called again with the same id after stopping anywhere
+    (a crash leaves no chance to undo): that is what a retry does.
     """
     key = check_key(key)
     record = store.begin(caller, key, fingerprint(request), uuid.uuid4().hex)
     if record.state == DONE:
         return JSONResponse(json.loads(record.body or "{}"), status_code=record.status_code or 200)
+    token = record.body or ""
+    lease = asyncio.create_task(_keep_leased(store, caller, key, token))
     try:
         status, body = await run(record.reserved_id)
     except BaseException:
-        store.fail(caller, key)
+        store.fail(caller, key, token)
         raise
+    finally:
+        lease.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lease
     payload = body.model_dump(mode="json")
     store.finish(caller, key, status, json.dumps(payload))
     return JSONResponse(payload, status_code=status)

@@ -82,28 +82,51 @@ async def create_referral(
 async def _create(
     d: Deps, caller: Caller, body: schemas.ReferralRequest, partner_id: str, new_id: str
 ) -> tuple[int, schemas.ReferralCreated]:
+    """Open a case under ``new_id``, or re-enter the person's case.
+
+    A retry resumes with the same ``new_id`` after the first attempt stopped anywhere, and
+    every step converges: the person write is an upsert under ``new_id``, the start finds
+    the workflow an earlier attempt started, and a person record stored under ``new_id``
+    is this request's own, so it is never taken for an earlier case to re-enter.
+    """
     access = Access(caller.actor_id, caller.partner_id, "referral")
     nhs = body.person.nhs_number
     existing = d.people.find_by_nhs_number(nhs, partner_id, access) if nhs else None
-    if existing:
+    if existing and existing != new_id:
         _link_referrer(d, caller, existing)
-        result = await execute(
-            d,
-            existing,
-            cmd.ReEnter(
-                request_id=new_id,
-                actor_id=caller.actor_id,
-                source=body.source,
-                referrer_org_id=body.referrer_org_id,
-                reason_codes=body.reason_codes,
-            ),
-        )
+        try:
+            result = await execute(
+                d,
+                existing,
+                cmd.ReEnter(
+                    request_id=new_id,
+                    actor_id=caller.actor_id,
+                    source=body.source,
+                    referrer_org_id=body.referrer_org_id,
+                    reason_codes=body.reason_codes,
+                ),
+            )
+        except Problem as exc:
+            if exc.status != 404:
+                raise
+            # The person's details were stored by a create that died before it started
+            # its workflow, and was not retried (yet): there is no case to re-enter. This
+            # referral opens it, under the id those details are stored under, so the
+            # person is not locked out and still has one case; the interrupted request's
+            # retry then finds this workflow and answers with the same case.
+            return await _start(d, body, partner_id, existing)
         return 200, schemas.ReferralCreated(
             referral_id=existing, episode=result.episode, stage=result.stage, reentry=True
         )
     with transaction(d.engine) as session:
         d.people.put(session, new_id, partner_id, body.person.model_dump(mode="json"), access)
     _link_referrer(d, caller, new_id)
+    return await _start(d, body, partner_id, new_id)
+
+
+async def _start(
+    d: Deps, body: schemas.ReferralRequest, partner_id: str, new_id: str
+) -> tuple[int, schemas.ReferralCreated]:
     start = WithStartWorkflowOperation(
         ReferralWorkflow.run,
         ReferralInput(

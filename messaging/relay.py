@@ -13,6 +13,18 @@ After a failed batch the relay throws its producer away and starts the next atte
 with a new one. A producer that has seen an error may be in a fatal state for good:
 kafka-python's producer cannot bump its epoch on a broker that lost its producer state
 (an in-memory broker that restarted), and every later send would fail.
+
+A broker that lost its log (an in-memory broker restarted, a cluster rebuilt) must get
+its history back before anything new, or a partner reading it would see a referral's
+new events ahead of its older ones. So before publishing with a new producer (at start,
+and after every failure, which is how a broker's restart shows) the relay compares the
+broker's log with what it has published: a topic whose partitions hold fewer records
+than the outbox has published to it, or a partition whose end is not past an offset
+this relay saw acknowledged, has lost history. The relay then publishes nothing new
+until it has sent that topic's whole published history again, in outbox order (with
+the ``linkway-replay`` header, as ``linkway replay`` sends it). An acknowledgement at
+an offset not past one seen before (the log went back while the relay was idle) makes
+the relay check again before its next batch.
 """
 
 from __future__ import annotations
@@ -25,12 +37,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col, select
 
 from infra.db import transaction
 from infra.settings import Settings
@@ -44,6 +56,12 @@ MAX_BACKOFF_SECONDS = 30.0
 SEND_TIMEOUT_SECONDS = 30.0
 # After stop(), sends already made get this long to be acknowledged (and marked).
 STOP_GRACE_SECONDS = 2.0
+# Marks a re-sent event: the same event, byte for byte, sent again.
+REPLAY_HEADER = ("linkway-replay", b"true")
+HISTORY_CHUNK = 500  # history rows read, sent and acknowledged at a time
+# The end offset of each partition of each named topic; a topic the broker does not have
+# is left out.
+LogEnds = Callable[[list[str]], dict[str, dict[int, int]]]
 
 
 class UnsafeProducerSettings(RuntimeError):
@@ -97,6 +115,29 @@ def make_producer(settings: Settings) -> KafkaProducer:
     return KafkaProducer(**producer_config(settings))
 
 
+def broker_log_ends(settings: Settings, topics: list[str]) -> dict[str, dict[int, int]]:
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="linkway-relay",
+        enable_auto_commit=False,
+        request_timeout_ms=15_000,
+        bootstrap_timeout_ms=10_000,
+    )
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in topics
+            for p in sorted(consumer.partitions_for_topic(topic))
+        ]
+        ends = consumer.end_offsets(partitions, timeout_ms=10_000) if partitions else {}
+    finally:
+        consumer.close()
+    found: dict[str, dict[int, int]] = {}
+    for tp, end in ends.items():
+        found.setdefault(tp.topic, {})[tp.partition] = end
+    return found
+
+
 def record_headers(row: OutboxRow) -> list[tuple[str, bytes]]:
     """The structured-mode marker, and the trace context the row was written under."""
     headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE)]
@@ -115,6 +156,7 @@ class OutboxRelay:
         settings: Settings,
         *,
         new_producer: Callable[[], KafkaProducer] | None = None,
+        log_ends: LogEnds | None = None,
     ) -> None:
         check_producer(producer)
         self.engine = engine
@@ -123,6 +165,11 @@ class OutboxRelay:
         self.batch_size = settings.relay_batch_size
         self.poll_seconds = settings.relay_poll_seconds
         self._stop = threading.Event()
+        self._log_ends = log_ends or (lambda topics: broker_log_ends(settings, topics))
+        # Whether the broker's log has been checked against the outbox since the last
+        # failure; and the highest offset acknowledged per partition, in this process.
+        self._log_checked = False
+        self._acked: dict[tuple[str, int], int] = {}
 
     def publish_pending(self) -> int:
         """Publish one batch in outbox order; returns how many rows were acknowledged.
@@ -135,6 +182,13 @@ class OutboxRelay:
         if not rows:
             return 0
         producer = self._producer()
+        if not self._log_checked:
+            try:
+                self._restore_lost_history(producer)
+            except Exception:
+                self._discard(producer)
+                raise
+            self._log_checked = True
         sends: list[tuple[int, FutureRecordMetadata]] = []
         errors: list[Exception] = []  # in the order the producer reported them
         try:
@@ -153,6 +207,7 @@ class OutboxRelay:
                     errors.append(KafkaTimeoutError("no acknowledgement in time"))
                 break
             acknowledged.append(seq)
+            self._note_offset(future.value)
         if acknowledged:
             self._mark(acknowledged)
         if errors:
@@ -167,11 +222,79 @@ class OutboxRelay:
             self.producer = producer
         return self.producer
 
+    def _restore_lost_history(self, producer: KafkaProducer) -> None:
+        """Send again, in outbox order, the published history of every topic the broker
+        has lost, before anything new is published to it."""
+        with Session(self.engine) as session:
+            published = dict(
+                session.exec(
+                    select(OutboxRow.topic, func.count())
+                    .where(col(OutboxRow.published_at).is_not(None))
+                    .group_by(col(OutboxRow.topic))
+                ).all()
+            )
+        if not published:
+            return
+        ends = self._log_ends(sorted(published))
+        lost = {
+            topic for topic, count in published.items() if sum(ends.get(topic, {}).values()) < count
+        }
+        lost |= {
+            topic
+            for (topic, partition), offset in self._acked.items()
+            if ends.get(topic, {}).get(partition, 0) <= offset
+        }
+        for topic in sorted(lost):
+            log.warning("relay: the broker lost a topic's history; sending it again first")
+            self._acked = {tp: o for tp, o in self._acked.items() if tp[0] != topic}
+            sent = self._replay_topic(producer, topic)
+            log.warning("relay: %d events of history sent again; publishing resumes", sent)
+
+    def _replay_topic(self, producer: KafkaProducer, topic: str) -> int:
+        sent, after = 0, 0
+        while not self._stop.is_set():
+            with Session(self.engine) as session:
+                rows = list(
+                    session.exec(
+                        select(OutboxRow)
+                        .where(
+                            OutboxRow.topic == topic,
+                            col(OutboxRow.published_at).is_not(None),
+                            col(OutboxRow.seq) > after,
+                        )
+                        .order_by(col(OutboxRow.seq))
+                        .limit(HISTORY_CHUNK)
+                    )
+                )
+            if not rows:
+                return sent
+            errors: list[Exception] = []
+            sends = [(row.seq or 0, self._send(producer, row, errors, replay=True)) for row in rows]
+            self._settle(sends)
+            for _, future in sends:
+                if not future.succeeded():
+                    raise errors[0] if errors else KafkaTimeoutError("no acknowledgement in time")
+                self._note_offset(future.value)
+            sent, after = sent + len(rows), rows[-1].seq or after
+        raise KafkaTimeoutError("stopped while sending history again")
+
+    def _note_offset(self, metadata: Any) -> None:
+        topic, partition = getattr(metadata, "topic", None), getattr(metadata, "partition", None)
+        offset = getattr(metadata, "offset", None)
+        if topic is None or partition is None or offset is None:
+            return
+        if offset <= self._acked.get((topic, partition), -1):
+            # The log went back: the broker lost it while the relay was idle. Check (and
+            # send the history again) before the next batch.
+            self._log_checked = False
+        self._acked[(topic, partition)] = offset
+
     def _send(
-        self, producer: KafkaProducer, row: OutboxRow, errors: list[Exception]
+        self, producer: KafkaProducer, row: OutboxRow, errors: list[Exception], replay: bool = False
     ) -> FutureRecordMetadata:
+        headers = record_headers(row) + ([REPLAY_HEADER] if replay else [])
         future = producer.send(
-            row.topic, value=row.payload.encode(), key=row.key.encode(), headers=record_headers(row)
+            row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers
         )
 
         def failed(exc: Exception) -> None:
@@ -195,6 +318,9 @@ class OutboxRelay:
             time.sleep(0.005)
 
     def _discard(self, producer: KafkaProducer) -> None:
+        # A failure may be a broker that restarted without its log: check before the next
+        # batch.
+        self._log_checked = False
         _close(producer, timeout=0)
         if self.producer is producer:
             self.producer = None

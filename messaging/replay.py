@@ -30,11 +30,10 @@ from infra.db import transaction
 from messaging import reader, timeline
 from messaging.consumer import ProcessedEvent, is_processed, record_processed
 from messaging.outbox import OutboxRow
-from messaging.relay import SEND_TIMEOUT_SECONDS, check_producer, record_headers
+from messaging.relay import REPLAY_HEADER, SEND_TIMEOUT_SECONDS, check_producer, record_headers
 
 log = logging.getLogger("linkway.replay")
 
-REPLAY_HEADER = ("linkway-replay", b"true")
 REBUILD_CONSUMER = "rebuild-referrals"
 CHUNK = 500  # rows read, sent and acknowledged at a time
 

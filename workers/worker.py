@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -10,6 +12,14 @@ from infra.db import get_engine
 from infra.settings import Settings
 from workflows import TASK_QUEUE
 from workflows.referral import ReferralWorkflow
+
+# A workflow's next task goes first to the worker that ran its last one (its sticky
+# queue, where the workflow is cached). If that worker was killed, the task waits this
+# long before any worker may take it: that wait is what a command in flight costs when
+# a worker dies (the SDK's 10 s default was the whole stall). Shorter still would send a
+# task to another worker, to replay the history from the start, whenever its own worker
+# is merely busy for a moment, which costs more than it saves on two cores.
+STICKY_SCHEDULE_TO_START = timedelta(seconds=2)
 
 
 def build_worker(client: Client, settings: Settings, task_queue: str = TASK_QUEUE) -> Worker:
@@ -20,4 +30,5 @@ def build_worker(client: Client, settings: Settings, task_queue: str = TASK_QUEU
         task_queue=task_queue,
         workflows=[ReferralWorkflow],
         activities=[transitions.record_transition],
+        sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
     )

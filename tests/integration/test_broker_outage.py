@@ -4,8 +4,11 @@ the broker is back, in per-referral order; a consumer that deduplicates by event
 applies each event once, even with the history replayed on top.
 
 Tansu keeps its topics in memory, so the new broker starts empty: what the relay published
-before the outage is read from the first broker before it stops, and the rest from the
-second. The relay's producer gets short timeouts here, so that the outage exercises
+before the outage is read from the first broker before it stops. The relay sees that the
+new broker lost that history and sends it again before anything new, so a partner reading
+the new broker from the start sees each referral's events in the order they happened.
+
+The relay's producer gets short timeouts here, so that the outage exercises
 failed sends, producers that cannot connect and back-off within seconds, not minutes.
 """
 
@@ -219,8 +222,7 @@ async def test_every_row_reaches_the_new_broker_in_order_and_is_applied_once(
             )
             await until(
                 lambda: (
-                    not unpublished(engine)
-                    and after.ids() >= {r.event_id for r in outbox(engine)} - published_before
+                    not unpublished(engine) and after.ids() >= {r.event_id for r in outbox(engine)}
                 ),
                 timeout=30,
                 what="every row to reach the second broker",
@@ -236,15 +238,20 @@ async def test_every_row_reaches_the_new_broker_in_order_and_is_applied_once(
         rows = outbox(engine)
         assert all(r.published_at is not None for r in rows)
         # What the first broker held is exactly what was published before it stopped; the
-        # relay sent nothing it had marked again, and everything else reached the second.
+        # second holds everything: the history the relay sent again, and all that is new.
         assert before.ids() == published_before
-        assert after.ids() == {r.event_id for r in rows} - published_before
-        # Per referral and topic, the first sighting of each event follows the outbox order.
-        seen = before.records + after.records
+        assert after.ids() == {r.event_id for r in rows}
+        # Per referral and topic, the first sighting of each event on each broker follows
+        # the outbox order: on the new one, no new event overtook the lost history.
         for referral_id in map(referral_id_of, handles):
             for topic in WATCHED:
                 expected = [r.event_id for r in rows if (r.key, r.topic) == (referral_id, topic)]
-                firsts = dict.fromkeys(i for t, k, i in seen if (k, t) == (referral_id, topic))
+                for seen in (before.records, after.records):
+                    firsts = dict.fromkeys(i for t, k, i in seen if (k, t) == (referral_id, topic))
+                    assert list(firsts) == expected[: len(firsts)]
+                firsts = dict.fromkeys(
+                    i for t, k, i in after.records if (k, t) == (referral_id, topic)
+                )
                 assert list(firsts) == expected
         duplicates = len(after.records) - len(after.ids())
         log.info(
@@ -258,8 +265,8 @@ async def test_every_row_reaches_the_new_broker_in_order_and_is_applied_once(
             stopped_in,
         )
 
-        # The new broker lost the earlier history: an operator replays it, and a consumer
-        # that deduplicates by id applies every event exactly once.
+        # An operator who replays the topic anyway (as the recovery once said to) changes
+        # nothing for a consumer that deduplicates by id: every event applies exactly once.
         lifecycle = [r for r in rows if r.topic == topics.REFERRALS]
         replayer = KafkaProducer(**producer_config(settings))
         try:
@@ -333,10 +340,12 @@ def test_relay_replaces_a_producer_the_new_broker_does_not_know(engine, tmp_path
         after = Collector(bootstrap)
         wait_for(lambda: not unpublished(engine), 30, "every row to be published")
         drained_in = time.monotonic() - up_at
-        wait_for(lambda: len(after.ids()) == 9, 10, "the second broker to hold the rows")
+        # The three rows the first broker held come again, ahead of the nine new ones.
+        wait_for(lambda: len(after.ids()) == 12, 10, "the second broker to hold the rows")
         after.stop()
 
-        rows = [r for r in outbox(engine) if r.event_id in after.ids()]
+        rows = outbox(engine)
+        assert {r.event_id for r in rows} == after.ids()
         for key in keys:
             firsts = dict.fromkeys(i for _, k, i in after.records if k == key)
             assert list(firsts) == [r.event_id for r in rows if r.key == key]
@@ -357,3 +366,60 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.1)
+
+
+def test_recovery_from_a_broker_that_lost_its_log_keeps_each_referrals_order(
+    engine, tmp_path: Path
+):
+    """The broker restarts without its log while nothing is in flight; new events follow;
+    the operator then replays the topic, as the recovery procedure once said to. A partner
+    reading the new broker from the start must see each referral's events in order: the
+    relay sent the lost history again before the new events, so the replay only repeats."""
+    port = free_port()
+    bootstrap = f"127.0.0.1:{port}"
+    settings = Settings(kafka_bootstrap=bootstrap, kafka_partitions=3, relay_poll_seconds=0.05)
+    brokers = [start_broker("127.0.0.1", port, tmp_path / "broker-1")]
+    relay: OutboxRelay | None = None
+    thread: threading.Thread | None = None
+    keys = [f"r-{i}" for i in range(6)]
+    try:
+        provisioning.provision(settings)
+        relay = OutboxRelay(
+            engine,
+            quick_producer(settings),
+            settings,
+            new_producer=lambda: quick_producer(settings),
+        )
+        thread = threading.Thread(target=relay.run, daemon=True)
+        thread.start()
+        add_rows(engine, keys * 3)
+        wait_for(lambda: not unpublished(engine), 15, "the history to be published")
+
+        brokers[0].stop()
+        brokers.append(start_broker("127.0.0.1", port, tmp_path / "broker-2"))
+        provisioning.provision(settings)
+        add_rows(engine, keys * 2)
+        wait_for(lambda: not unpublished(engine), 30, "the new events to be published")
+        replayer = KafkaProducer(**producer_config(settings))
+        try:
+            republish(engine, replayer, topic=topics.REFERRALS)
+        finally:
+            replayer.close(timeout=5)
+
+        rows = outbox(engine)
+        partner = Collector(bootstrap)
+        wait_for(lambda: partner.ids() == {r.event_id for r in rows}, 15, "every event")
+        partner.stop()
+        backwards = 0
+        for key in keys:
+            firsts = list(dict.fromkeys(i for _, k, i in partner.records if k == key))
+            expected = [r.event_id for r in rows if r.key == key]
+            backwards += sum(firsts.index(e) != n for n, e in enumerate(expected))
+        assert backwards == 0, f"{backwards} of {len(rows)} first deliveries out of order"
+    finally:
+        if relay is not None:
+            relay.stop()
+        if thread is not None:
+            thread.join(timeout=15)
+        for broker in brokers:
+            broker.stop()

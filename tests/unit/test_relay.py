@@ -1,6 +1,7 @@
 """The relay's bookkeeping against a scripted producer (no broker): only acknowledged rows
-are marked, a failure restarts from the first unacknowledged row with a new producer, and
-stop() is prompt even when the broker never answers."""
+are marked, a failure restarts from the first unacknowledged row with a new producer,
+stop() is prompt even when the broker never answers, and a broker that lost its log gets
+the history again before anything new."""
 
 from __future__ import annotations
 
@@ -20,9 +21,14 @@ from sqlmodel import Session, col, select
 
 from infra.settings import Settings
 from messaging.outbox import OutboxRow
-from messaging.relay import STOP_GRACE_SECONDS, OutboxRelay
+from messaging.relay import REPLAY_HEADER, STOP_GRACE_SECONDS, OutboxRelay
 
 SETTINGS = Settings(relay_batch_size=50, relay_poll_seconds=0.01)
+
+
+def kept_everything(topics: list[str]) -> dict[str, dict[int, int]]:
+    """A broker whose log holds all that was ever published to it."""
+    return {topic: {0: 10**9} for topic in topics}
 
 
 class ScriptedProducer:
@@ -33,6 +39,7 @@ class ScriptedProducer:
     def __init__(self, script: Callable[[str], str]) -> None:
         self.script = script
         self.sent: list[str] = []
+        self.replayed: list[str] = []
         self.closed = False
 
     def send(self, topic: str, value: bytes, key: bytes, headers: list) -> Future:
@@ -40,6 +47,8 @@ class ScriptedProducer:
         if answer == "raise":  # what send() does when metadata never comes
             raise KafkaTimeoutError("metadata not available")
         self.sent.append(key.decode())
+        if REPLAY_HEADER in headers:
+            self.replayed.append(key.decode())
         future = Future()
         if answer == "ack":
             future.success(object())
@@ -68,7 +77,9 @@ def test_only_the_acknowledged_prefix_is_marked_and_the_rest_goes_again_in_order
     add_rows(engine, ["a", "b", "c", "d", "e"])
     first = ScriptedProducer(lambda key: "fail" if key == "c" else "ack")
     second = ScriptedProducer(lambda key: "ack")
-    relay = OutboxRelay(engine, first, SETTINGS, new_producer=lambda: second)
+    relay = OutboxRelay(
+        engine, first, SETTINGS, new_producer=lambda: second, log_ends=kept_everything
+    )
 
     with pytest.raises(KafkaTimeoutError):
         relay.publish_pending()
@@ -83,7 +94,7 @@ def test_only_the_acknowledged_prefix_is_marked_and_the_rest_goes_again_in_order
 def test_a_send_that_gives_up_on_metadata_keeps_what_was_acknowledged_before_it(engine):
     add_rows(engine, ["a", "b", "c"])
     producer = ScriptedProducer(lambda key: "raise" if key == "b" else "ack")
-    relay = OutboxRelay(engine, producer, SETTINGS)
+    relay = OutboxRelay(engine, producer, SETTINGS, log_ends=kept_everything)
 
     with pytest.raises(KafkaTimeoutError):
         relay.publish_pending()
@@ -92,7 +103,9 @@ def test_a_send_that_gives_up_on_metadata_keeps_what_was_acknowledged_before_it(
 
 def test_stop_is_prompt_while_the_broker_never_answers(engine):
     add_rows(engine, ["a", "b"])
-    relay = OutboxRelay(engine, ScriptedProducer(lambda key: "hang"), SETTINGS)
+    relay = OutboxRelay(
+        engine, ScriptedProducer(lambda key: "hang"), SETTINGS, log_ends=kept_everything
+    )
     thread = threading.Thread(target=relay.run)
     thread.start()
     time.sleep(0.3)
@@ -115,7 +128,7 @@ def test_run_backs_off_while_no_producer_can_be_made_then_publishes_everything(e
         return ScriptedProducer(lambda key: "ack")
 
     down = ScriptedProducer(lambda key: "fail")
-    relay = OutboxRelay(engine, down, SETTINGS, new_producer=new_producer)
+    relay = OutboxRelay(engine, down, SETTINGS, new_producer=new_producer, log_ends=kept_everything)
     caplog.set_level(logging.WARNING, logger="linkway.relay")
     thread = threading.Thread(target=relay.run)
     thread.start()
@@ -130,3 +143,33 @@ def test_run_backs_off_while_no_producer_can_be_made_then_publishes_everything(e
     assert len(failures) == 3  # the failed batch, then two producers that could not connect
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(attempts)]
     assert gaps[-1] > gaps[0]  # backing off
+
+
+def publish_history(engine: Engine, keys: list[str]) -> None:
+    add_rows(engine, keys)
+    with Session(engine) as session:
+        for row in session.exec(select(OutboxRow)):
+            row.published_at = datetime.now(UTC)
+            session.add(row)
+        session.commit()
+
+
+def test_a_broker_that_lost_its_log_gets_the_history_again_before_anything_new(engine):
+    publish_history(engine, ["a1", "b1", "a2"])
+    add_rows(engine, ["b2", "a3"])
+    producer = ScriptedProducer(lambda key: "ack")
+    relay = OutboxRelay(engine, producer, SETTINGS, log_ends=lambda topics: {})
+
+    assert relay.publish_pending() == 2
+    assert producer.sent == ["a1", "b1", "a2", "b2", "a3"]
+    assert producer.replayed == ["a1", "b1", "a2"]
+
+
+def test_a_broker_that_kept_its_log_gets_only_what_is_new(engine):
+    publish_history(engine, ["a1", "b1"])
+    add_rows(engine, ["a2"])
+    producer = ScriptedProducer(lambda key: "ack")
+    relay = OutboxRelay(engine, producer, SETTINGS, log_ends=kept_everything)
+
+    assert relay.publish_pending() == 1
+    assert producer.sent == ["a2"]
