@@ -45,7 +45,7 @@ from events import outbox, topics
 from events.catalogue import model_for
 from events.envelope import CloudEvent
 from events.outcome import (
-    ConnectionAchieved,
+    OUTCOME_TYPES,
     EngagementAchieved,
     OutcomeEvent,
     SustainedReviewed,
@@ -475,7 +475,7 @@ class PaymentEngine:
         """Recompute the claims from the consumed outcome events, in consumed order, and
         list every difference from the ledger, to the penny."""
         with Session(self.engine) as session:
-            history = store.consumed(session, types=_OUTCOME_TYPES)
+            history = store.consumed(session, types=OUTCOME_TYPES)
             starts = store.episode_starts(session, ReferralReentered.TYPE)
             ledger = current_claims(self._ledger.entries(session))
         outcomes = [(env.id, o) for env in history if (o := _outcome(env)) is not None]
@@ -671,14 +671,6 @@ class PaymentEngine:
             first_seq=own[0].seq,
             last_seq=own[-1].seq,
         )
-
-
-_OUTCOME_TYPES = (
-    EngagementAchieved.TYPE,
-    ConnectionAchieved.TYPE,
-    WellbeingReviewed.TYPE,
-    SustainedReviewed.TYPE,
-)
 
 
 def _matches(item: Any, wanted: dict[str, Any]) -> bool:
