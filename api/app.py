@@ -33,9 +33,9 @@ from api.problems import Problem
 from infra import temporal
 from infra.db import create_tables, get_engine
 from infra.personal_data import PersonalDataStore, load_keys
-from infra.settings import Settings, get_settings
+from infra.settings import PaymentSettings, Settings, get_settings
 from pathway import config as pathway_config
-from payments.engine import PaymentEngine, PaymentSettings
+from payments.engine import PaymentEngine
 
 
 def known_query_only(request: Request) -> None:

@@ -26,22 +26,18 @@ from pydantic import BaseModel, Field
 from api.problems import Problem
 from api.strict import check_strictly
 from events.payment import ClaimStatus
-from payments.claims import IllegalTransition
-from payments.engine import (
+from payments.engine import PaymentEngine
+from payments.errors import (
     ClaimInvalid,
-    ClaimPage,
-    ClaimView,
     DutyConflict,
-    EvidenceTrail,
+    IllegalTransition,
     LedgerBroken,
-    PaymentEngine,
-    Reconciliation,
-    SignedCheckpoint,
     UnknownClaim,
 )
 from payments.ledger import Checkpoint, VerifyResult
 from payments.ratecard import pounds
 from payments.statements import Statement, Totals
+from payments.views import ClaimPage, ClaimView, EvidenceTrail, Reconciliation, SignedCheckpoint
 
 router = APIRouter(prefix="/payments", tags=["payments"])
 

@@ -37,6 +37,7 @@ from events.outcome import (
     WellbeingReviewed,
 )
 from pathway.measures import PER_ITEM_KINDS, Registry, UnknownInstrument, default_registry
+from payments.errors import RateCardError
 
 ENGAGEMENT = EngagementAchieved.TYPE
 CONNECTION = ConnectionAchieved.TYPE
@@ -63,10 +64,6 @@ Text = Annotated[str, Field(min_length=1, max_length=200)]
 Pence = Annotated[StrictInt, Field(gt=0)]
 Count = Annotated[StrictInt, Field(gt=0)]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-
-
-class RateCardError(ValueError):
-    """A rate card that cannot be used; the message names the field and what is wrong."""
 
 
 class InstrumentRule(BaseModel):

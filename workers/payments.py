@@ -20,8 +20,8 @@ from events.consumer import Backoff, Inbound, is_processed, make_broker, record_
 from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
 from infra.db import create_tables, get_engine, transaction
-from infra.settings import Settings
-from payments.engine import PaymentEngine, PaymentSettings
+from infra.settings import PaymentSettings, Settings
+from payments.engine import PaymentEngine
 
 log = logging.getLogger("linkway.payments")
 

@@ -13,8 +13,9 @@ import pytest
 
 from events import topics
 from events.reader import read_all
+from infra.settings import PaymentSettings
 from pathway import commands as cmd
-from payments.engine import PaymentEngine, PaymentSettings
+from payments.engine import PaymentEngine
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import running_stack
 from tests.workflow.helpers import (

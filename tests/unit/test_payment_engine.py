@@ -26,16 +26,12 @@ from events.outbox import OutboxRow
 from events.outcome import OutcomeEvent
 from events.referral import ReferralReentered
 from infra.db import create_tables, make_engine, transaction
-from payments import store
-from payments.claims import ClaimKey, IllegalTransition, claim_id
-from payments.engine import (
-    ENGINE_ACTOR,
-    ClaimInvalid,
-    DutyConflict,
-    PaymentEngine,
-    PaymentSettings,
-    UnknownClaim,
-)
+from infra.settings import PaymentSettings
+from payments import guards, store
+from payments.base import ENGINE_ACTOR
+from payments.claims import ClaimKey, claim_id
+from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
+from payments.errors import ClaimInvalid, DutyConflict, IllegalTransition, UnknownClaim
 from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
 from payments.statements import statements
@@ -391,8 +387,8 @@ def test_the_guards_can_be_reinstalled_on_an_existing_database(engine: Engine) -
     deliver(payments(engine), (envelope(o := engagement()), o))
     with engine.begin() as conn:
         conn.execute(text("DROP TRIGGER ledger_entries_no_delete"))
-    store.install_append_only_guards(engine)
-    store.install_append_only_guards(engine)  # idempotent
+    guards.install_append_only_guards(engine)
+    guards.install_append_only_guards(engine)  # idempotent
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger_entries"))
 
@@ -451,10 +447,11 @@ def test_checkpoints_are_taken_when_due(engine: Engine) -> None:
 
 def test_settings_generate_a_checkpoint_key_once_in_the_embedded_default(tmp_path: Path) -> None:
     settings = PaymentSettings()
-    key = settings.key(tmp_path)
-    assert len(key) == 64 and settings.key(tmp_path) == key
-    assert PaymentSettings(checkpoint_key="held-elsewhere").key(tmp_path) == b"held-elsewhere"
-    assert [c.version for c in settings.book().versions(CONTRACT)] == ["2026.1", "2027.1"]
+    key = checkpoint_key(settings, tmp_path)
+    assert len(key) == 64 and checkpoint_key(settings, tmp_path) == key
+    held = PaymentSettings(checkpoint_key="held-elsewhere")
+    assert checkpoint_key(held, tmp_path) == b"held-elsewhere"
+    assert [c.version for c in rate_card_book(settings).versions(CONTRACT)] == ["2026.1", "2027.1"]
 
 
 # --- reconciliation -----------------------------------------------------------------------
@@ -674,7 +671,7 @@ def test_postgres_refuses_to_change_the_ledger(pg_engine: Engine) -> None:
     ):
         with pytest.raises(DBAPIError, match="append-only"), pg_engine.begin() as conn:
             conn.execute(text(statement))
-    store.install_append_only_guards(pg_engine)  # idempotent
+    guards.install_append_only_guards(pg_engine)  # idempotent
     assert pe.verify().ok and ledger(pg_engine)[0].amount_pence == 25_000
 
 

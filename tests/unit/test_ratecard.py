@@ -13,8 +13,9 @@ import pytest
 from events import topics
 from events.catalogue import registry
 from events.outcome import OUTCOME_EVENTS, OUTCOME_TYPES, OutcomeEvent
+from payments.errors import RateCardError
 from payments.ratebook import PACKAGED_DIR, RateCardBook
-from payments.ratecard import RateCardError, load_rate_card, parse_rate_card, pounds
+from payments.ratecard import load_rate_card, parse_rate_card, pounds
 
 CONTRACT = "demo-county-sp-2026"
 
