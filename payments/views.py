@@ -10,6 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from payments.ledger import Checkpoint
+from payments.ratecard import pounds
+from payments.statements import Statement, Totals
 
 
 class ClaimView(BaseModel):
@@ -120,3 +122,52 @@ class Reconciliation(BaseModel):
     expected_claims: int
     ledger_claims: int
     discrepancies: list[DiscrepancyView]
+
+
+class Amounts(BaseModel):
+    claims: int
+    capped: int
+    claimed_pence: int
+    approved_pence: int
+    paid_pence: int
+    reversed_pence: int
+    net_pence: int
+    net_gbp: str
+
+    @classmethod
+    def of(cls, t: Totals) -> Amounts:
+        return cls(
+            **{name: getattr(t, name) for name in cls.model_fields if name != "net_gbp"},
+            net_gbp=pounds(t.net_pence),
+        )
+
+
+class StatementView(BaseModel):
+    contract_id: str
+    partner_id: str
+    period: str
+    cap_pence: int | None  # the partner's monthly cap, from the rate card version
+    headroom_pence: int | None
+    total: Amounts
+    metrics: dict[str, Amounts]
+
+    @classmethod
+    def of(cls, s: Statement) -> StatementView:
+        return cls(
+            contract_id=s.contract_id,
+            partner_id=s.partner_id,
+            period=s.period,
+            cap_pence=s.cap_pence,
+            headroom_pence=s.headroom_pence,
+            total=Amounts.of(s.total),
+            metrics={m: Amounts.of(t) for m, t in sorted(s.metrics.items())},
+        )
+
+
+class Verification(BaseModel):
+    ok: bool
+    first_broken_seq: int | None
+    reason: str
+    head_seq: int
+    head_hash: str | None
+    checked_at: datetime
