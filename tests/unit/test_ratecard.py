@@ -213,6 +213,12 @@ def test_an_unpublished_outcome_type_is_refused_naming_the_allowed_ones() -> Non
     assert all(t in str(refused.value) for t in OUTCOME_TYPES)
 
 
+def test_the_rate_card_guide_lists_exactly_the_published_outcome_types() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "rate-card.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1] for line in guide.splitlines() if line.startswith("| `linkway.")}
+    assert rows == set(OUTCOME_TYPES)
+
+
 def test_a_metric_id_must_be_a_short_code() -> None:
     data = packaged_data()
     data["metrics"]["M 5"] = data["metrics"].pop("M4")
