@@ -33,7 +33,7 @@ from payments.claims import ClaimKey, claim_id
 from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
 from payments.errors import ClaimInvalid, DutyConflict, IllegalTransition, UnknownClaim
 from payments.ledger import EntryBody
-from payments.ratebook import RateCardBook
+from payments.ratebook import PACKAGED_DIR, RateCardBook
 from payments.statements import statements
 from tests.unit.test_payment_rules import (
     CONTRACT,
@@ -452,6 +452,26 @@ def test_settings_generate_a_checkpoint_key_once_in_the_embedded_default(tmp_pat
     held = PaymentSettings(checkpoint_key="held-elsewhere")
     assert checkpoint_key(held, tmp_path) == b"held-elsewhere"
     assert [c.version for c in rate_card_book(settings).versions(CONTRACT)] == ["2026.1", "2027.1"]
+
+
+def test_payment_settings_keep_their_documented_variable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/production.md names these; moving the settings must not rename them."""
+    card = tmp_path / "card.toml"
+    card.write_text((PACKAGED_DIR / "default.toml").read_text())
+    for name, value in {
+        "CHECKPOINT_KEY": "k",
+        "SECOND_APPROVAL_ABOVE_PENCE": "7",
+        "RATE_CARDS": f" {card} ,",
+        "CHECKPOINT_EVERY_ENTRIES": "9",
+    }.items():
+        monkeypatch.setenv(f"LINKWAY_PAYMENTS_{name}", value)
+    settings = PaymentSettings()
+    assert (settings.checkpoint_key, settings.second_approval_above_pence) == ("k", 7)
+    assert (settings.rate_card_paths, settings.checkpoint_every_entries) == ([card], 9)
+    pe = PaymentEngine.from_settings(make_engine("sqlite://"), settings, tmp_path)
+    assert (pe.second_approval_above_pence, pe.checkpoint_every) == (7, 9)
 
 
 # --- reconciliation -----------------------------------------------------------------------
