@@ -26,16 +26,16 @@ from api import (
     schemas,
     tenancy,
 )
-from api.auth import Authenticator, current_caller
+from api.auth import Authenticator
 from api.deps import Deps
 from api.limits import BodySizeLimit
 from api.personal_data import PersonalDataStore, load_keys
 from api.problems import Problem
 from infra import temporal
 from infra.db import get_engine
-from infra.settings import Settings, get_settings
+from infra.settings import PaymentSettings, Settings, get_settings
 from pathway import config as pathway_config
-from payments.engine import PaymentEngine, PaymentSettings
+from payments.engine import PaymentEngine
 
 
 def known_query_only(request: Request) -> None:
@@ -61,13 +61,6 @@ def known_query_only(request: Request) -> None:
         raise Problem(422, "Invalid request", "a query parameter may be given only once")
 
 
-async def actor_from_token(request: Request) -> None:
-    caller = await current_caller(request)
-    request.state.actor = payments.Actor(
-        actor_id=caller.actor_id, role=caller.role, partner_id=caller.partner_id
-    )
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -80,11 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             people=PersonalDataStore(engine, load_keys(settings)),
             tenancy=tenancy.load(settings.tenancy_file),
             config=pathway_config.load(settings.pathway_profile),
+            payments=PaymentEngine.from_settings(engine, PaymentSettings(), settings.data_dir),
         )
         app.state.authenticator = Authenticator(settings)
-        app.state.payments = PaymentEngine.from_settings(
-            engine, PaymentSettings(), settings.data_dir
-        )
         yield
 
     app = FastAPI(
@@ -101,15 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    for module in (referrals, commands, people, caseload, audit, providers, directory):
+    for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
         app.include_router(module.router)
-    # The payment engine's identity is the verified bearer token, set before any of its
-    # endpoints runs.
-    app.include_router(
-        payments.router,
-        dependencies=[Depends(actor_from_token)],
-        responses=problems.responses(400, 401, 403, 404, 409, 413, 422, 429),
-    )
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

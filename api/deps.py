@@ -1,4 +1,5 @@
-"""What the routes share, built once when the app starts: clients and stores."""
+"""What the routes share, built once when the app starts: clients, stores and the
+payment engine."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from api.idempotency import IdempotencyStore
 from api.personal_data import PersonalDataStore
 from api.tenancy import Tenancy
 from pathway.config import PathwayConfig
+from payments.engine import PaymentEngine
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Deps:
     people: PersonalDataStore
     tenancy: Tenancy
     config: PathwayConfig
+    payments: PaymentEngine
     idempotency: IdempotencyStore = field(init=False)
 
     def __post_init__(self) -> None:

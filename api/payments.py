@@ -2,106 +2,83 @@
 
 Claims (filtered, paged by cursor), a claim's evidence trail, the lifecycle commands
 (validate, approve, dispute, resolve, paid), statements as JSON or CSV for finance,
-ledger verification and checkpoints, and reconciliation. Every route needs the
-``contract_manager`` role; responses carry pseudonymous ids and codes, never personal
-data. Errors are problem+json: 401 no identity, 403 wrong role or a separation-of-duties
-conflict, 404 unknown claim, 409 a lifecycle move or validation the claim does not pass,
-422 bad input.
+ledger verification and checkpoints, and reconciliation. Every route needs a bearer
+token with the ``contract_manager`` role (``require``, as on every router); the caller's
+pseudonymous subject is the actor the ledger records. Responses carry pseudonymous ids
+and codes, never personal data. Errors are problem+json: 400 no Idempotency-Key, 401 no
+identity, 403 wrong role or a separation-of-duties conflict, 404 unknown claim, 409 a
+lifecycle move or validation the claim does not pass (or the same Idempotency-Key still
+in progress), 422 bad input (an unknown field, a number out of range, a malformed id) or
+an Idempotency-Key reused with a different request.
 
-The routes are plain functions (FastAPI runs them in its thread pool) because the engine
-uses the synchronous database session.
+Every POST is a command with an ``Idempotency-Key``, with the casework commands'
+semantics (``api.idempotency.once``): a retry with the same key and body gets the
+original answer and changes nothing.
+
+The reads are plain functions (FastAPI runs them in its thread pool) because the engine
+uses the synchronous database session; the commands are async for ``once`` and run the
+engine in a worker thread.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from api.problems import Problem
+from api.auth import Caller, require
+from api.commands import IdempotencyKey, caller_key
+from api.deps import deps
+from api.idempotency import once
+from api.problems import Problem, responses
 from api.strict import check_strictly
+from events.ids import Id
 from events.payment import ClaimStatus
-from payments.claims import IllegalTransition
-from payments.engine import (
+from payments.engine import PaymentEngine
+from payments.errors import (
     ClaimInvalid,
-    ClaimPage,
-    ClaimView,
     DutyConflict,
-    EvidenceTrail,
+    IllegalTransition,
     LedgerBroken,
-    PaymentEngine,
-    Reconciliation,
-    SignedCheckpoint,
     UnknownClaim,
 )
 from payments.ledger import Checkpoint, VerifyResult
-from payments.ratecard import pounds
-from payments.statements import Statement, Totals
+from payments.views import (
+    ClaimPage,
+    ClaimView,
+    EvidenceTrail,
+    Reconciliation,
+    SignedCheckpoint,
+    StatementView,
+    Verification,
+)
 
-router = APIRouter(prefix="/payments", tags=["payments"])
+router = APIRouter(
+    prefix="/payments",
+    tags=["payments"],
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 429),
+)
 
-ACTOR_HEADER = "X-Linkway-Actor"
-CONTRACT_MANAGER = "contract_manager"
-Code = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+Manager = Annotated[Caller, Depends(require("contract_manager"))]
+# A claim id is a pseudonymous id like any other: a NUL byte or an over-long id is a 422
+# here and never reaches the database.
+ClaimId = Annotated[Id, Path(description="the claim's id, as listed")]
 Period = Query(default=None, pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")
+# The ledger's sequence numbers are PostgreSQL BIGINTs: nothing larger is a seq.
+MAX_SEQ = 2**63 - 1
 
 
-class Actor(BaseModel):
-    actor_id: str = Code
-    role: str = Code
-    partner_id: str = Code
+def payment_engine(request: Request) -> PaymentEngine:
+    return deps(request).payments
 
 
-def current_actor(request: Request) -> Actor:
-    """Who is calling: the ``Actor`` that authentication put on ``request.state.actor``.
-
-    Until bearer tokens are verified in front of this router, the embedded default's
-    stand-in is the ``X-Linkway-Actor`` header, ``<actor id>; role=<role>;
-    partner=<partner id>``; the signed JWT's subject, role and tenant claims replace it,
-    and the header is then ignored.
-    """
-    actor = getattr(request.state, "actor", None)
-    if isinstance(actor, Actor):
-        return actor
-    raw = request.headers.get(ACTOR_HEADER, "")
-    first, *rest = [part.strip() for part in raw.split(";")]
-    claims = dict(part.partition("=")[::2] for part in rest)
-    try:
-        return Actor(actor_id=first, role=claims.get("role", ""), partner_id=claims["partner"])
-    except (KeyError, ValueError):
-        raise Problem(
-            401,
-            "Unauthenticated",
-            f"send {ACTOR_HEADER}: <actor id>; role=<role>; partner=<partner id>",
-        ) from None
-
-
-def contract_manager(actor: Annotated[Actor, Depends(current_actor)]) -> Actor:
-    if actor.role != CONTRACT_MANAGER:
-        raise Problem(403, "Forbidden", "the payment engine is for the contract_manager role")
-    return actor
-
-
-def payments(request: Request) -> PaymentEngine:
-    return request.app.state.payments
-
-
-Manager = Annotated[Actor, Depends(contract_manager)]
-Payments = Annotated[PaymentEngine, Depends(payments)]
-
-
-def strict_body(model: type[BaseModel]) -> Callable[..., Awaitable[None]]:
-    """Parse the body strictly, after the role check (so a wrong role answers 403 first)."""
-
-    async def check(request: Request, _: Manager) -> None:
-        await check_strictly(request, model)
-
-    return check
+Payments = Annotated[PaymentEngine, Depends(payment_engine)]
 
 
 @contextmanager
@@ -121,6 +98,28 @@ def _problems() -> Iterator[None]:
         raise Problem(409, "Ledger does not verify", str(exc)) from None
 
 
+async def _command(
+    request: Request,
+    caller: Caller,
+    key: str | None,
+    body: BaseModel | None,
+    act: Callable[[], BaseModel],
+    status: int = 200,
+) -> JSONResponse:
+    """Run one payment command at most once per Idempotency-Key, as casework commands
+    are: the body is checked strictly first (so a bad body is a 422 whatever the key),
+    then the key; a replay answers what the first request answered."""
+    if body is not None:
+        await check_strictly(request, type(body))
+
+    async def run(_reserved_id: str) -> tuple[int, BaseModel]:
+        with _problems():
+            return status, await asyncio.to_thread(act)
+
+    identity = {"path": request.url.path, "body": body.model_dump(mode="json") if body else None}
+    return await once(deps(request).idempotency, caller_key(caller), key, identity, run)
+
+
 # --- claims -------------------------------------------------------------------------------
 
 
@@ -128,8 +127,8 @@ def _problems() -> Iterator[None]:
 def list_claims(
     _: Manager,
     engine: Payments,
-    contract: str | None = None,
-    partner: str | None = None,
+    contract: Id | None = None,
+    partner: Id | None = None,
     status: ClaimStatus | None = None,
     metric: Annotated[str | None, Query(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")] = None,
     period: str | None = Period,
@@ -142,121 +141,111 @@ def list_claims(
 
 
 @router.get("/claims/{claim_id}", response_model=ClaimView)
-def get_claim(claim_id: str, _: Manager, engine: Payments) -> ClaimView:
+def get_claim(claim_id: ClaimId, _: Manager, engine: Payments) -> ClaimView:
     with _problems():
         return engine.claim(claim_id)
 
 
 @router.get("/claims/{claim_id}/evidence", response_model=EvidenceTrail)
-def get_evidence(claim_id: str, _: Manager, engine: Payments) -> EvidenceTrail:
+def get_evidence(claim_id: ClaimId, _: Manager, engine: Payments) -> EvidenceTrail:
     """The events and measurements behind the claim, its rate-card terms and entries."""
     with _problems():
         return engine.evidence(claim_id)
 
 
+# Command bodies refuse unknown fields (a misspelt field would otherwise be ignored).
+_STRICT = ConfigDict(extra="forbid")
+
+
 class DisputeRequest(BaseModel):
-    reason_code: str = Code
+    model_config = _STRICT
+    reason_code: Id
 
 
 class ResolveRequest(BaseModel):
+    model_config = _STRICT
     outcome: Literal["upheld", "reversed"]
 
 
 class PaidRequest(BaseModel):
-    payment_ref: str = Code
+    model_config = _STRICT
+    payment_ref: Id
 
 
 @router.post("/claims/{claim_id}/validate", response_model=ClaimView)
-def validate_claim(claim_id: str, actor: Manager, engine: Payments) -> ClaimView:
-    with _problems():
-        return engine.validate(claim_id, actor.actor_id)
+async def validate_claim(
+    claim_id: ClaimId,
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    return await _command(
+        request, caller, idempotency_key, None, lambda: engine.validate(claim_id, caller.actor_id)
+    )
 
 
 @router.post("/claims/{claim_id}/approve", response_model=ClaimView)
-def approve_claim(claim_id: str, actor: Manager, engine: Payments) -> ClaimView:
+async def approve_claim(
+    claim_id: ClaimId,
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Above the second-approval threshold the first approval leaves the claim validated
     (``approver_ids`` shows it); a different approver completes it."""
-    with _problems():
-        return engine.approve(claim_id, actor.actor_id)
+    return await _command(
+        request, caller, idempotency_key, None, lambda: engine.approve(claim_id, caller.actor_id)
+    )
 
 
-@router.post(
-    "/claims/{claim_id}/dispute",
-    dependencies=[Depends(strict_body(DisputeRequest))],
-    response_model=ClaimView,
-)
-def dispute_claim(
-    claim_id: str, body: DisputeRequest, actor: Manager, engine: Payments
-) -> ClaimView:
-    with _problems():
-        return engine.dispute(claim_id, actor.actor_id, body.reason_code)
+@router.post("/claims/{claim_id}/dispute", response_model=ClaimView)
+async def dispute_claim(
+    claim_id: ClaimId,
+    body: DisputeRequest,
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    def act() -> ClaimView:
+        return engine.dispute(claim_id, caller.actor_id, body.reason_code)
+
+    return await _command(request, caller, idempotency_key, body, act)
 
 
-@router.post(
-    "/claims/{claim_id}/resolve",
-    dependencies=[Depends(strict_body(ResolveRequest))],
-    response_model=ClaimView,
-)
-def resolve_claim(
-    claim_id: str, body: ResolveRequest, actor: Manager, engine: Payments
-) -> ClaimView:
-    with _problems():
-        return engine.resolve(claim_id, actor.actor_id, body.outcome)
+@router.post("/claims/{claim_id}/resolve", response_model=ClaimView)
+async def resolve_claim(
+    claim_id: ClaimId,
+    body: ResolveRequest,
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    def act() -> ClaimView:
+        return engine.resolve(claim_id, caller.actor_id, body.outcome)
+
+    return await _command(request, caller, idempotency_key, body, act)
 
 
-@router.post(
-    "/claims/{claim_id}/paid",
-    dependencies=[Depends(strict_body(PaidRequest))],
-    response_model=ClaimView,
-)
-def mark_claim_paid(
-    claim_id: str, body: PaidRequest, actor: Manager, engine: Payments
-) -> ClaimView:
-    with _problems():
-        return engine.mark_paid(claim_id, actor.actor_id, body.payment_ref)
+@router.post("/claims/{claim_id}/paid", response_model=ClaimView)
+async def mark_claim_paid(
+    claim_id: ClaimId,
+    body: PaidRequest,
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    def act() -> ClaimView:
+        return engine.mark_paid(claim_id, caller.actor_id, body.payment_ref)
+
+    return await _command(request, caller, idempotency_key, body, act)
 
 
 # --- statements ---------------------------------------------------------------------------
-
-
-class Amounts(BaseModel):
-    claims: int
-    capped: int
-    claimed_pence: int
-    approved_pence: int
-    paid_pence: int
-    reversed_pence: int
-    net_pence: int
-    net_gbp: str
-
-    @classmethod
-    def of(cls, t: Totals) -> Amounts:
-        return cls(
-            **{name: getattr(t, name) for name in cls.model_fields if name != "net_gbp"},
-            net_gbp=pounds(t.net_pence),
-        )
-
-
-class StatementView(BaseModel):
-    contract_id: str
-    partner_id: str
-    period: str
-    cap_pence: int | None  # the partner's monthly cap, from the rate card version
-    headroom_pence: int | None
-    total: Amounts
-    metrics: dict[str, Amounts]
-
-    @classmethod
-    def of(cls, s: Statement) -> StatementView:
-        return cls(
-            contract_id=s.contract_id,
-            partner_id=s.partner_id,
-            period=s.period,
-            cap_pence=s.cap_pence,
-            headroom_pence=s.headroom_pence,
-            total=Amounts.of(s.total),
-            metrics={m: Amounts.of(t) for m, t in sorted(s.metrics.items())},
-        )
 
 
 @router.get("/statements", response_model=list[StatementView])
@@ -264,8 +253,8 @@ def get_statements(
     _: Manager,
     engine: Payments,
     period: str | None = Period,
-    partner: str | None = None,
-    contract: str | None = None,
+    partner: Id | None = None,
+    contract: Id | None = None,
 ) -> list[StatementView]:
     """Per contract, partner and month: claimed, approved, paid, reversed and net, in
     pence, against the partner's monthly cap."""
@@ -281,8 +270,8 @@ def get_statements_csv(
     _: Manager,
     engine: Payments,
     period: str | None = Period,
-    partner: str | None = None,
-    contract: str | None = None,
+    partner: Id | None = None,
+    contract: Id | None = None,
 ) -> Response:
     name = f"linkway-statements-{period or 'all'}.csv"
     return Response(
@@ -295,17 +284,9 @@ def get_statements_csv(
 # --- the ledger ---------------------------------------------------------------------------
 
 
-class Verification(BaseModel):
-    ok: bool
-    first_broken_seq: int | None
-    reason: str
-    head_seq: int
-    head_hash: str | None
-    checked_at: datetime
-
-
 class HeldCheckpoint(BaseModel):
-    seq: int = Field(ge=0)
+    model_config = _STRICT
+    seq: int = Field(ge=0, le=MAX_SEQ)
     head_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     signature: str = Field(pattern=r"^[0-9a-f]{64}$")
 
@@ -334,21 +315,35 @@ def list_checkpoints(_: Manager, engine: Payments) -> list[SignedCheckpoint]:
 
 
 @router.post("/ledger/checkpoints", status_code=201, response_model=SignedCheckpoint)
-def make_checkpoint(actor: Manager, engine: Payments) -> SignedCheckpoint:
+async def make_checkpoint(
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """Sign the current head; keep the answer, and verify the ledger against it later."""
-    with _problems():
-        return engine.checkpoint(actor.actor_id)
+    return await _command(
+        request, caller, idempotency_key, None, lambda: engine.checkpoint(caller.actor_id), 201
+    )
 
 
-@router.post(
-    "/ledger/checkpoints/verify",
-    dependencies=[Depends(strict_body(HeldCheckpoint))],
-    response_model=Verification,
-)
-def verify_checkpoint(body: HeldCheckpoint, _: Manager, engine: Payments) -> Verification:
+@router.post("/ledger/checkpoints/verify", response_model=Verification)
+async def verify_checkpoint(
+    body: HeldCheckpoint,
+    request: Request,
+    caller: Manager,
+    engine: Payments,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
     """The ledger verifies and still holds the head a checkpoint you kept signed."""
     held = Checkpoint(body.seq, body.head_hash, body.signature)
-    return _verification(engine, engine.verify_checkpoint(held))
+    return await _command(
+        request,
+        caller,
+        idempotency_key,
+        body,
+        lambda: _verification(engine, engine.verify_checkpoint(held)),
+    )
 
 
 @router.get("/reconciliation", response_model=Reconciliation)

@@ -67,3 +67,15 @@ class WellbeingReviewed(OutcomeEvent):
 )
 class SustainedReviewed(OutcomeEvent):
     pairs: list[MeasurePair] = Field(max_length=20)
+
+
+# The published outcome facts, in the order the pathway reaches them: the one table the
+# payment engine's consumer, rate cards and reconciliation read their types from, so a new
+# outcome fact is a model above and an entry here.
+OUTCOME_EVENTS: tuple[type[OutcomeEvent], ...] = (
+    EngagementAchieved,
+    ConnectionAchieved,
+    WellbeingReviewed,
+    SustainedReviewed,
+)
+OUTCOME_TYPES: tuple[str, ...] = tuple(event.TYPE for event in OUTCOME_EVENTS)

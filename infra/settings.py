@@ -3,6 +3,10 @@
 The defaults are the embedded default: every server on loopback, state under ``var/``.
 Production points the same code at a Temporal cluster, Apache Kafka and PostgreSQL by
 setting the variables below; nothing else changes.
+
+Two sections: ``Settings`` for the platform (servers, database, API, authentication)
+and ``PaymentSettings`` (``LINKWAY_PAYMENTS_*``) for the outcomes contract's payment
+engine, whose values the contract manager decides.
 """
 
 from __future__ import annotations
@@ -84,6 +88,27 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'linkway.db'}"
+
+
+class PaymentSettings(BaseSettings):
+    """The payment engine's settings (``LINKWAY_PAYMENTS_*``); ``payments.engine`` turns
+    them into the rate-card book and the checkpoint key."""
+
+    model_config = SettingsConfigDict(env_prefix="LINKWAY_PAYMENTS_", extra="ignore")
+
+    # HMAC key for ledger checkpoints, held with the contract manager. Empty only in the
+    # embedded default: a key is generated once under the data directory.
+    checkpoint_key: str = ""
+    # Claims above this amount need a second, different approver.
+    second_approval_above_pence: int = Field(default=50_000, ge=0)
+    # Comma-separated rate-card files or directories; empty: the packaged demo rate cards.
+    rate_cards: str = ""
+    # A signed checkpoint is taken every this many ledger entries.
+    checkpoint_every_entries: int = Field(default=1_000, ge=1)
+
+    @property
+    def rate_card_paths(self) -> list[Path]:
+        return [Path(p.strip()) for p in self.rate_cards.split(",") if p.strip()]
 
 
 @lru_cache(maxsize=1)

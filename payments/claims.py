@@ -21,6 +21,7 @@ from typing import Literal, NamedTuple, get_args
 from uuid import NAMESPACE_URL, uuid5
 
 from events.payment import ClaimStatus
+from payments.errors import IllegalTransition
 
 # A first approval of a claim that needs two: recorded, but the status does not move.
 FIRST_APPROVAL = "first_approval"
@@ -41,10 +42,6 @@ _NEXT: dict[str | None, tuple[str, ...]] = {
     "capped": (),
 }
 _CLAIM_NAMESPACE = uuid5(NAMESPACE_URL, "https://linkway.example/payments/claims")
-
-
-class IllegalTransition(ValueError):
-    """A lifecycle move the claim's history does not allow; the message says what would."""
 
 
 class ClaimKey(NamedTuple):

@@ -13,7 +13,8 @@ from itertools import pairwise
 from pathlib import Path
 
 from pathway.measures import Registry
-from payments.ratecard import RateCard, RateCardError, load_rate_card
+from payments.errors import RateCardError
+from payments.ratecard import RateCard, load_rate_card
 
 PACKAGED_DIR = Path(__file__).with_name("ratecards")
 

@@ -16,15 +16,28 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
+from events.ids import Id
 from events.outcome import (
+    OUTCOME_TYPES,
     ConnectionAchieved,
     EngagementAchieved,
     SustainedReviewed,
     WellbeingReviewed,
 )
 from pathway.measures import PER_ITEM_KINDS, Registry, UnknownInstrument, default_registry
+from payments.errors import RateCardError
 
 ENGAGEMENT = EngagementAchieved.TYPE
 CONNECTION = ConnectionAchieved.TYPE
@@ -32,22 +45,25 @@ WELLBEING = WellbeingReviewed.TYPE
 SUSTAINED = SustainedReviewed.TYPE
 MEASURED = (WELLBEING, SUSTAINED)
 
-OutcomeType = Literal[
-    "linkway.outcome.engagement.v1",
-    "linkway.outcome.connection.v1",
-    "linkway.outcome.wellbeing_reviewed.v1",
-    "linkway.outcome.sustained_reviewed.v1",
-]
-Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+def _published_outcome(value: str) -> str:
+    """A metric pays for an outcome type the pathway publishes (``OUTCOME_TYPES``); the
+    error is the one a ``Literal`` of them would raise, so its message is unchanged."""
+    if value not in OUTCOME_TYPES:
+        *first, last = (repr(t) for t in OUTCOME_TYPES)
+        expected = f"{', '.join(first)} or {last}"
+        raise PydanticCustomError(
+            "literal_error", "Input should be {expected}", {"expected": expected}
+        )
+    return value
+
+
+OutcomeType = Annotated[StrictStr, AfterValidator(_published_outcome)]
 MetricId = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,15}$")]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 Pence = Annotated[StrictInt, Field(gt=0)]
 Count = Annotated[StrictInt, Field(gt=0)]
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-
-
-class RateCardError(ValueError):
-    """A rate card that cannot be used; the message names the field and what is wrong."""
 
 
 class InstrumentRule(BaseModel):
@@ -88,15 +104,15 @@ class ReEntry(BaseModel):
 
 class RateCard(BaseModel):
     model_config = _STRICT
-    contract_id: Ident
+    contract_id: Id
     name: Text
-    version: Ident
+    version: Id
     effective_from: date
     start_date: date
     end_date: date
     currency: Literal["GBP"]
     timezone: Text = "Europe/London"
-    partners: Annotated[tuple[Ident, ...], Field(min_length=1)]
+    partners: Annotated[tuple[Id, ...], Field(min_length=1)]
     metrics: Annotated[dict[MetricId, Metric], Field(min_length=1)]
     caps: Caps
     re_entry: ReEntry

@@ -22,10 +22,11 @@ from typing import Literal
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry, default_registry
 from payments.claims import ClaimKey, ClaimRecord
+from payments.errors import RateCardError
 from payments.evidence import assess
 from payments.history import History
 from payments.ratebook import RateCardBook
-from payments.ratecard import Metric, RateCard, RateCardError, pounds
+from payments.ratecard import Metric, RateCard, pounds
 
 Status = Literal["claimed", "capped", "not_eligible"]
 

@@ -13,9 +13,10 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from payments.errors import RateCardError
 from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
-from payments.ratecard import RateCardError, pounds
+from payments.ratecard import pounds
 
 TOTAL = "ALL"
 AMOUNTS = ("claimed", "approved", "paid", "reversed", "net")

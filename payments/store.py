@@ -8,30 +8,28 @@
 - ``ledger_lock``: one row that serialises appends (``LedgerRepository.lock``).
 
 The first three are insert-only. This module has no update or delete path for them,
-and ``install_append_only_guards`` makes the database refuse one: triggers on SQLite
-and PostgreSQL, installed when the tables are created and idempotent to re-run.
+and ``payments.guards`` makes the database refuse one: triggers on SQLite and
+PostgreSQL, installed when the tables are created and idempotent to re-run.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
-from sqlalchemy import DateTime, Index, event, func, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import DateTime, Index, func, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.envelope import CloudEvent
 from messaging.outbox import OutboxRow
+from payments import guards
 from payments.claims import ClaimKey, ClaimRecord, claim_id
 from payments.entries import current_claims
+from payments.errors import UnreadableEntry
 from payments.ledger import GENESIS_HASH, Checkpoint, EntryBody, LedgerEntry, append
-
-GUARDED = ("ledger_entries", "outcome_events", "ledger_checkpoints")
-_LOCK_NAME = "ledger"
 
 
 def _utc_column() -> DateTime:
@@ -102,14 +100,6 @@ class LedgerLock(SQLModel, table=True):
     appends: int = 0
 
 
-class UnreadableEntry(ValueError):
-    """A stored row that is not a ledger entry any more (tampered outside the code)."""
-
-    def __init__(self, seq: int, reason: str) -> None:
-        super().__init__(f"ledger entry {seq} cannot be read: {reason}")
-        self.seq, self.reason = seq, reason
-
-
 def utc(moment: datetime) -> datetime:
     """SQLite returns naive times; every time this module stores is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
@@ -132,7 +122,7 @@ class LedgerRepository:
         commit; it must come before any read the append depends on (the head, the claims).
         The unique ``prev_hash`` is the backstop if a caller forgets to lock.
         """
-        where = col(LedgerLock.name) == _LOCK_NAME
+        where = col(LedgerLock.name) == guards.LOCK_NAME
         if session.get_bind().dialect.name == "postgresql":
             session.exec(select(LedgerLock.name).where(where).with_for_update()).one()
         else:
@@ -298,69 +288,5 @@ def last_checkpoint_seq(session: Session) -> int:
     return session.exec(select(func.coalesce(func.max(CheckpointRow.seq), 0))).one()
 
 
-# --- the database refuses updates and deletes -----------------------------------------------
-
-_PG_FUNCTION = """
-CREATE OR REPLACE FUNCTION linkway_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  RAISE EXCEPTION USING
-    MESSAGE = TG_TABLE_NAME || ' is append-only: ' || TG_OP || ' is not allowed',
-    ERRCODE = 'insufficient_privilege';
-END $$
-"""
-
-
-def guard_statements(dialect: str, tables: Iterable[str] = GUARDED) -> list[str]:
-    """The DDL that makes ``tables`` insert-only on this dialect (idempotent)."""
-    if dialect == "postgresql":
-        ddl = [_PG_FUNCTION]
-        for table in tables:
-            for name, timing in (("rows", "UPDATE OR DELETE"), ("truncate", "TRUNCATE")):
-                level = "ROW" if name == "rows" else "STATEMENT"
-                trigger = f"{table}_append_only_{name}"
-                ddl += [
-                    f"DROP TRIGGER IF EXISTS {trigger} ON {table}",
-                    f"CREATE TRIGGER {trigger} BEFORE {timing} ON {table} "
-                    f"FOR EACH {level} EXECUTE FUNCTION linkway_append_only()",
-                ]
-        return ddl
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
-            f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {op} is not allowed'); END"
-            for table in tables
-            for op in ("UPDATE", "DELETE")
-        ]
-    raise NotImplementedError(f"no append-only guard for {dialect}; use SQLite or PostgreSQL")
-
-
-def install_append_only_guards(engine: Engine) -> None:
-    """Install (or re-install) the triggers on an existing database."""
-    with engine.begin() as conn:
-        _install(conn, GUARDED)
-        _ensure_lock_row(conn)
-
-
-def _install(conn: Connection, tables: Iterable[str]) -> None:
-    for statement in guard_statements(conn.dialect.name, tables):
-        conn.exec_driver_sql(statement)
-
-
-def _ensure_lock_row(conn: Connection) -> None:
-    table = SQLModel.metadata.tables["ledger_lock"]
-    if conn.execute(select(table.c.name).where(table.c.name == _LOCK_NAME)).first() is None:
-        conn.execute(table.insert().values(name=_LOCK_NAME, appends=0))
-
-
-# ``create_tables`` (``create_all``) installs the guards and the lock row with the tables.
-for _name in GUARDED:
-    event.listen(
-        SQLModel.metadata.tables[_name],
-        "after_create",
-        lambda table, conn, **_: _install(conn, [table.name]),
-    )
-event.listen(
-    SQLModel.metadata.tables["ledger_lock"],
-    "after_create",
-    lambda _table, conn, **_: _ensure_lock_row(conn),
-)
+# Now that the tables above are in the metadata: create_tables installs their guards.
+guards.listen()

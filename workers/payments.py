@@ -16,10 +16,10 @@ from sqlalchemy.engine import Engine
 
 from events import topics
 from events.catalogue import parse
-from events.outcome import OutcomeEvent
+from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
 from infra.db import get_engine, transaction
-from infra.settings import Settings
+from infra.settings import PaymentSettings, Settings
 from messaging.consumer import (
     Backoff,
     Inbound,
@@ -28,20 +28,14 @@ from messaging.consumer import (
     record_processed,
     subscribe,
 )
-from payments.engine import PaymentEngine, PaymentSettings
+from payments.engine import PaymentEngine
 
 log = logging.getLogger("linkway.payments")
 
 CONSUMER = "payments"
 GROUP_ID = "linkway.payments"
-OUTCOME_TYPES = frozenset(
-    {
-        "linkway.outcome.engagement.v1",
-        "linkway.outcome.connection.v1",
-        "linkway.outcome.wellbeing_reviewed.v1",
-        "linkway.outcome.sustained_reviewed.v1",
-    }
-)
+# Only outcome facts are accepted on the outcomes topic; anything else is dead-lettered.
+ON_OUTCOMES_TOPIC = frozenset(OUTCOME_TYPES)
 
 
 class OutcomeConsumer:
@@ -55,7 +49,7 @@ class OutcomeConsumer:
         await asyncio.to_thread(self._apply, inbound)
 
     def _apply(self, inbound: Inbound) -> None:
-        allowed = OUTCOME_TYPES if inbound.topic == topics.OUTCOMES else None
+        allowed = ON_OUTCOMES_TOPIC if inbound.topic == topics.OUTCOMES else None
         envelope, data = parse(inbound.value or b"", allowed_types=allowed)
         if inbound.topic == topics.REFERRALS and not isinstance(data, ReferralReentered):
             return  # the rest of the lifecycle does not move money

@@ -12,9 +12,10 @@ from datetime import date
 import pytest
 
 from events import topics
+from infra.settings import PaymentSettings
 from messaging.reader import read_all
 from pathway import commands as cmd
-from payments.engine import PaymentEngine, PaymentSettings
+from payments.engine import PaymentEngine
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import running_stack
 from tests.workflow.helpers import (

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from payments.claims import ClaimKey, IllegalTransition
+from payments.claims import ClaimKey
 from payments.entries import claim_entry, current_claims, transition_entry
+from payments.errors import IllegalTransition
 from payments.ledger import (
     GENESIS_HASH,
     Checkpoint,

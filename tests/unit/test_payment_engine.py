@@ -25,21 +25,17 @@ from events.envelope import CloudEvent, new_event
 from events.outcome import OutcomeEvent
 from events.referral import ReferralReentered
 from infra.db import make_engine, transaction
+from infra.settings import PaymentSettings
 from messaging import outbox
 from messaging.outbox import OutboxRow
 from ops.tables import create_tables
-from payments import store
-from payments.claims import ClaimKey, IllegalTransition, claim_id
-from payments.engine import (
-    ENGINE_ACTOR,
-    ClaimInvalid,
-    DutyConflict,
-    PaymentEngine,
-    PaymentSettings,
-    UnknownClaim,
-)
+from payments import guards, store
+from payments.base import ENGINE_ACTOR
+from payments.claims import ClaimKey, claim_id
+from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
+from payments.errors import ClaimInvalid, DutyConflict, IllegalTransition, UnknownClaim
 from payments.ledger import EntryBody
-from payments.ratebook import RateCardBook
+from payments.ratebook import PACKAGED_DIR, RateCardBook
 from payments.statements import statements
 from tests.unit.test_payment_rules import (
     CONTRACT,
@@ -393,8 +389,8 @@ def test_the_guards_can_be_reinstalled_on_an_existing_database(engine: Engine) -
     deliver(payments(engine), (envelope(o := engagement()), o))
     with engine.begin() as conn:
         conn.execute(text("DROP TRIGGER ledger_entries_no_delete"))
-    store.install_append_only_guards(engine)
-    store.install_append_only_guards(engine)  # idempotent
+    guards.install_append_only_guards(engine)
+    guards.install_append_only_guards(engine)  # idempotent
     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
         conn.execute(text("DELETE FROM ledger_entries"))
 
@@ -453,10 +449,31 @@ def test_checkpoints_are_taken_when_due(engine: Engine) -> None:
 
 def test_settings_generate_a_checkpoint_key_once_in_the_embedded_default(tmp_path: Path) -> None:
     settings = PaymentSettings()
-    key = settings.key(tmp_path)
-    assert len(key) == 64 and settings.key(tmp_path) == key
-    assert PaymentSettings(checkpoint_key="held-elsewhere").key(tmp_path) == b"held-elsewhere"
-    assert [c.version for c in settings.book().versions(CONTRACT)] == ["2026.1", "2027.1"]
+    key = checkpoint_key(settings, tmp_path)
+    assert len(key) == 64 and checkpoint_key(settings, tmp_path) == key
+    held = PaymentSettings(checkpoint_key="held-elsewhere")
+    assert checkpoint_key(held, tmp_path) == b"held-elsewhere"
+    assert [c.version for c in rate_card_book(settings).versions(CONTRACT)] == ["2026.1", "2027.1"]
+
+
+def test_payment_settings_keep_their_documented_variable_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/production.md names these; moving the settings must not rename them."""
+    card = tmp_path / "card.toml"
+    card.write_text((PACKAGED_DIR / "default.toml").read_text())
+    for name, value in {
+        "CHECKPOINT_KEY": "k",
+        "SECOND_APPROVAL_ABOVE_PENCE": "7",
+        "RATE_CARDS": f" {card} ,",
+        "CHECKPOINT_EVERY_ENTRIES": "9",
+    }.items():
+        monkeypatch.setenv(f"LINKWAY_PAYMENTS_{name}", value)
+    settings = PaymentSettings()
+    assert (settings.checkpoint_key, settings.second_approval_above_pence) == ("k", 7)
+    assert (settings.rate_card_paths, settings.checkpoint_every_entries) == ([card], 9)
+    pe = PaymentEngine.from_settings(make_engine("sqlite://"), settings, tmp_path)
+    assert (pe.second_approval_above_pence, pe.checkpoint_every) == (7, 9)
 
 
 # --- reconciliation -----------------------------------------------------------------------
@@ -676,7 +693,7 @@ def test_postgres_refuses_to_change_the_ledger(pg_engine: Engine) -> None:
     ):
         with pytest.raises(DBAPIError, match="append-only"), pg_engine.begin() as conn:
             conn.execute(text(statement))
-    store.install_append_only_guards(pg_engine)  # idempotent
+    guards.install_append_only_guards(pg_engine)  # idempotent
     assert pe.verify().ok and ledger(pg_engine)[0].amount_pence == 25_000
 
 

@@ -25,13 +25,13 @@ from pathway.measures import default_registry
 from payments.claims import (
     ClaimKey,
     ClaimRecord,
-    IllegalTransition,
     allowed_next,
     claim_id,
     idempotency_key,
     transition,
 )
 from payments.duties import check_approver, check_validator
+from payments.errors import IllegalTransition
 from payments.history import History
 from payments.ratecard import RateCard, parse_rate_card
 from payments.rules import ClaimDecision, decide, decide_in_book

@@ -10,8 +10,12 @@ from typing import Any
 
 import pytest
 
+from events import topics
+from events.catalogue import registry
+from events.outcome import OUTCOME_EVENTS, OUTCOME_TYPES, OutcomeEvent
+from payments.errors import RateCardError
 from payments.ratebook import PACKAGED_DIR, RateCardBook
-from payments.ratecard import RateCardError, load_rate_card, parse_rate_card, pounds
+from payments.ratecard import load_rate_card, parse_rate_card, pounds
 
 CONTRACT = "demo-county-sp-2026"
 
@@ -181,6 +185,38 @@ def test_an_invalid_rate_card_is_refused_naming_the_field(
     with pytest.raises(RateCardError) as caught:
         parse_rate_card(with_change(path, value))
     assert str(caught.value).startswith(message)
+
+
+def test_the_outcome_types_table_holds_every_published_outcome_fact() -> None:
+    """One table (``events.outcome.OUTCOME_EVENTS``): an outcome model left out of it would
+    be dead-lettered by the payment consumer and refused by every rate card."""
+    published = {t for t, model in registry().items() if issubclass(model, OutcomeEvent)}
+    assert set(OUTCOME_TYPES) == published and len(OUTCOME_TYPES) == len(OUTCOME_EVENTS)
+    assert {event.TOPIC for event in OUTCOME_EVENTS} == {topics.OUTCOMES}
+
+
+@pytest.mark.parametrize("outcome_type", OUTCOME_TYPES)
+def test_a_metric_may_pay_for_any_published_outcome_type(outcome_type: str) -> None:
+    data = with_change("metrics.M1.outcome_type", outcome_type)
+    data["metrics"] = {"M1": data["metrics"]["M1"]}
+    if outcome_type in (OUTCOME_TYPES[2], OUTCOME_TYPES[3]):
+        data["metrics"]["M1"]["instruments"] = {"WEMWBS": {"min_change": 3}}
+    if outcome_type == OUTCOME_TYPES[1]:
+        data["metrics"]["M1"]["min_sessions"] = 3
+    assert parse_rate_card(data).metrics["M1"].outcome_type == outcome_type
+
+
+def test_an_unpublished_outcome_type_is_refused_naming_the_allowed_ones() -> None:
+    with pytest.raises(RateCardError) as refused:
+        parse_rate_card(with_change("metrics.M1.outcome_type", "linkway.outcome.gp_visits.v1"))
+    assert str(refused.value).startswith("metrics.M1.outcome_type: must be ")
+    assert all(t in str(refused.value) for t in OUTCOME_TYPES)
+
+
+def test_the_rate_card_guide_lists_exactly_the_published_outcome_types() -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "rate-card.md").read_text(encoding="utf-8")
+    rows = {line.split("`")[1] for line in guide.splitlines() if line.startswith("| `linkway.")}
+    assert rows == set(OUTCOME_TYPES)
 
 
 def test_a_metric_id_must_be_a_short_code() -> None:
