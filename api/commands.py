@@ -25,6 +25,7 @@ from api import schemas
 from api.auth import Caller, require
 from api.deps import Deps, deps
 from api.idempotency import once
+from api.params import IdPath
 from api.problems import Problem, responses
 from api.scope import not_found, visible
 from api.strict import check_strictly
@@ -127,7 +128,7 @@ def _add_command_route(path: str, update: str, command: type[cmd.Command], summa
     Body = _body_model(command)
 
     async def run_command(
-        referral_id: str,
+        referral_id: IdPath,
         body: Body,  # type: ignore[valid-type]
         request: Request,
         caller: LinkWorker,

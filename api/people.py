@@ -20,6 +20,7 @@ from api.auth import Caller, require
 from api.commands import IdempotencyKey, caller_key
 from api.deps import Deps, deps
 from api.idempotency import once
+from api.params import IdPath
 from api.problems import Problem, responses
 from api.scope import visible
 from api.strict import check_strictly
@@ -71,7 +72,7 @@ async def get_person(
     summary="Replace the person's details (audited write)",
 )
 async def put_person(
-    referral_id: str, body: schemas.Person, request: Request, caller: LinkWorker
+    referral_id: IdPath, body: schemas.Person, request: Request, caller: LinkWorker
 ) -> Response:
     d = deps(request)
     await check_strictly(request, schemas.Person)
@@ -85,11 +86,11 @@ async def put_person(
     "/{referral_id}/notes",
     status_code=201,
     response_model=schemas.NoteCreated,
-    responses=responses(400, 401, 403, 404, 409, 413, 422, 429),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
     summary="Add a case note (free text, audited write)",
 )
 async def add_note(
-    referral_id: str,
+    referral_id: IdPath,
     body: schemas.NoteRequest,
     request: Request,
     caller: LinkWorker,
