@@ -70,16 +70,26 @@ class ProviderHandoff(BaseModel):
     attended: int
 
 
+# Bodies refuse unknown fields, as casework bodies do: a field the API does not know
+# (a free-text reason, a date) would otherwise be dropped without the sender knowing.
 class Rejection(BaseModel):
-    reason_code: str = Code
+    model_config = ConfigDict(extra="forbid")
+
+    reason_code: Code
 
 
 class Waitlist(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     waitlist_band: WaitlistBand
 
 
 class Attendance(BaseModel):
-    session_date: date
+    model_config = ConfigDict(extra="forbid")
+
+    session_date: date = Field(
+        description="not before the handoff was requested, nor after today (a day's grace)"
+    )
     status: AttendanceStatus
 
 
@@ -296,11 +306,16 @@ async def _respond(
     summary="Report one session's attendance",
 )
 async def report_attendance(
-    handoff_id: str, body: Attendance, request: Request, caller: TierTwo
+    handoff_id: IdPath, body: Attendance, request: Request, caller: TierTwo
 ) -> Submitted:
     await check_strictly(request, Attendance)
     facts = _facts(request)
     row = await _handoff(facts, caller, handoff_id)
+    implausible = attendance_csv.implausible_date(body.session_date, utc(row.requested_at))
+    if implausible:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "session_date"), "msg": implausible}]
+        )
     event_id, data = _attendance(
         caller, row.referral_id, handoff_id, body.session_date, body.status
     )
@@ -346,6 +361,14 @@ async def upload_attendance(request: Request, caller: TierTwo) -> BatchReport:
                 raise _not_found()
         except Problem as problem:
             errors.append(RowError(line=row.line, handoff_id=row.handoff_id, error=problem.detail))
+            continue
+        implausible = attendance_csv.implausible_date(row.session_date, utc(handoff.requested_at))
+        if implausible:
+            errors.append(
+                RowError(
+                    line=row.line, handoff_id=row.handoff_id, error=f"session_date {implausible}"
+                )
+            )
             continue
         event_id, data = _attendance(
             caller, handoff.referral_id, row.handoff_id, row.session_date, row.status
