@@ -86,12 +86,16 @@ def parse(data: bytes) -> tuple[list[Row], list[RowError]]:
             raise CsvRejected(f"an upload holds at most {MAX_ROWS} rows; split the file")
         line = reader.line_num
         values = {k: (v or "").strip() for k, v in record.items() if k is not None}
+        # A refused row is reported with its handoff_id only when that is an id: the
+        # report never repeats other text the file held there (a name, say).
+        named = values.get("handoff_id", "")
+        shown = named if is_id(named) else None
         if None in record:
-            errors.append(RowError(line, values.get("handoff_id"), "the row has too many fields"))
+            errors.append(RowError(line, shown, "the row has too many fields"))
             continue
         row, error = _row(line, values)
         if error is not None:
-            errors.append(RowError(line, values.get("handoff_id") or None, error))
+            errors.append(RowError(line, shown, error))
             continue
         assert row is not None
         key = (row.handoff_id, row.session_date)
