@@ -10,6 +10,11 @@
 be the handoff's. A row that cannot be read is reported with its line number and the
 reason, and the others still count; a file that cannot be read at all (no header, a
 missing or unknown column, too many rows) is refused whole.
+
+A session is dated within a plausible window (``implausible_date``): not before the
+handoff was requested, not after today; both bounds allow a day for clocks and time
+zones that differ. Attendance counts towards outcomes the contract pays for, so a row
+dated 9999-12-31 is refused, not counted.
 """
 
 from __future__ import annotations
@@ -18,17 +23,19 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import get_args
 
+from events.ids import is_id
 from events.provider import AttendanceReported
 
 REQUIRED = ("handoff_id", "session_date", "status")
 OPTIONAL = ("referral_id",)
 MAX_ROWS = 1000
 STATUSES: tuple[str, ...] = get_args(AttendanceReported.model_fields["status"].annotation)
-_REF = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# [0-9], not \d: \d would take fullwidth or Arabic-Indic digits.
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+SKEW = timedelta(days=1)
 
 
 class CsvRejected(ValueError):
@@ -79,12 +86,16 @@ def parse(data: bytes) -> tuple[list[Row], list[RowError]]:
             raise CsvRejected(f"an upload holds at most {MAX_ROWS} rows; split the file")
         line = reader.line_num
         values = {k: (v or "").strip() for k, v in record.items() if k is not None}
+        # A refused row is reported with its handoff_id only when that is an id: the
+        # report never repeats other text the file held there (a name, say).
+        named = values.get("handoff_id", "")
+        shown = named if is_id(named) else None
         if None in record:
-            errors.append(RowError(line, values.get("handoff_id"), "the row has too many fields"))
+            errors.append(RowError(line, shown, "the row has too many fields"))
             continue
         row, error = _row(line, values)
         if error is not None:
-            errors.append(RowError(line, values.get("handoff_id") or None, error))
+            errors.append(RowError(line, shown, error))
             continue
         assert row is not None
         key = (row.handoff_id, row.session_date)
@@ -106,9 +117,9 @@ def parse(data: bytes) -> tuple[list[Row], list[RowError]]:
 
 def _row(line: int, values: dict[str, str]) -> tuple[Row | None, str | None]:
     handoff_id, referral_id = values.get("handoff_id", ""), values.get("referral_id", "")
-    if not _REF.match(handoff_id):
+    if not is_id(handoff_id):
         return None, "handoff_id must be the id from the handoff (letters, digits and _.:-)"
-    if referral_id and not _REF.match(referral_id):
+    if referral_id and not is_id(referral_id):
         return None, "referral_id must be the id from the handoff (letters, digits and _.:-)"
     raw_date = values.get("session_date", "")
     try:
@@ -121,3 +132,16 @@ def _row(line: int, values: dict[str, str]) -> tuple[Row | None, str | None]:
     if status not in STATUSES:
         return None, f"status must be one of {', '.join(STATUSES)}"
     return Row(line, handoff_id, session_date, status, referral_id or None), None
+
+
+def implausible_date(
+    session_date: date, requested_at: datetime, now: datetime | None = None
+) -> str | None:
+    """Why a session date cannot be right for a handoff requested at ``requested_at``
+    (a UTC time), or None when it can."""
+    now = now or datetime.now(UTC)
+    if session_date > (now + SKEW).date():
+        return "must not be in the future"
+    if session_date < (requested_at - SKEW).date():
+        return "must not be before the handoff was requested"
+    return None

@@ -12,13 +12,12 @@ from api import schemas
 from api.auth import Caller, require
 from api.cursor import Instant, Limit, decode, encode, utc
 from api.deps import deps
+from api.params import IdQuery
 from api.personal_data import AuditRecord
 from api.problems import Problem, responses
 
 router = APIRouter(tags=["audit"])
 Admin = Annotated[Caller, Depends(require("admin"))]
-# An Annotated alias, not a shared Query(): FastAPI would merge parameters sharing one.
-IdParam = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 @router.get(
@@ -30,9 +29,9 @@ IdParam = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A
 async def audit_log(
     request: Request,
     caller: Admin,
-    referral_id: IdParam = None,
-    actor_id: IdParam = None,
-    partner_id: IdParam = None,
+    referral_id: IdQuery = None,
+    actor_id: IdQuery = None,
+    partner_id: IdQuery = None,
     action: Literal["read", "write", "match"] | None = None,
     since: Instant | None = None,
     until: Instant | None = None,
@@ -54,7 +53,8 @@ async def audit_log(
         query = query.where(col(AuditRecord.at) < utc(until))
     if cursor:
         (before,) = decode(cursor, 1)
-        if not before.isdigit() or len(before) > 18:
+        # ASCII only: "²".isdigit() is true, and int("²") raises.
+        if not (before.isascii() and before.isdigit()) or len(before) > 18:
             raise Problem(422, "Bad cursor", "pass back a next_cursor as it was given")
         query = query.where(col(AuditRecord.id) < int(before))
     with Session(deps(request).engine) as session:

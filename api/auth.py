@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import hashlib
 import os
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -36,13 +35,13 @@ from api import tenancy as tenancy_file
 from api.limits import RateLimiter
 from api.problems import Problem
 from api.tenancy import ROLES, Role, Tenancy
+from events.ids import is_id
 from infra.settings import Settings, get_settings
 
 __all__ = ["Caller", "Role", "current_caller", "demo_tokens", "mint_token", "require"]
 
 EMBEDDED_ALGORITHM = "ES256"
 KEY_FILE = "jwt-signing-key.pem"
-SUBJECT = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 # Shown in OpenAPI as the bearer security scheme; the header is read in current_caller.
 BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="Linkway bearer JWT")
 assert set(get_args(Role)) == set(ROLES)
@@ -182,7 +181,7 @@ class Authenticator:
 
     def _caller(self, claims: dict[str, Any]) -> Caller:
         subject, role, partner_id = claims.get("sub"), claims.get("role"), claims.get("partner")
-        if not isinstance(subject, str) or not SUBJECT.match(subject):
+        if not isinstance(subject, str) or not is_id(subject):
             raise _unauthenticated("the token's subject must be a pseudonymous id")
         partner = self.tenancy.partner(partner_id) if isinstance(partner_id, str) else None
         if partner is None:

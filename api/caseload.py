@@ -21,16 +21,16 @@ from api import schemas
 from api.auth import Caller, require
 from api.cursor import Instant, Limit, decode, encode, utc
 from api.deps import deps
+from api.params import IdQuery
 from api.problems import Problem, responses
 from api.scope import scoped
+from events.ids import ID_PATTERN, MAX_ID_LENGTH
 from events.referral import Stage
 
 router = APIRouter(tags=["caseload"])
 Worker = Annotated[Caller, Depends(require("tier_one", "contract_manager", "admin"))]
 # Referrals with nothing due sort last: their due time counts as the end of time.
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
-# An Annotated alias, not a shared Query(): FastAPI would merge parameters sharing one.
-IdParam = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 
 @router.get(
@@ -42,13 +42,13 @@ IdParam = Annotated[str | None, Query(min_length=1, max_length=64, pattern=r"^[A
 async def caseload(
     request: Request,
     caller: Worker,
-    partner_id: IdParam = None,
-    locality: IdParam = None,
+    partner_id: IdQuery = None,
+    locality: IdQuery = None,
     link_worker_id: str | None = Query(
         default=None,
         min_length=1,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        max_length=MAX_ID_LENGTH,
+        pattern=ID_PATTERN,
         description='a link worker\'s id, or "me" for the caller',
     ),
     stage: Stage | None = None,

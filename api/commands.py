@@ -25,6 +25,7 @@ from api import schemas
 from api.auth import Caller, require
 from api.deps import Deps, deps
 from api.idempotency import once
+from api.params import IdPath
 from api.problems import Problem, responses
 from api.scope import not_found, visible
 from api.strict import check_strictly
@@ -94,7 +95,7 @@ def _add_command_route(spec: CommandSpec) -> None:
     Body = _body_model(command)
 
     async def run_command(
-        referral_id: str,
+        referral_id: IdPath,
         body: Body,  # type: ignore[valid-type]
         request: Request,
         caller: LinkWorker,

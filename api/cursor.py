@@ -19,14 +19,16 @@ from pydantic import BeforeValidator
 from api.problems import Problem
 
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+# [0-9], not \d: \d would also take fullwidth or Arabic-Indic digits.
 RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})?)?$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?([Zz]|[+-][0-9]{2}:?[0-9]{2})?)?$"
 )
 
 
 def _rfc3339(value: object) -> object:
     # Lax parsing would read "0.5" as seconds since 1970: only ISO 8601 times are accepted.
-    if isinstance(value, str) and not RFC3339.match(value):
+    if isinstance(value, str) and not RFC3339.fullmatch(value):
         raise ValueError("must be an RFC 3339 date-time, e.g. 2026-05-01T09:00:00Z")
     return value
 
@@ -45,7 +47,13 @@ def decode(cursor: str, parts: int) -> list[str]:
         key = json.loads(raw)
     except (binascii.Error, ValueError):
         key = None
-    if not isinstance(key, list) or len(key) != parts or not all(isinstance(k, str) for k in key):
+    # A cursor is the client's text: one we did not issue may hold a NUL, which PostgreSQL
+    # cannot compare (a database error, not a miss), so only printable keys pass.
+    if (
+        not isinstance(key, list)
+        or len(key) != parts
+        or not all(isinstance(k, str) and k.isprintable() for k in key)
+    ):
         raise Problem(422, "Bad cursor", "pass back a next_cursor exactly as it was given")
     return key
 

@@ -16,32 +16,48 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from api.auth import Caller, require
 from api.deps import deps
+from api.params import IdPath
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from directory import hsds
 from directory.errors import DirectoryError
 from directory.importer import import_directory
 from directory.repository import DirectoryRepository
+from events.ids import CODE_PATTERN, MAX_ID_LENGTH
 from infra.db import transaction
+from infra.text import Line, Prose
 
 T = TypeVar("T")
 router = APIRouter(prefix="/directory", tags=["directory"])
 Admin = Annotated[Caller, Depends(require("admin"))]
 ADMIN_ERRORS = responses(400, 401, 403, 413, 422, 429)
-CategoryCode = Query(default=None, pattern=r"^[a-z0-9_.-]{1,64}$", description="e.g. exercise")
+CategoryCode = Query(
+    default=None,
+    min_length=1,
+    max_length=MAX_ID_LENGTH,
+    pattern=CODE_PATTERN,
+    description="e.g. exercise",
+)
+
+
+# An organization id names its provider's topic (linkway.handoffs.<id>): the topic rule,
+# stricter than an ``IdPath``.
+OrganizationIdPath = Annotated[
+    str, Path(min_length=1, max_length=63, pattern=hsds.PROVIDER_ID_PATTERN)
+]
 
 
 class OrganizationBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Field(default=None, max_length=2000)
-    website: str | None = Field(default=None, max_length=500)
+    name: Line = Field(min_length=1, max_length=200)
+    description: Prose | None = Field(default=None, max_length=2000)
+    website: Line | None = Field(default=None, max_length=500)
     services: list[hsds.Service] = Field(default_factory=list, max_length=500)
 
 
@@ -69,7 +85,9 @@ def _not_found(what: str) -> Problem:
 def list_services(
     request: Request,
     category: str | None = CategoryCode,
-    organization_id: str | None = Query(default=None, max_length=63),
+    organization_id: str | None = Query(
+        default=None, min_length=1, max_length=63, pattern=hsds.PROVIDER_ID_PATTERN
+    ),
     capacity: Literal["open", "waitlist", "closed"] | None = None,
 ) -> list[hsds.Service]:
     with Session(_engine(request)) as session:
@@ -85,7 +103,7 @@ def list_services(
     responses=responses(404),
     summary="Read a service (public)",
 )
-def get_service(service_id: str, request: Request) -> hsds.Service:
+def get_service(service_id: IdPath, request: Request) -> hsds.Service:
     with Session(_engine(request)) as session:
         service = DirectoryRepository(session).service(service_id)
     if service is None:
@@ -114,7 +132,7 @@ def list_organizations(request: Request) -> list[hsds.Organization]:
     summary="Create or replace an organization (admin)",
 )
 async def put_organization(
-    organization_id: str, body: OrganizationBody, request: Request, _: Admin
+    organization_id: OrganizationIdPath, body: OrganizationBody, request: Request, _: Admin
 ) -> hsds.Organization:
     await check_strictly(request, OrganizationBody)
     organization = _valid(lambda: hsds.Organization(id=organization_id, **body.model_dump()))
@@ -133,7 +151,7 @@ async def put_organization(
     summary="Create or replace a service (admin)",
 )
 async def put_service(
-    service_id: str, body: hsds.Service, request: Request, _: Admin
+    service_id: IdPath, body: hsds.Service, request: Request, _: Admin
 ) -> hsds.Service:
     await check_strictly(request, hsds.Service)
     if body.id != service_id:
@@ -153,7 +171,7 @@ async def put_service(
     summary="Set a service's capacity: open, waitlist (band) or closed (reason) (admin)",
 )
 async def put_capacity(
-    service_id: str, body: hsds.Capacity, request: Request, _: Admin
+    service_id: IdPath, body: hsds.Capacity, request: Request, _: Admin
 ) -> hsds.Service:
     await check_strictly(request, hsds.Capacity)
     with transaction(_engine(request)) as session:

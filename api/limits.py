@@ -3,7 +3,8 @@
 The token buckets live in this process: each API replica limits on its own, so the
 effective limit is the setting times the number of replicas. Production that needs one
 shared limit puts a gateway in front. Bodies larger than the cap get 413 before any
-route runs, whether the client declared a Content-Length or streamed them.
+route runs, whether the client declared a Content-Length or streamed them
+(``Transfer-Encoding: chunked``), and whether or not the route reads its body.
 """
 
 from __future__ import annotations
@@ -13,10 +14,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problems import problem_response
+from api.problems import problem_response, route_template
 
 MAX_BUCKETS = 10_000
 
@@ -46,13 +46,6 @@ class RateLimiter:
             return wait
 
 
-class BodyTooLarge(HTTPException):
-    """Raised while a streamed body is read, so the app's problem handler answers 413."""
-
-    def __init__(self, max_bytes: int) -> None:
-        super().__init__(413, f"request bodies are limited to {max_bytes} bytes")
-
-
 class BodySizeLimit:
     """ASGI middleware: a 413 problem for bodies over ``max_bytes``."""
 
@@ -64,38 +57,47 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            await self._reject(scope, receive, send)
-            return
-        seen = 0
-        started = False
-
-        async def counted_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge(self.max_bytes)
-            return message
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if not started:
+        if declared is not None:
+            # The server holds the body to its declared length, so checking the number
+            # is enough, read or not.
+            if not declared.isdigit() or int(declared) > self.max_bytes:
                 await self._reject(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+            return
+        # No length declared (chunked): read the whole body now, up to the cap, and hand
+        # the route what was read. Counting only what a route reads would let a route
+        # that reads nothing (accept, approve...) take any size of body, and act on it.
+        chunks: list[bytes] = []
+        seen, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()  # after the body: wait for the disconnect
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problem_response(
             413,
             "Request too large",
             f"request bodies are limited to {self.max_bytes} bytes",
-            scope.get("path", ""),
+            route_template(scope),
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)

@@ -22,7 +22,8 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from activities.readmodel import HandoffRow, ReferralRow
@@ -30,11 +31,14 @@ from api import attendance_csv
 from api.auth import Caller, require
 from api.cursor import Instant, utc
 from api.deps import deps
+from api.params import IdPath
 from api.people import audit_failed
 from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from events import provider
+from events.handoff import HandoffStatus
+from events.ids import Code
 from inbound.provider_facts import (
     FactRefused,
     ProviderEvent,
@@ -46,7 +50,6 @@ from inbound.provider_facts import (
 
 router = APIRouter(prefix="/provider", tags=["provider"])
 TierTwo = Annotated[Caller, Depends(require("tier_two"))]
-Code = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
 WaitlistBand = Literal["under_1_month", "1_to_3_months", "over_3_months"]
 AttendanceStatus = Literal[
     "attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider"
@@ -67,16 +70,26 @@ class ProviderHandoff(BaseModel):
     attended: int
 
 
+# Bodies refuse unknown fields, as casework bodies do: a field the API does not know
+# (a free-text reason, a date) would otherwise be dropped without the sender knowing.
 class Rejection(BaseModel):
-    reason_code: str = Code
+    model_config = ConfigDict(extra="forbid")
+
+    reason_code: Code
 
 
 class Waitlist(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     waitlist_band: WaitlistBand
 
 
 class Attendance(BaseModel):
-    session_date: date
+    model_config = ConfigDict(extra="forbid")
+
+    session_date: date = Field(
+        description="not before the handoff was requested, nor after today (a day's grace)"
+    )
     status: AttendanceStatus
 
 
@@ -129,7 +142,7 @@ def _not_found() -> Problem:
 def list_handoffs(
     request: Request,
     caller: TierTwo,
-    status: Annotated[str | None, Query(max_length=16, description="e.g. requested")] = None,
+    status: Annotated[HandoffStatus | None, Query(description="e.g. requested")] = None,
     before: Annotated[Instant | None, Query(description="requested before (paging)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ProviderHandoff]:
@@ -158,7 +171,7 @@ def list_handoffs(
     responses=responses(401, 403, 404, 429),
     summary="Read one of my handoffs",
 )
-def get_handoff(handoff_id: str, request: Request, caller: TierTwo) -> ProviderHandoff:
+def get_handoff(handoff_id: IdPath, request: Request, caller: TierTwo) -> ProviderHandoff:
     with Session(deps(request).engine) as session:
         row = session.get(HandoffRow, handoff_id)
         if row is None or row.provider_id != caller.partner_id:
@@ -199,7 +212,7 @@ class Contact(BaseModel):
     responses=responses(401, 403, 404, 422, 429, 503),
     summary="The person's contact details for a live handoff (audited)",
 )
-async def contact(handoff_id: str, request: Request, caller: TierTwo) -> Contact:
+async def contact(handoff_id: IdPath, request: Request, caller: TierTwo) -> Contact:
     row = await _handoff(_facts(request), caller, handoff_id)
     if row.status not in _CONTACTABLE:
         raise _not_found()
@@ -225,7 +238,7 @@ _ACCEPTED = responses(400, 401, 403, 404, 413, 422, 429)
     responses=_ACCEPTED,
     summary="Accept a handoff",
 )
-async def accept(handoff_id: str, request: Request, caller: TierTwo) -> Submitted:
+async def accept(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submitted:
     return await _respond(request, caller, handoff_id, "accept")
 
 
@@ -236,7 +249,9 @@ async def accept(handoff_id: str, request: Request, caller: TierTwo) -> Submitte
     responses=_ACCEPTED,
     summary="Reject a handoff, with a reason code",
 )
-async def reject(handoff_id: str, body: Rejection, request: Request, caller: TierTwo) -> Submitted:
+async def reject(
+    handoff_id: IdPath, body: Rejection, request: Request, caller: TierTwo
+) -> Submitted:
     await check_strictly(request, Rejection)
     return await _respond(request, caller, handoff_id, "reject", reason_code=body.reason_code)
 
@@ -248,7 +263,9 @@ async def reject(handoff_id: str, body: Rejection, request: Request, caller: Tie
     responses=_ACCEPTED,
     summary="Put a handoff on the waiting list, with the expected wait's band",
 )
-async def waitlist(handoff_id: str, body: Waitlist, request: Request, caller: TierTwo) -> Submitted:
+async def waitlist(
+    handoff_id: IdPath, body: Waitlist, request: Request, caller: TierTwo
+) -> Submitted:
     await check_strictly(request, Waitlist)
     return await _respond(request, caller, handoff_id, "waitlist", waitlist_band=body.waitlist_band)
 
@@ -289,11 +306,16 @@ async def _respond(
     summary="Report one session's attendance",
 )
 async def report_attendance(
-    handoff_id: str, body: Attendance, request: Request, caller: TierTwo
+    handoff_id: IdPath, body: Attendance, request: Request, caller: TierTwo
 ) -> Submitted:
     await check_strictly(request, Attendance)
     facts = _facts(request)
     row = await _handoff(facts, caller, handoff_id)
+    implausible = attendance_csv.implausible_date(body.session_date, utc(row.requested_at))
+    if implausible:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "session_date"), "msg": implausible}]
+        )
     event_id, data = _attendance(
         caller, row.referral_id, handoff_id, body.session_date, body.status
     )
@@ -339,6 +361,14 @@ async def upload_attendance(request: Request, caller: TierTwo) -> BatchReport:
                 raise _not_found()
         except Problem as problem:
             errors.append(RowError(line=row.line, handoff_id=row.handoff_id, error=problem.detail))
+            continue
+        implausible = attendance_csv.implausible_date(row.session_date, utc(handoff.requested_at))
+        if implausible:
+            errors.append(
+                RowError(
+                    line=row.line, handoff_id=row.handoff_id, error=f"session_date {implausible}"
+                )
+            )
             continue
         event_id, data = _attendance(
             caller, handoff.referral_id, row.handoff_id, row.session_date, row.status

@@ -29,6 +29,7 @@ from api.commands import IdempotencyKey, caller_key, execute
 from api.cursor import Limit, decode, encode
 from api.deps import Deps, deps
 from api.idempotency import once
+from api.params import IdPath
 from api.personal_data import Access
 from api.problems import Problem, responses
 from api.scope import scoped, visible
@@ -202,7 +203,9 @@ async def list_referrals(
     responses=responses(401, 403, 404, 429),
     summary="A referral's status (what a referrer may see)",
 )
-async def get_status(referral_id: str, request: Request, caller: Reader) -> schemas.ReferralStatus:
+async def get_status(
+    referral_id: IdPath, request: Request, caller: Reader
+) -> schemas.ReferralStatus:
     with Session(deps(request).engine) as session:
         row = visible(session, caller, referral_id)
         episode = session.get(EpisodeRow, (row.referral_id, row.episode))
@@ -215,7 +218,7 @@ async def get_status(referral_id: str, request: Request, caller: Reader) -> sche
     responses=responses(401, 403, 404, 429),
     summary="A referral with its episodes, handoffs, measures and due dates",
 )
-async def get_referral(referral_id: str, request: Request, caller: Viewer) -> schemas.Referral:
+async def get_referral(referral_id: IdPath, request: Request, caller: Viewer) -> schemas.Referral:
     with Session(deps(request).engine) as session:
         row = visible(session, caller, referral_id)
         episodes = session.exec(

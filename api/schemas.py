@@ -11,18 +11,20 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-Ref = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-Text = Field(min_length=1, max_length=4000)
+from events.ids import Code, Id
+from infra.text import Line, Prose
+
 # The read model hands times back naive on SQLite; they are UTC, and the API says so.
 Instant = Annotated[
     datetime, AfterValidator(lambda v: v.replace(tzinfo=UTC) if v.tzinfo is None else v)
 ]
-ReasonCode = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")]
 
 
 def nhs_number_is_valid(number: str) -> bool:
-    """The NHS number's modulus 11 check digit."""
-    if len(number) != 10 or not number.isdigit():
+    """The NHS number's modulus 11 check digit, over ASCII digits only: ``str.isdigit``
+    also takes fullwidth or Arabic-Indic digits, which ``int`` reads as the same number
+    but which would be stored, and blind-indexed, as a different one."""
+    if len(number) != 10 or not (number.isascii() and number.isdigit()):
         return False
     total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
     check = 11 - total % 11
@@ -36,15 +38,19 @@ class Person(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    given_name: str = Field(min_length=1, max_length=100)
-    family_name: str = Field(min_length=1, max_length=100)
-    nhs_number: str | None = Field(default=None, description="10 digits, check digit valid")
+    given_name: Line = Field(min_length=1, max_length=100)
+    family_name: Line = Field(min_length=1, max_length=100)
+    nhs_number: str | None = Field(
+        default=None,
+        max_length=16,
+        description="10 digits 0-9, check digit valid; spaces and hyphens are ignored",
+    )
     date_of_birth: date | None = None
-    phone: str | None = Field(default=None, max_length=32)
-    email: EmailStr | None = None
-    address: str | None = Field(default=None, max_length=300)
-    notes: str | None = Field(default=None, max_length=4000, description="the referrer's notes")
-    what_matters_to_me: str | None = Field(
+    phone: Line | None = Field(default=None, max_length=32)
+    email: EmailStr | None = Field(default=None, max_length=254)
+    address: Prose | None = Field(default=None, max_length=300)
+    notes: Prose | None = Field(default=None, max_length=4000, description="the referrer's notes")
+    what_matters_to_me: Prose | None = Field(
         default=None, max_length=4000, description="in the person's words, from assessment"
     )
 
@@ -55,22 +61,19 @@ class Person(BaseModel):
             return None
         digits = value.replace(" ", "").replace("-", "")
         if not nhs_number_is_valid(digits):
-            raise ValueError("is not a valid NHS number (10 digits with a valid check digit)")
+            raise ValueError("must be a valid NHS number: 10 digits 0-9 with a valid check digit")
         return digits
 
 
 class ReferralRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    locality: str = Ref
-    source: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9_.-]+$",
+    locality: Id
+    source: Code = Field(
         description="gp, social_care, mental_health, hospital, fire_service, voluntary, self",
     )
-    referrer_org_id: str = Ref
-    reason_codes: list[ReasonCode] = Field(default_factory=list, max_length=20)
+    referrer_org_id: Id
+    reason_codes: list[Code] = Field(default_factory=list, max_length=20)
     consent_to_share: bool
     person: Person
 
@@ -177,7 +180,7 @@ class CommandAccepted(BaseModel):
 class NoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    text: str = Text
+    text: Prose = Field(min_length=1, max_length=4000)
 
 
 class NoteCreated(BaseModel):
@@ -224,5 +227,10 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str
-    instance: str | None = None
+    instance: str | None = Field(
+        default=None, description="the route's template, e.g. /referrals/{referral_id}"
+    )
     errors: list[FieldError] | None = None
+    correlation_id: str | None = Field(
+        default=None, description="on a 500: quote it to the operator, who finds it in the log"
+    )

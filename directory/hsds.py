@@ -15,12 +15,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from events.ids import Code, Id
+from infra.text import Line, Prose
 from pathway.config import WAITLIST_BANDS
 
 # Organization ids name provider topics (linkway.handoffs.<id>), so they follow the topic
-# rule; other ids follow the pathway's reference rule.
-ProviderId = Field(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-Ref = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+# rule; other ids are ``events.ids.Id``. Every text is a ``Line`` or ``Prose`` with a
+# maximum length: the tables' columns are no longer, and no control character (a NUL
+# cannot be stored in PostgreSQL) gets as far as the database.
+PROVIDER_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+ProviderId = Field(min_length=1, max_length=63, pattern=PROVIDER_ID_PATTERN)
 Text = Field(default=None, max_length=2000)
 
 TAXONOMY = "linkway-categories"
@@ -53,7 +57,7 @@ class Capacity(BaseModel):
 
     status: Literal["open", "waitlist", "closed"] = "open"
     waitlist_band: WaitlistBand | None = None
-    reason: str | None = Field(
+    reason: Line | None = Field(
         default=None, max_length=200, description="Why it is closed: shown to link workers."
     )
 
@@ -67,10 +71,10 @@ class Capacity(BaseModel):
 
 
 class TaxonomyTerm(Model):
-    id: str | None = None
-    code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_.-]+$")
-    name: str = Field(min_length=1, max_length=200)
-    taxonomy: str = TAXONOMY
+    id: Id | None = None
+    code: Code
+    name: Line = Field(min_length=1, max_length=200)
+    taxonomy: Line = Field(default=TAXONOMY, min_length=1, max_length=64)
 
 
 class Attribute(Model):
@@ -80,34 +84,36 @@ class Attribute(Model):
 
 
 class Address(Model):
-    address_1: str | None = Field(default=None, max_length=200)
-    city: str | None = Field(default=None, max_length=100)
-    postal_code: str | None = Field(default=None, max_length=16)
-    country: str = Field(default="GB", max_length=2)
+    address_1: Line | None = Field(default=None, max_length=200)
+    city: Line | None = Field(default=None, max_length=100)
+    postal_code: Line | None = Field(default=None, max_length=16)
+    country: Line = Field(default="GB", max_length=2)
 
 
 class Location(Model):
-    id: str = Ref
-    name: str | None = Field(default=None, max_length=200)
-    description: str | None = Text
+    id: Id
+    name: Line | None = Field(default=None, max_length=200)
+    description: Prose | None = Text
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
     addresses: list[Address] = Field(default_factory=list, max_length=1)
 
 
 class ServiceAtLocation(Model):
-    id: str = Ref
+    id: Id
     location: Location
 
 
 class Service(Model):
-    id: str = Ref
-    organization_id: str | None = Field(default=None, max_length=63)
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Text
-    url: str | None = Field(default=None, max_length=500)
+    id: Id
+    organization_id: str | None = Field(
+        default=None, min_length=1, max_length=63, pattern=PROVIDER_ID_PATTERN
+    )
+    name: Line = Field(min_length=1, max_length=200)
+    description: Prose | None = Text
+    url: Line | None = Field(default=None, max_length=500)
     status: ServiceStatus = "active"
-    eligibility_description: str | None = Text
+    eligibility_description: Prose | None = Text
     minimum_age: int | None = Field(default=None, ge=0, le=130)
     maximum_age: int | None = Field(default=None, ge=0, le=130)
     attributes: list[Attribute] = Field(default_factory=list, max_length=50)
@@ -130,9 +136,9 @@ class Service(Model):
 
 class Organization(Model):
     id: str = ProviderId
-    name: str = Field(min_length=1, max_length=200)
-    description: str | None = Text
-    website: str | None = Field(default=None, max_length=500)
+    name: Line = Field(min_length=1, max_length=200)
+    description: Prose | None = Text
+    website: Line | None = Field(default=None, max_length=500)
     services: list[Service] = Field(default_factory=list, max_length=500)
 
 

@@ -30,14 +30,15 @@ def check_prescriptions(session: Session, prescriptions: Iterable[Prescription])
     """
     repo = DirectoryRepository(session)
     problems = []
-    for p in prescriptions:
+    # Named by position, never by the ids sent: an error does not repeat the request.
+    for i, p in enumerate(prescriptions):
         service = repo.service(p.service_id)
         if service is None:
-            problems.append(f"service {p.service_id!r} is not in the service directory")
+            problems.append(f"prescriptions[{i}].service_id is not in the service directory")
         elif service.organization_id != p.provider_id:
             problems.append(
-                f"service {p.service_id!r} is provided by {service.organization_id!r}, "
-                f"not {p.provider_id!r}"
+                f"prescriptions[{i}].provider_id is not the service's provider "
+                f"({service.organization_id})"
             )
         else:
             capacity = service.effective_capacity()

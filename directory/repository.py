@@ -117,8 +117,8 @@ class DirectoryRepository:
             OrganizationRow, service.organization_id
         ):
             raise UnknownOrganization(
-                f"service {service.id} names organization {service.organization_id!r}, which "
-                "is not in the directory; add the organization first"
+                "a service's organization_id names no organization in the directory; "
+                "add the organization first"
             )
         row = self.session.get(ServiceRow, service.id) or ServiceRow(
             id=service.id, organization_id=service.organization_id, name=service.name
@@ -141,13 +141,13 @@ class DirectoryRepository:
             )
         ids = [place.id for place in service.service_at_locations]
         if len(set(ids)) != len(ids):
-            raise DirectoryError(f"service {service.id} lists a service_at_location id twice")
+            raise DirectoryError("a service lists a service_at_location id twice")
         for place in service.service_at_locations:
             owner = self.session.get(ServiceAtLocationRow, place.id)
             if owner is not None:
                 raise DirectoryError(
-                    f"service_at_location {place.id} already belongs to service "
-                    f"{owner.service_id}; each has its own id"
+                    "a service_at_location id already belongs to another service; "
+                    "each has its own id"
                 )
             self._save_location(place.location)
             self.session.add(

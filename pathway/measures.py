@@ -97,7 +97,7 @@ class Registry:
         found = self._instruments.get(code) if isinstance(code, str) else None
         if found is None:
             known = ", ".join(self.codes())
-            raise UnknownInstrument(f"no instrument {_show(code)}; known instruments: {known}")
+            raise UnknownInstrument(f"instrument must be a known instrument: {known}")
         return found
 
     def score(self, code: str, answers: Mapping[str, int | float]) -> Scores:
@@ -244,7 +244,9 @@ def _check_answers(inst: Instrument, answers: Mapping[str, int | float]) -> dict
             )
         if key not in inst.items:
             items = ", ".join(inst.items)
-            raise MeasureError(f"{inst.code} has no item {_show(key)}; its items are {items}")
+            raise MeasureError(
+                f"{inst.code} answers name an item it does not have; its items are {items}"
+            )
     missing = [item for item in inst.items if item not in answers]
     if len(missing) == 1:
         raise MeasureError(f"{_label(inst, missing[0])} is missing; every item must be answered")

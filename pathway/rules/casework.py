@@ -26,7 +26,7 @@ def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decis
     require_stage(state, "record the assessment", "assessment")
     if c.support_level not in state.config.support_levels:
         levels = ", ".join(state.config.support_levels)
-        raise Rejected(f"support level {c.support_level!r} is not one of: {levels}")
+        raise Rejected(f"support_level must be one of: {levels}")
     ep = state.episode
     decision = Decision(state)
     event_id = ctx.new_id()
@@ -225,7 +225,7 @@ def _measure(
     measured: dict[str, Measurement] = {}
     for item in inputs:
         if item.instrument in measured:
-            raise Rejected(f"{item.instrument} was given twice; record one of each instrument")
+            raise Rejected("an instrument was given twice; record one of each instrument")
         try:
             result = registry.score(item.instrument, dict(item.answers))
         except MeasureError as exc:

@@ -96,7 +96,7 @@ def decline(state: CaseState, c: cmd.DeclineReferral, ctx: Context) -> Decision:
 
 def assign(state: CaseState, c: cmd.AssignLinkWorker, ctx: Context) -> Decision:
     if state.episode.link_worker_id == c.link_worker_id:
-        raise Rejected(f"link worker {c.link_worker_id} is already assigned")
+        raise Rejected("that link worker is already assigned")
     state.episode.link_worker_id = c.link_worker_id
     decision = Decision(state)
     decision.emit(
@@ -215,7 +215,7 @@ def reschedule(state: CaseState, c: cmd.RescheduleDeadline, ctx: Context) -> Dec
     ep = state.episode
     if not is_open(ep, c.deadline):
         open_ = ", ".join(sorted({*ep.deadlines, *ep.overdue})) or "none"
-        raise Conflict(f"no open deadline named {c.deadline!r} (open: {open_})")
+        raise Conflict(f"deadline must name an open deadline (open: {open_})")
     if c.due_at <= ctx.now:
         raise Rejected("a rescheduled deadline must be in the future")
     clear(ep, c.deadline)

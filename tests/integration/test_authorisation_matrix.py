@@ -204,7 +204,12 @@ async def call(
             "person": {"given_name": "Matrix", "family_name": "New"},
         }
     url = op.path.replace("{referral_id}", referral_id)
-    return await http.request(op.method, url, json=body, headers=api.auth(identity, op.creates))
+    # A personal-data read must say why.
+    reads = op.method == "GET" and op.path.endswith(("/person", "/notes"))
+    params = {"purpose": "direct_care"} if reads else None
+    return await http.request(
+        op.method, url, json=body, params=params, headers=api.auth(identity, op.creates)
+    )
 
 
 async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: ThreadedApi) -> None:

@@ -130,7 +130,9 @@ async def test_nothing_linkway_emits_carries_personal_data(
         )
         assert person.json()["what_matters_to_me"].startswith("Seeing Rosalind")
         assert person.json()["nhs_number"] == "4010232137"
-        notes = await send("GET", f"/referrals/{rid}/notes", NORTH)
+        notes = await send(
+            "GET", f"/referrals/{rid}/notes", NORTH, params={"purpose": "direct_care"}
+        )
         assert [n["text"] for n in notes.json()["items"]] == ["Evangeline Thistlewood called back"]
 
         # The person comes back: the same case, a new episode, found by NHS number.
@@ -155,7 +157,12 @@ async def test_nothing_linkway_emits_carries_personal_data(
         assert bad_note.status_code == 422
         assert (await send("GET", f"/referrals/{rid}/person", GP)).status_code == 403
         assert (
-            await send("GET", f"/referrals/{uuid.uuid4().hex}/person", NORTH)
+            await send(
+                "GET",
+                f"/referrals/{uuid.uuid4().hex}/person",
+                NORTH,
+                params={"purpose": "direct_care"},
+            )
         ).status_code == 404
         assert len(errors) >= 7
 
@@ -187,7 +194,9 @@ async def test_nothing_linkway_emits_carries_personal_data(
         # No audit, no read.
         with get_engine(stack.settings).begin() as conn:
             conn.execute(text("ALTER TABLE audit_log RENAME TO audit_log_offline"))
-        blocked = await send("GET", f"/referrals/{rid}/person", NORTH)
+        blocked = await send(
+            "GET", f"/referrals/{rid}/person", NORTH, params={"purpose": "direct_care"}
+        )
         assert (blocked.status_code, blocked.json()["title"]) == (503, "Audit unavailable")
         with get_engine(stack.settings).begin() as conn:
             conn.execute(text("ALTER TABLE audit_log_offline RENAME TO audit_log"))

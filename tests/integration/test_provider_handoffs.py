@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import csv
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,14 @@ from tests.integration.provider_harness import (
 pytestmark = pytest.mark.integration
 STATUSES = ("attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider")
 
-WEEK = [("2026-06-01", "attended"), ("2026-06-08", "attended"), ("2026-06-15", "attended")]
+
+def day(offset: int) -> str:
+    """A session date relative to today: attendance is refused when dated before its
+    handoff was requested (here: today) or after today, a day's grace either way."""
+    return (datetime.now(UTC).date() + timedelta(days=offset)).isoformat()
+
+
+WEEK = [(day(-1), "attended"), (day(0), "attended"), (day(1), "attended")]
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +156,7 @@ async def test_reporting_on_another_providers_handoff_changes_nothing(
     assert accept.status_code == 404
     batch = await harness.http.post(
         "/provider/attendance",
-        content=upload([(theirs, "2026-06-01", "attended")]),
+        content=upload([(theirs, day(0), "attended")]),
         headers={**intruding, "Content-Type": "text/csv"},
     )
     assert batch.json()["errors"] == [
@@ -163,7 +171,7 @@ async def test_reporting_on_another_providers_handoff_changes_nothing(
         "--referral",
         rid,
         "--date",
-        "2026-06-01",
+        day(0),
         "--status",
         "attended",
     )
@@ -198,8 +206,8 @@ async def test_duplicate_out_of_order_and_late_reports_give_the_in_order_state(
     await harness.published(provider, 3)
     await harness.tool(provider, "receive")
     headers = {**harness.token(provider), "Content-Type": "text/csv"}
-    sessions = [("2026-06-01", "attended"), ("2026-06-08", "did_not_attend")]
-    late = ("2026-05-25", "attended")
+    sessions = [(day(0), "attended"), (day(1), "did_not_attend")]
+    late = (day(-1), "attended")
 
     async def http_report(hid: str, rows: list[tuple[str, str]]) -> dict[str, Any]:
         response = await harness.http.post(
@@ -251,13 +259,13 @@ async def test_a_csv_upload_applies_the_good_rows_and_reports_each_bad_one(
     _, others = await harness.planned(other)
     hid = handoffs[mine]
     rows = [
-        (hid, "2026-06-01", "attended"),
-        (hid, "2026-06-08", "came"),
+        (hid, day(-1), "attended"),
+        (hid, day(0), "came"),
         (hid, "08/06/2026", "attended"),
-        ("no-such-handoff", "2026-06-08", "attended"),
-        (others[other], "2026-06-08", "attended"),
-        (hid, "2026-06-15", "did_not_attend"),
-        (hid, "2026-06-15", "attended"),
+        ("no-such-handoff", day(0), "attended"),
+        (others[other], day(0), "attended"),
+        (hid, day(1), "did_not_attend"),
+        (hid, day(1), "attended"),
     ]
     headers = {**harness.token(mine), "Content-Type": "text/csv"}
 
@@ -280,8 +288,8 @@ async def test_a_csv_upload_applies_the_good_rows_and_reports_each_bad_one(
     assert (again["applied"], again["duplicates"], again["rejected"]) == (0, 2, 5)
     state = await until(handle, lambda s: len(s.episode.recent_sessions) == 2)
     assert [(str(d), s) for d, s in summary(state, hid)["sessions"]] == [
-        ("2026-06-01", "attended"),
-        ("2026-06-15", "did_not_attend"),
+        (day(-1), "attended"),
+        (day(1), "did_not_attend"),
     ]
     unreadable = await harness.http.post(
         "/provider/attendance", content=b"who,when\n", headers=headers

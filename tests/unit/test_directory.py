@@ -84,8 +84,8 @@ def test_every_bad_prescription_is_named_in_one_rejection(demo: Engine) -> None:
         prescribe(demo, ("walking-group", "yoga"), ("befriending", "walks"))
 
     assert rejected.value.problems == [
-        "service 'yoga' is not in the service directory",
-        "service 'walks' is provided by 'walking-group', not 'befriending'",
+        "prescriptions[0].service_id is not in the service directory",
+        "prescriptions[1].provider_id is not the service's provider (walking-group)",
     ]
 
 

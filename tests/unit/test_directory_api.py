@@ -112,7 +112,7 @@ async def test_an_admin_adds_a_provider_with_a_service_and_its_topic_is_wanted(
     assert added.status_code == 200
     assert added.json()["services"][0]["capacity"]["waitlist_band"] == "over_3_months"
     assert orphan.status_code == 422 and "add the organization first" in orphan.json()["detail"]
-    assert bad_id.status_code == 422 and bad_id.json()["detail"].startswith("id:")
+    assert bad_id.status_code == 422 and bad_id.json()["detail"].startswith("path.organization_id:")
     with Session(engine) as session:
         assert "linkway.handoffs.mens-shed" in provider_topics(session)
 

@@ -85,3 +85,32 @@ async def test_a_body_over_the_cap_is_413_declared_or_streamed(settings: Setting
         assert answer.headers["content-type"] == "application/problem+json"
         assert "1024 bytes" in answer.json()["detail"]
     assert fine.status_code == 200
+
+
+async def test_a_streamed_body_over_the_cap_is_413_on_a_route_that_never_reads_it(
+    settings: Settings,
+) -> None:
+    small = Settings(data_dir=settings.data_dir, api_max_body_bytes=1024)
+    app = app_with_limits(small)
+    acted: list[str] = []
+
+    @app.post("/act")
+    async def act() -> dict:  # reads no body: the middleware alone stands in the way
+        acted.append("acted")
+        return {}
+
+    async def chunks():  # Transfer-Encoding: chunked, no Content-Length
+        for _ in range(100):
+            yield b" " * 100
+
+    async def one_chunk():
+        yield b"{}"
+
+    transport = httpx.ASGITransport(app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        streamed = await client.post("/act", content=chunks())
+        small_stream = await client.post("/act", content=one_chunk())
+    assert streamed.status_code == 413, streamed.text
+    assert streamed.json()["instance"] == "/act"
+    assert small_stream.status_code == 200
+    assert acted == ["acted"]
