@@ -49,6 +49,9 @@ class History:
     partner_period_pence: int = 0
     # when this episode began, if known (a re-entry event); else the outcome date is used
     episode_started_at: datetime | None = None
+    # metrics this referral episode has met (claimed or capped, not reversed), for a
+    # metric that ``requires`` others
+    episode_metrics: frozenset[str] = frozenset()
 
     @classmethod
     def of(
@@ -66,10 +69,14 @@ class History:
         last: dict[str, datetime] = {}
         metric_counts: dict[str, int] = {}
         metric_pence: dict[str, int] = {}
+        met: set[str] = set()
         for claim in claims:
             k = claim.key
             if k.contract_id != key.contract_id:
                 continue
+            same_episode = (k.referral_id, k.episode) == (key.referral_id, key.episode)
+            if same_episode and claim.status != "reversed":
+                met.add(k.metric)
             if k == key:
                 already = already or claim.status != "capped"
                 continue
@@ -98,6 +105,7 @@ class History:
             contract_pence=contract_pence,
             partner_period_pence=partner_pence,
             episode_started_at=episode_started_at,
+            episode_metrics=frozenset(met),
         )
 
 
@@ -107,6 +115,8 @@ class _Person:
     counts: dict[str, int] = field(default_factory=dict)
     # metric -> episode -> when the person last earned it in that episode
     earned_at: dict[str, dict[int, datetime]] = field(default_factory=dict)
+    # episode -> metrics met in it (claimed or capped, not reversed)
+    met: dict[int, set[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -136,6 +146,7 @@ class Totals:
         c = self._contracts[k.contract_id]
         if claim.status != "capped":
             c.claimed.add(k)
+        c.people[k.referral_id].met.setdefault(k.episode, set()).add(k.metric)
         earned = claim.earning_pence
         if not earned:
             return
@@ -150,6 +161,28 @@ class Totals:
         episodes = person.earned_at.setdefault(k.metric, {})
         previous = episodes.get(k.episode)
         episodes[k.episode] = max(previous or claim.occurred_at, claim.occurred_at)
+
+    def reverse(self, claim: ClaimRecord) -> None:
+        """Take back a claim that ``add`` counted, as a reversal in the ledger does: it
+        earns nothing from now on and frees the room it took under every cap, as
+        ``History.of`` over the ledger then sees it. The claim stays claimed (a
+        redelivered outcome does not earn it again)."""
+        k = claim.key
+        c = self._contracts[k.contract_id]
+        person = c.people[k.referral_id]
+        person.met.get(k.episode, set()).discard(k.metric)
+        earned = claim.earning_pence
+        if not earned:
+            return
+        c.pence -= earned
+        c.metric_counts[k.metric] -= 1
+        c.metric_pence[k.metric] -= earned
+        c.partner_period[(claim.partner_id, claim.period)] -= earned
+        person.pence -= earned
+        person.counts[k.metric] -= 1
+        # History.of keeps the latest earning claim per metric; an episode has at most
+        # one claim per metric, so dropping this episode's date is exact.
+        person.earned_at.get(k.metric, {}).pop(k.episode, None)
 
     def history(
         self,
@@ -176,4 +209,5 @@ class Totals:
             contract_pence=c.pence,
             partner_period_pence=c.partner_period.get((partner_id, period), 0),
             episode_started_at=episode_started_at,
+            episode_metrics=frozenset(person.met.get(key.episode, ())),
         )

@@ -223,6 +223,9 @@ def _ineligible(card: RateCard, mid: str, outcome: OutcomeEvent, history: Histor
         return f"the outcome on {day} is after the contract ended ({card.end_date})"
     if history.already_claimed:
         return f"{mid} is already claimed for this referral's episode {outcome.episode}"
+    missing = [r for r in card.metrics[mid].requires if r not in history.episode_metrics]
+    if missing:
+        return f"requires: {mid} is earned only in an episode that earned {', '.join(missing)}"
     if not history.person_counts.get(mid):
         return ""
     rule = card.re_entry

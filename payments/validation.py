@@ -60,7 +60,8 @@ def validate_claim(
     missing = [e for e in claim.evidence_event_ids if e not in known_event_ids]
     if missing:
         problems.append(f"evidence events not in the event store: {', '.join(missing)}")
-    if not outcome.consent_recorded:
+    if not outcome.consented_to("payment_evidence"):
+        # payment evidence, not provider sharing: a person may refuse one and give the other
         problems.append("consent was not recorded for this episode")
     day = card.local_date(outcome.occurred_at)
     if not card.within_contract(day):

@@ -46,6 +46,7 @@ from tests.unit.test_payment_rules import (
     ons4,
     pair,
     reviewed,
+    sustained_pair,
     wemwbs_pair,
 )
 
@@ -554,7 +555,7 @@ def e2e_cohort() -> list[Any]:
         engagement(referral="r-a", at=at("2026-06-01")),
         connection(3, referral="r-a", at=at("2026-06-20")),
         reviewed(wemwbs_pair(3), referral="r-a", at=at("2026-09-01")),
-        reviewed(wemwbs_pair(4), sustained=True, referral="r-a", at=at("2026-12-01")),
+        reviewed(sustained_pair(3, 4), sustained=True, referral="r-a", at=at("2026-12-01")),
         engagement(referral="r-a", at=at("2026-06-02")),  # the same fact again: nothing
         # r-b does not improve, then comes back after the exclusion window
         engagement(referral="r-b", at=at("2026-06-05")),
