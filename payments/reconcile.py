@@ -6,11 +6,16 @@ replayed over the outcome history in the order given (pass the order the engine
 consumed them in: caps go to whichever outcome came first). A claim's later lifecycle
 (validated, approved, paid, disputed, upheld, reversed) is people's decisions, which the
 events cannot recompute; only whether it was claimed or capped, and for how much, can be.
+
+A reversal is such a decision, but it frees room under the caps, so a later outcome may
+earn what it would otherwise not: the replay takes each reversal back at the point the
+ledger made it (``reversals_after``), or it would report a false "should be capped".
+One pass, linear in events plus ledger entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -18,9 +23,10 @@ from typing import Literal
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry
 from payments.claims import ClaimKey, ClaimRecord, idempotency_key
+from payments.history import Totals
+from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
 from payments.ratecard import pounds
-from payments.history import Totals
 from payments.rules import ClaimDecision, decide_with_totals
 
 Problem = Literal["missing", "unexpected", "amount_differs", "status_differs", "rate_card_differs"]
@@ -41,20 +47,50 @@ class Discrepancy:
         return idempotency_key(self.key)
 
 
+# Before any outcome: reversals the ledger holds ahead of every claim entry (none, in a
+# sound ledger; kept so a broken one is still replayed in its own order).
+BEFORE_ANY = ""
+
+
+def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
+    """Which claims the ledger reversed after deciding each outcome event: the event id
+    (the first evidence id of the last claim entry before the reversal) -> the keys.
+    Reversals before any claim entry are under ``BEFORE_ANY``."""
+    after: dict[str, list[ClaimKey]] = {}
+    last = BEFORE_ANY
+    for entry in entries:
+        if entry.kind in ("claimed", "capped") and entry.evidence_event_ids:
+            last = entry.evidence_event_ids[0]
+        elif entry.kind == "reversed":
+            key = ClaimKey(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
+            after.setdefault(last, []).append(key)
+    return after
+
+
 def expected_claims(
     outcomes: Iterable[tuple[str, OutcomeEvent]],
     book: RateCardBook,
     episode_starts: Mapping[tuple[str, int], datetime] | None = None,
     registry: Registry | None = None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> dict[ClaimKey, ClaimDecision]:
     """The claimed and capped decisions the ledger should record for these outcome
     events, given as ``(event id, outcome)``; ``episode_starts`` maps (referral, episode)
-    to when a re-entered episode began, as the live engine was told."""
+    to when a re-entered episode began, as the live engine was told; ``reversals`` is
+    ``reversals_after`` the ledger, taken back at the same points."""
     starts = episode_starts or {}
+    undo = reversals or {}
     expected: dict[ClaimKey, ClaimDecision] = {}
     # Running totals, not a re-sum of every earlier claim per outcome: that was quadratic
     # (a million outcome events would never have reconciled).
     totals = Totals()
+
+    def take_back(after: str) -> None:
+        for key in undo.get(after, ()):
+            if key in expected and expected[key].status == "claimed":
+                totals.reverse(_as_record(expected[key]))
+
+    take_back(BEFORE_ANY)
     for event_id, outcome in outcomes:
         started = starts.get((outcome.referral_id, outcome.episode))
         for contract_id in book.contracts_for(outcome.partner_id):
@@ -65,6 +101,7 @@ def expected_claims(
                 continue
             expected[decision.key] = decision
             totals.add(_as_record(decision))
+        take_back(event_id)
     return expected
 
 
@@ -74,10 +111,12 @@ def reconcile(
     ledger_claims: Mapping[ClaimKey, ClaimRecord],
     episode_starts: Mapping[tuple[str, int], datetime] | None = None,
     registry: Registry | None = None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> list[Discrepancy]:
     """Every difference between the recomputed claims and the ledger's
-    (``entries.current_claims``), sorted by claim."""
-    expected = expected_claims(outcomes, book, episode_starts, registry)
+    (``entries.current_claims``), sorted by claim; pass ``reversals_after`` the same
+    ledger's entries whenever it holds reversals."""
+    expected = expected_claims(outcomes, book, episode_starts, registry, reversals)
     found: list[Discrepancy] = []
     for key in sorted(set(expected) | set(ledger_claims)):
         want, have = expected.get(key), ledger_claims.get(key)

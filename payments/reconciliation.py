@@ -14,7 +14,7 @@ from payments import store
 from payments.base import EngineBase, outcome_of
 from payments.claims import claim_id
 from payments.entries import current_claims
-from payments.reconcile import reconcile
+from payments.reconcile import reconcile, reversals_after
 from payments.views import DiscrepancyView, Reconciliation
 
 
@@ -25,9 +25,11 @@ class Reconciling(EngineBase):
         with Session(self.engine) as session:
             history = store.consumed(session, types=OUTCOME_TYPES)
             starts = store.episode_starts(session, ReferralReentered.TYPE)
-            ledger = current_claims(self._ledger.entries(session))
+            entries = self._ledger.entries(session)
+        ledger = current_claims(entries)
         outcomes = [(env.id, o) for env in history if (o := outcome_of(env)) is not None]
-        found = reconcile(outcomes, self.book, ledger, starts, self.registry)
+        undo = reversals_after(entries)
+        found = reconcile(outcomes, self.book, ledger, starts, self.registry, undo)
         rows = [
             DiscrepancyView(claim_id=claim_id(d.key), **d.key._asdict(), **_plain(d)) for d in found
         ]

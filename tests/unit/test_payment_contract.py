@@ -6,22 +6,31 @@ failed on the code before the fix. Pure: no servers, no database."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from events.outcome import OutcomeEvent
 from pathway import commands as cmd
+from payments.claims import ClaimKey
+from payments.entries import claim_entry, current_claims, transition_entry
 from payments.errors import RateCardError
 from payments.history import History
+from payments.ledger import EntryBody
+from payments.ratebook import RateCardBook
+from payments.reconcile import expected_claims, reconcile, reversals_after
+from payments.rules import decide_in_book
 from payments.validation import validate_claim
 from tests.unit.pathway_fixtures import at_stage, only, wemwbs
 from tests.unit.test_payment_rules import (
+    CONTRACT,
     T0,
     card,
     claimed,
     common,
     decision,
+    engagement,
     measure,
     numbered,
     ons4,
@@ -214,6 +223,37 @@ def test_a_threshold_outside_the_instruments_range_is_refused_naming_the_field(
 
 def test_the_strict_wemwbs_threshold_is_within_range() -> None:
     assert card(**{"metrics.M3.instruments.WEMWBS.min_change": 8}).metrics["M3"]
+
+
+# --- defect 6: reconciliation is exact after reversals -----------------------------------
+
+
+def test_a_reversal_that_frees_cap_room_is_not_reported_as_should_be_capped() -> None:
+    """Two engagements fill the monthly partner cap, so the third is capped; the first is
+    reversed, and the fourth, later, fits in the room it freed. The ledger is honest."""
+    rates = RateCardBook([card(**{"caps.per_partner_per_month_pence": 50_000})])
+    outcomes = [
+        (f"evt-{n}", engagement(referral=f"r-{n}", at=T0 + timedelta(hours=n))) for n in range(4)
+    ]
+    bodies: list[EntryBody] = []
+    for event_id, outcome in outcomes:
+        made = decide_in_book(rates, CONTRACT, event_id, outcome, current_claims(bodies).values())
+        bodies.append(claim_entry(made, "payments-engine", outcome.occurred_at))
+        if event_id == "evt-2":  # a contract manager reverses r-0 after the third outcome
+            first = current_claims(bodies)[ClaimKey(CONTRACT, "r-0", 1, "M1")]
+            for to in ("disputed", "reversed"):
+                first = current_claims(bodies)[first.key]
+                bodies.append(transition_entry(first, to, f"cm-{to}", T0 + timedelta(days=1)))
+    ledger = current_claims(bodies)
+    assert [ledger[ClaimKey(CONTRACT, f"r-{n}", 1, "M1")].status for n in range(4)] == [
+        "reversed",
+        "claimed",
+        "capped",
+        "claimed",
+    ]
+    assert reconcile(outcomes, rates, ledger, reversals=reversals_after(bodies)) == []
+    expected = expected_claims(outcomes, rates, reversals=reversals_after(bodies))
+    assert expected[ClaimKey(CONTRACT, "r-3", 1, "M1")].status == "claimed"
 
 
 # --- helpers -----------------------------------------------------------------------------
