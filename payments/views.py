@@ -28,6 +28,8 @@ class ClaimView(BaseModel):
     amount_pence: int
     rate_card_version: str
     cap: str | None  # the rate-card field a capped claim would have exceeded
+    # for a metric claimable only at the contract end: the day it may be validated from
+    claimable_from: date | None = None
     claimant_id: str
     validator_id: str | None
     approver_ids: list[str]
