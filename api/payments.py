@@ -53,6 +53,7 @@ from payments.views import (
     ClaimPage,
     ClaimView,
     EvidenceTrail,
+    PayerStatementView,
     Reconciliation,
     SignedCheckpoint,
     StatementView,
@@ -276,6 +277,34 @@ def get_statements_csv(
     name = f"linkway-statements-{period or 'all'}.csv"
     return Response(
         engine.statements_csv(period, partner, contract),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/payer-statements", response_model=list[PayerStatementView])
+def get_payer_statements(
+    _: Manager,
+    engine: Payments,
+    period: str | None = Period,
+    contract: Id | None = None,
+) -> list[PayerStatementView]:
+    """Per contract, payer and month: each co-funder's shares of the claims, which add up
+    to the partner statements' totals."""
+    return [PayerStatementView.of(s) for s in engine.payer_statements(period, contract)]
+
+
+@router.get(
+    "/payer-statements.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Statements per payer"}},
+)
+def get_payer_statements_csv(
+    _: Manager, engine: Payments, period: str | None = Period, contract: Id | None = None
+) -> Response:
+    name = f"linkway-payer-statements-{period or 'all'}.csv"
+    return Response(
+        engine.payer_statements_csv(period, contract),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -52,6 +52,8 @@ class History:
     # metrics this referral episode has met (claimed or capped, not reversed), for a
     # metric that ``requires`` others
     episode_metrics: frozenset[str] = frozenset()
+    # each co-funder's shares of the contract's earning claims, for its own cap
+    payer_pence: Mapping[str, int] = field(default_factory=_frozen)
 
     @classmethod
     def of(
@@ -70,6 +72,7 @@ class History:
         metric_counts: dict[str, int] = {}
         metric_pence: dict[str, int] = {}
         met: set[str] = set()
+        payers: dict[str, int] = {}
         for claim in claims:
             k = claim.key
             if k.contract_id != key.contract_id:
@@ -85,6 +88,8 @@ class History:
             if not earned:
                 continue
             contract_pence += earned
+            for pid, part in claim.earning_shares:
+                payers[pid] = payers.get(pid, 0) + part
             metric_counts[k.metric] = metric_counts.get(k.metric, 0) + 1
             metric_pence[k.metric] = metric_pence.get(k.metric, 0) + earned
             if claim.partner_id == partner_id and claim.period == period:
@@ -106,6 +111,7 @@ class History:
             partner_period_pence=partner_pence,
             episode_started_at=episode_started_at,
             episode_metrics=frozenset(met),
+            payer_pence=MappingProxyType(payers),
         )
 
 
@@ -125,6 +131,7 @@ class _Contract:
     metric_counts: dict[str, int] = field(default_factory=dict)
     metric_pence: dict[str, int] = field(default_factory=dict)
     partner_period: dict[tuple[str, str], int] = field(default_factory=dict)
+    payers: dict[str, int] = field(default_factory=dict)
     people: defaultdict[str, _Person] = field(default_factory=lambda: defaultdict(_Person))
     claimed: set[ClaimKey] = field(default_factory=set)  # keys with a claim not capped
 
@@ -151,6 +158,8 @@ class Totals:
         if not earned:
             return
         c.pence += earned
+        for pid, part in claim.earning_shares:
+            c.payers[pid] = c.payers.get(pid, 0) + part
         c.metric_counts[k.metric] = c.metric_counts.get(k.metric, 0) + 1
         c.metric_pence[k.metric] = c.metric_pence.get(k.metric, 0) + earned
         at = (claim.partner_id, claim.period)
@@ -175,6 +184,8 @@ class Totals:
         if not earned:
             return
         c.pence -= earned
+        for pid, part in claim.earning_shares:
+            c.payers[pid] -= part
         c.metric_counts[k.metric] -= 1
         c.metric_pence[k.metric] -= earned
         c.partner_period[(claim.partner_id, claim.period)] -= earned
@@ -210,4 +221,5 @@ class Totals:
             partner_period_pence=c.partner_period.get((partner_id, period), 0),
             episode_started_at=episode_started_at,
             episode_metrics=frozenset(person.met.get(key.episode, ())),
+            payer_pence=MappingProxyType(c.payers),
         )

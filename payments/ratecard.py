@@ -113,6 +113,15 @@ class Metric(BaseModel):
         return tuple(self.instruments)
 
 
+class Payer(BaseModel):
+    """One co-funder: its share of every claim, and optionally the most it will pay."""
+
+    model_config = _STRICT
+    name: Text
+    share_basis_points: Annotated[StrictInt, Field(gt=0, le=10_000)]  # 7_000 is 70%
+    cap_pence: Pence | None = None  # across the whole contract, its shares only
+
+
 class Caps(BaseModel):
     model_config = _STRICT
     total_contract_pence: Pence
@@ -140,6 +149,8 @@ class RateCard(BaseModel):
     metrics: Annotated[dict[MetricId, Metric], Field(min_length=1)]
     caps: Caps
     re_entry: ReEntry
+    # co-funders and their shares; none listed: the commissioner pays every claim whole
+    payers: dict[Id, Payer] = Field(default_factory=dict)
 
     def metric_for(self, outcome_type: str) -> tuple[str, Metric] | None:
         """The metric this kind of outcome can earn; loading ensures there is at most one."""
@@ -247,6 +258,8 @@ def _check_consistent(card: RateCard, registry: Registry) -> None:
                 fail(f"{where}.requires", "must name other metrics of this rate card")
         if _requires_itself(card, mid):
             fail(f"{where}.requires", "must not lead back to this metric")
+    if card.payers and sum(p.share_basis_points for p in card.payers.values()) != 10_000:
+        fail("payers", "shares must add up to 10000 basis points (100%)")
     if card.caps.per_person_pence is not None:
         cheapest = min(m.price_pence for m in card.metrics.values())
         if card.caps.per_person_pence < cheapest:

@@ -29,7 +29,14 @@ from payments.ratebook import RateCardBook
 from payments.ratecard import pounds
 from payments.rules import ClaimDecision, decide_with_totals
 
-Problem = Literal["missing", "unexpected", "amount_differs", "status_differs", "rate_card_differs"]
+Problem = Literal[
+    "missing",
+    "unexpected",
+    "amount_differs",
+    "status_differs",
+    "rate_card_differs",
+    "split_differs",
+]
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,10 @@ def _compare(key: ClaimKey, want: ClaimDecision, have: ClaimRecord) -> list[Disc
             f"£{pounds(want.amount_pence)} is expected"
         )
         rows.append(_row(key, "amount_differs", want, have, detail))
+    elif want.status == "claimed" and want.shares != have.shares:
+        parts = ", ".join(f"{payer} £{pounds(pence)}" for payer, pence in want.shares)
+        detail = f"the split between payers should be {parts or 'none (one payer)'}"
+        rows.append(_row(key, "split_differs", want, have, detail))
     if want.rate_card_version != have.rate_card_version:
         detail = f"should be priced with rate card version {want.rate_card_version}"
         rows.append(_row(key, "rate_card_differs", want, have, detail))
@@ -175,4 +186,5 @@ def _as_record(decision: ClaimDecision) -> ClaimRecord:
         amount_pence=decision.amount_pence,
         rate_card_version=decision.rate_card_version or "",
         evidence_event_ids=decision.evidence_event_ids,
+        shares=decision.shares,
     )

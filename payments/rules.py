@@ -25,6 +25,7 @@ from payments.claims import ClaimKey, ClaimRecord
 from payments.errors import RateCardError
 from payments.evidence import assess
 from payments.history import History, Totals
+from payments.payers import split
 from payments.ratebook import RateCardBook
 from payments.ratecard import Metric, RateCard, pounds
 
@@ -46,6 +47,7 @@ class ClaimDecision:
     evidence_event_ids: tuple[str, ...] = ()
     measurement_ids: tuple[str, ...] = ()
     claimable_from: date | None = None  # set for metrics claimable only at contract end
+    shares: tuple[tuple[str, int], ...] = ()  # each co-funder's part of amount_pence
 
     @property
     def recorded(self) -> bool:
@@ -105,13 +107,14 @@ def decide(
     base = replace(base, reason=evidence.detail, measurement_ids=evidence.measurement_ids)
     if not evidence.met:
         return base
-    cap = first_cap(card, mid, history)
+    cap = first_cap(card, mid, history) or payer_cap(card, mid, history)
     if cap:
         return replace(base, status="capped", cap=cap[0], reason=cap[1])
     return replace(
         base,
         status="claimed",
         amount_pence=metric.price_pence,
+        shares=split(metric.price_pence, card.payers),
         claimable_from=card.end_date if metric.claimable_only_at_end else None,
     )
 
@@ -209,6 +212,20 @@ def first_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, st
                 field,
                 f"{whom} has earned £{pounds(so_far)} of £{pounds(limit)}; "
                 f"{metric_id} at £{pounds(price)} would exceed it",
+            )
+    return None
+
+
+def payer_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, str] | None:
+    """The first co-funder whose own cap its share of one more claim would exceed."""
+    price = card.metrics[metric_id].price_pence
+    for pid, part in split(price, card.payers):
+        limit, so_far = card.payers[pid].cap_pence, history.payer_pence.get(pid, 0)
+        if limit is not None and so_far + part > limit:
+            return (
+                f"payers.{pid}.cap_pence",
+                f"{pid} has paid £{pounds(so_far)} of £{pounds(limit)}; its share of "
+                f"{metric_id}, £{pounds(part)}, would exceed it",
             )
     return None
 

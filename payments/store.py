@@ -61,6 +61,7 @@ class LedgerRow(SQLModel, table=True):
     rate_card_version: str = Field(max_length=64)
     evidence_event_ids: str = "[]"  # JSON arrays, in the entry's order
     measurement_ids: str = "[]"
+    shares: str = "[]"  # JSON [[payer, pence], ...] of a co-funded claim
     reason: str = ""
     actor_id: str = Field(max_length=64)
     occurred_at: datetime = Field(sa_type=_utc_column())
@@ -189,6 +190,7 @@ def _row(entry: LedgerEntry) -> LedgerRow:
     fields = entry.model_dump()
     fields["evidence_event_ids"] = json.dumps(list(entry.evidence_event_ids))
     fields["measurement_ids"] = json.dumps(list(entry.measurement_ids))
+    fields["shares"] = json.dumps([list(share) for share in entry.shares])
     return LedgerRow(**fields, claim_id=_claim_of(entry))
 
 
@@ -197,6 +199,7 @@ def _entry(row: LedgerRow) -> LedgerEntry:
     try:
         fields["evidence_event_ids"] = tuple(json.loads(row.evidence_event_ids))
         fields["measurement_ids"] = tuple(json.loads(row.measurement_ids))
+        fields["shares"] = tuple(tuple(share) for share in json.loads(row.shares))
         fields["occurred_at"], fields["recorded_at"] = utc(row.occurred_at), utc(row.recorded_at)
         entry = LedgerEntry.model_validate(fields)
     except (ValueError, TypeError, ValidationError) as exc:

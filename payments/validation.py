@@ -12,7 +12,7 @@ from events.outcome import OutcomeEvent
 from payments.claims import ClaimRecord, allowed_next
 from payments.history import History
 from payments.ratecard import RateCard
-from payments.rules import first_cap
+from payments.rules import first_cap, payer_cap
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ def validate_claim(
     ):
         problems.append(f"{key.metric} is claimable only at the contract end ({card.end_date})")
     if metric is not None:
-        cap = first_cap(card, key.metric, history)
+        cap = first_cap(card, key.metric, history) or payer_cap(card, key.metric, history)
         if cap:
             problems.append(f"{cap[0]} would be exceeded: {cap[1]}")
     return Validation(tuple(problems))
