@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -248,6 +248,26 @@ def consumed(
     if ids is not None:
         stmt = stmt.where(col(OutcomeEventRow.event_id).in_(list(ids)))
     return [CloudEvent.model_validate_json(raw) for raw in session.exec(stmt)]
+
+
+def consumed_in_batches(
+    session: Session, types: Collection[str], batch: int = 5_000
+) -> Iterator[CloudEvent]:
+    """``consumed`` as a stream, ``batch`` rows at a time, so reconciling a contract
+    year of millions of events holds one batch of envelopes, not all of them."""
+    stmt = (
+        select(OutcomeEventRow.envelope)
+        .where(col(OutcomeEventRow.type).in_(list(types)))
+        .order_by(col(OutcomeEventRow.seq))
+        .execution_options(yield_per=batch)
+    )
+    for raw in session.exec(stmt):
+        yield CloudEvent.model_validate_json(raw)
+
+
+def count_consumed(session: Session, types: Collection[str]) -> int:
+    stmt = select(func.count()).where(col(OutcomeEventRow.type).in_(list(types)))
+    return int(session.exec(stmt).one())
 
 
 def episode_starts(
