@@ -15,7 +15,7 @@ One pass, linear in events plus ledger entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -23,6 +23,7 @@ from typing import Literal
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry
 from payments.claims import ClaimKey, ClaimRecord, idempotency_key
+from payments.entries import current_claims
 from payments.history import Totals
 from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
@@ -64,6 +65,23 @@ def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
     (the first evidence id of the last claim entry before the reversal) -> the keys.
     Reversals before any claim entry are under ``BEFORE_ANY``."""
     after: dict[str, list[ClaimKey]] = {}
+    for _ in _watching(entries, after):
+        pass
+    return after
+
+
+def claims_and_reversals(
+    entries: Iterable[EntryBody],
+) -> tuple[dict[ClaimKey, ClaimRecord], dict[str, list[ClaimKey]]]:
+    """``current_claims`` and ``reversals_after`` in one pass, so the ledger can be
+    streamed once rather than held whole."""
+    after: dict[str, list[ClaimKey]] = {}
+    return current_claims(_watching(entries, after)), after
+
+
+def _watching(
+    entries: Iterable[EntryBody], after: dict[str, list[ClaimKey]]
+) -> Iterator[EntryBody]:
     last = BEFORE_ANY
     for entry in entries:
         if entry.kind in ("claimed", "capped") and entry.evidence_event_ids:
@@ -71,7 +89,7 @@ def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
         elif entry.kind == "reversed":
             key = ClaimKey(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
             after.setdefault(last, []).append(key)
-    return after
+        yield entry
 
 
 def expected_claims(

@@ -19,8 +19,7 @@ from events.referral import ReferralReentered
 from payments import store
 from payments.base import EngineBase, outcome_of
 from payments.claims import claim_id
-from payments.entries import current_claims
-from payments.reconcile import reconcile, reversals_after
+from payments.reconcile import claims_and_reversals, reconcile
 from payments.views import DiscrepancyView, Reconciliation
 
 # Called with (events decided so far, events in all) as the run goes.
@@ -35,7 +34,7 @@ class Reconciling(EngineBase):
         read = 0
         with Session(self.engine) as session:
             starts = store.episode_starts(session, ReferralReentered.TYPE)
-            entries = self._ledger.entries(session)
+            ledger, undo = claims_and_reversals(self._ledger.stream(session))
             total = store.count_consumed(session, OUTCOME_TYPES) if progress else 0
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
@@ -47,9 +46,6 @@ class Reconciling(EngineBase):
                     if (o := outcome_of(env)) is not None:
                         yield env.id, o
 
-            ledger = current_claims(entries)
-            undo = reversals_after(entries)
-            del entries  # only the claims and the reversal points are needed from here
             found = reconcile(outcomes(), self.book, ledger, starts, self.registry, undo)
         if progress:
             progress(read, total)

@@ -173,6 +173,13 @@ class LedgerRepository:
                 return entries, exc
         return entries, None
 
+    def stream(self, session: Session, batch: int = 5_000) -> Iterator[LedgerEntry]:
+        """The chain in order, ``batch`` rows at a time (reconciling millions of entries
+        holds one batch, not the chain); raises ``UnreadableEntry`` like ``entries``."""
+        stmt = select(LedgerRow).order_by(col(LedgerRow.seq)).execution_options(yield_per=batch)
+        for row in session.exec(stmt):
+            yield _entry(row)
+
     def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
         """The chain in order (one claim's entries when ``claim`` is given); raises
         ``UnreadableEntry`` for a row that is not a valid entry."""
