@@ -53,6 +53,7 @@ from payments.views import (
     ClaimPage,
     ClaimView,
     EvidenceTrail,
+    PayerStatementView,
     Reconciliation,
     SignedCheckpoint,
     StatementView,
@@ -66,6 +67,31 @@ router = APIRouter(
 )
 
 Manager = Annotated[Caller, Depends(require("contract_manager"))]
+# Reads a Tier One partner shares with the contract manager, so a dispute starts from the
+# same numbers; scoped to the partner's own claims (``_own_partner``).
+Reader = Annotated[Caller, Depends(require("contract_manager", "tier_one"))]
+
+
+def _own_partner(caller: Caller, asked: str | None) -> str | None:
+    """The partner filter a caller may use: a contract manager's own choice; a Tier One
+    partner always itself (asking for another partner's claims finds none)."""
+    if caller.role == "contract_manager":
+        return asked
+    return caller.partner_id if asked in (None, caller.partner_id) else _NOBODY
+
+
+# A partner id no partner has (ids cannot contain "/"): another partner's filter matches nothing.
+_NOBODY = "/"
+
+
+def _visible(caller: Caller, view: ClaimView) -> ClaimView:
+    """The claim, or the same 404 as an unknown claim when it is another partner's, so
+    a partner cannot even learn that another partner's claim exists."""
+    if caller.role != "contract_manager" and view.partner_id != caller.partner_id:
+        raise UnknownClaim(view.claim_id)
+    return view
+
+
 # A claim id is a pseudonymous id like any other: a NUL byte or an over-long id is a 422
 # here and never reaches the database.
 ClaimId = Annotated[Id, Path(description="the claim's id, as listed")]
@@ -125,7 +151,7 @@ async def _command(
 
 @router.get("/claims", response_model=ClaimPage)
 def list_claims(
-    _: Manager,
+    caller: Reader,
     engine: Payments,
     contract: Id | None = None,
     partner: Id | None = None,
@@ -137,19 +163,21 @@ def list_claims(
 ) -> ClaimPage:
     """Claims in the order they were made; ``next_cursor`` fetches the next page."""
     after = int(cursor) if cursor else None
+    partner = _own_partner(caller, partner)
     return engine.claims(contract, partner, status, metric, period, after, limit)
 
 
 @router.get("/claims/{claim_id}", response_model=ClaimView)
-def get_claim(claim_id: ClaimId, _: Manager, engine: Payments) -> ClaimView:
+def get_claim(claim_id: ClaimId, caller: Reader, engine: Payments) -> ClaimView:
     with _problems():
-        return engine.claim(claim_id)
+        return _visible(caller, engine.claim(claim_id))
 
 
 @router.get("/claims/{claim_id}/evidence", response_model=EvidenceTrail)
-def get_evidence(claim_id: ClaimId, _: Manager, engine: Payments) -> EvidenceTrail:
+def get_evidence(claim_id: ClaimId, caller: Reader, engine: Payments) -> EvidenceTrail:
     """The events and measurements behind the claim, its rate-card terms and entries."""
     with _problems():
+        _visible(caller, engine.claim(claim_id))
         return engine.evidence(claim_id)
 
 
@@ -250,14 +278,15 @@ async def mark_claim_paid(
 
 @router.get("/statements", response_model=list[StatementView])
 def get_statements(
-    _: Manager,
+    caller: Reader,
     engine: Payments,
     period: str | None = Period,
     partner: Id | None = None,
     contract: Id | None = None,
 ) -> list[StatementView]:
     """Per contract, partner and month: claimed, approved, paid, reversed and net, in
-    pence, against the partner's monthly cap."""
+    pence, against the partner's monthly cap (a Tier One partner: its own only)."""
+    partner = _own_partner(caller, partner)
     return [StatementView.of(s) for s in engine.statements(period, partner, contract)]
 
 
@@ -267,15 +296,44 @@ def get_statements(
     responses={200: {"content": {"text/csv": {}}, "description": "Statements for finance"}},
 )
 def get_statements_csv(
-    _: Manager,
+    caller: Reader,
     engine: Payments,
     period: str | None = Period,
     partner: Id | None = None,
     contract: Id | None = None,
 ) -> Response:
+    partner = _own_partner(caller, partner)
     name = f"linkway-statements-{period or 'all'}.csv"
     return Response(
         engine.statements_csv(period, partner, contract),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/payer-statements", response_model=list[PayerStatementView])
+def get_payer_statements(
+    _: Manager,
+    engine: Payments,
+    period: str | None = Period,
+    contract: Id | None = None,
+) -> list[PayerStatementView]:
+    """Per contract, payer and month: each co-funder's shares of the claims, which add up
+    to the partner statements' totals."""
+    return [PayerStatementView.of(s) for s in engine.payer_statements(period, contract)]
+
+
+@router.get(
+    "/payer-statements.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "Statements per payer"}},
+)
+def get_payer_statements_csv(
+    _: Manager, engine: Payments, period: str | None = Period, contract: Id | None = None
+) -> Response:
+    name = f"linkway-payer-statements-{period or 'all'}.csv"
+    return Response(
+        engine.payer_statements_csv(period, contract),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

@@ -8,6 +8,7 @@ once per referral episode.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import Field
 
@@ -15,6 +16,10 @@ from events import topics
 from events.catalogue import EventData, event_type
 from events.ids import Id
 from events.referral import MeasureScores
+
+# What a person may consent to, each separately: sharing their details with Tier Two
+# providers, using their outcome data as evidence for payment, and evaluation.
+ConsentPurpose = Literal["provider_sharing", "payment_evidence", "evaluation"]
 
 
 class OutcomeEvent(EventData):
@@ -24,7 +29,16 @@ class OutcomeEvent(EventData):
     locality: Id
     occurred_at: datetime
     evidence_event_ids: list[str] = Field(max_length=50)
+    # consent to share with providers, and a consent reference on every baseline measure
     consent_recorded: bool
+    # The purposes consented to, when the assessment recorded them separately; absent
+    # (null) from earlier producers, whose consumers fall back to consent_recorded.
+    consent_purposes: list[ConsentPurpose] | None = Field(default=None, max_length=3)
+
+    def consented_to(self, purpose: ConsentPurpose) -> bool:
+        if self.consent_purposes is None:
+            return self.consent_recorded
+        return purpose in self.consent_purposes
 
 
 @event_type(
@@ -49,6 +63,9 @@ class MeasurePair(EventData):
     baseline: MeasureScores
     followup: MeasureScores
     improved: bool
+    # On a follow-up pair, the same instrument at the 3-month review, so "sustained" can
+    # mean the improvement achieved at the review is still there; null when not measured.
+    review: MeasureScores | None = None
 
 
 @event_type(
@@ -63,7 +80,8 @@ class WellbeingReviewed(OutcomeEvent):
 @event_type(
     "linkway.outcome.sustained_reviewed.v1",
     topics.OUTCOMES,
-    "The sustained-outcome follow-up compared measures with the baseline.",
+    "The sustained-outcome follow-up compared measures with the baseline"
+    " (and carries the review's measures).",
 )
 class SustainedReviewed(OutcomeEvent):
     pairs: list[MeasurePair] = Field(max_length=20)

@@ -12,6 +12,7 @@ linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
 linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
 linkway docs [--check]      regenerate (or check) the published contract under docs/
+linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 """
 
 from __future__ import annotations
@@ -326,6 +327,32 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> int:
     return 0
 
 
+def reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    """Reconcile the payment ledger with the outcome events; exit 1 if they differ."""
+    from infra.settings import PaymentSettings
+    from payments import report
+    from payments.engine import PaymentEngine
+
+    payments = PaymentEngine.from_settings(_engine(settings), PaymentSettings(), settings.data_dir)
+
+    def progress(done: int, total: int) -> None:
+        # On stderr, rewritten in place, so the report on stdout stays clean to redirect.
+        share = done / total if total else 1.0
+        bar = "#" * int(share * 30)
+        print(f"\r[{bar:<30}] {done}/{total} events", end="", file=sys.stderr, flush=True)
+
+    result = payments.reconcile(progress=None if args.quiet else progress)
+    if not args.quiet:
+        print(file=sys.stderr)
+    text = report.to_csv(result) if args.format == "csv" else report.to_json(result)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    print(report.summary(result), file=sys.stderr)
+    return 0 if result.ok else 1
+
+
 def _no_args(parser: argparse.ArgumentParser) -> None:
     pass
 
@@ -373,6 +400,12 @@ def _docs_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=".", help="the repository root")
 
 
+def _reconcile_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=["json", "csv"], default="json")
+    parser.add_argument("--output", metavar="FILE", help="write the report here, not stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] = {
     "dev": (dev, _no_args),
     "worker": (worker, _no_args),
@@ -386,6 +419,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "replay": (replay, _replay_args),
     "rebuild": (rebuild, _rebuild_args),
     "docs": (docs, _docs_args),
+    "reconcile": (reconcile, _reconcile_args),
 }
 
 if __name__ == "__main__":

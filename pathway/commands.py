@@ -55,10 +55,19 @@ class MeasureInput(Message):
     administered_at: datetime | None = None
 
 
+class ConsentPurposes(Message):
+    """Consent beyond sharing with providers, asked separately at the assessment: a person
+    may refuse sharing and still agree that their outcomes evidence payment."""
+
+    payment_evidence: bool
+    evaluation: bool
+
+
 class RecordAssessment(Command):
     kind: Literal["assessment"] = "assessment"
     support_level: Id
     measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
+    consent: ConsentPurposes | None = None  # None: not asked (outcomes say consent_recorded)
 
 
 class PrescriptionInput(Message):

@@ -74,6 +74,12 @@ class Instrument:
     whole_numbers: bool = True
     better: Better = "higher"
     threshold_range: tuple[float, float] | None = None
+
+    def threshold_bounds(self) -> tuple[float, float]:
+        """What a rate card may ask instead of ``meaningful_change``: the published range,
+        or only the published change itself when the literature gives no range."""
+        return self.threshold_range or (self.meaningful_change, self.meaningful_change)
+
     min_areas: int = Field(default=1, ge=1)
     change_on: Literal["total", "metric"] = "total"
     bands: tuple[Band, ...] = ()
@@ -141,7 +147,7 @@ def _check_definition(inst: Instrument) -> None:
     whole = low.is_integer() and high.is_integer()
     totals = set(range(int(low) * len(items), int(high) * len(items) + 1)) if whole else set()
     every_bands = (inst.bands, *(inst.bands_for(i) for i in items), *inst.classify.values())
-    lowest, highest = inst.threshold_range or (inst.meaningful_change, inst.meaningful_change)
+    lowest, highest = inst.threshold_bounds()
     checks = {
         "item_range must be [lowest, highest]": low < high,
         "items must be distinct": len(items) == len(inst.items),

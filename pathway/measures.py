@@ -68,6 +68,7 @@ class Change:
     deltas: dict[str, float]
     areas_improved: int
     detail: str
+    items_worse: int = 0  # per-item instruments: items or areas that moved the wrong way
 
 
 class Registry:
@@ -124,8 +125,10 @@ class Registry:
         followup: Scores,
         threshold: float | None = None,
         min_areas: int | None = None,
+        no_item_worse: bool = False,
     ) -> Change:
-        """Follow-up against baseline; threshold and min_areas carry a rate card's own rule."""
+        """Follow-up against baseline; threshold, min_areas and no_item_worse carry a rate
+        card's own rule (no_item_worse: one item up does not excuse another going down)."""
         if baseline.instrument != followup.instrument:
             raise MeasureError(
                 f"cannot compare {_show(baseline.instrument)} with {_show(followup.instrument)}:"
@@ -143,7 +146,8 @@ class Registry:
                 raise MeasureError(f"the {which} {inst.code} scores are incomplete; score again")
         step = _step(inst, threshold)
         if inst.scoring in PER_ITEM_KINDS:
-            return _compare_items(inst, baseline, followup, step, _min_areas(inst, min_areas))
+            need = _min_areas(inst, min_areas)
+            return _compare_items(inst, baseline, followup, step, need, no_item_worse)
         if min_areas is not None:
             raise MeasureError(f"{inst.code} has one score, so min_areas does not apply to it")
         if inst.scoring == "sum":
@@ -171,25 +175,29 @@ def _compare_total(inst: Instrument, base: Scores, follow: Scores, step: float) 
 
 
 def _compare_items(
-    inst: Instrument, base: Scores, follow: Scores, step: float, need: int
+    inst: Instrument, base: Scores, follow: Scores, step: float, need: int, no_worse: bool
 ) -> Change:
     banded = inst.scoring == "bands_per_item"
     deltas: dict[str, float] = {}
-    moved = 0
+    moved = worse = 0
     for item in inst.items:
         before, after = base.raw[item], follow.raw[item]
         deltas[item] = _round(after - before)
         if banded:  # the band is the unit of change: 6 -> 7 counts, 7 -> 8 does not
             bands = inst.bands_for(item)
             before, after = band_index(bands, before), band_index(bands, after)
-        if _sign(inst.better_for(item)) * (after - before) >= step:
-            moved += 1
+        toward = _sign(inst.better_for(item)) * (after - before)
+        moved += toward >= step
+        worse += toward < 0  # a whole band or step the wrong way, as moving is counted
     noun, unit = ("items", "band") if banded else ("areas", "step")
     detail = (
         f"{inst.code}: {moved} of {len(inst.items)} {noun} improved by {step:g}+ {unit}"
         f"{_plural(step)} (meaningful change needs {need})"
     )
-    return Change(inst.code, moved >= need, deltas, moved, detail)
+    if no_worse:
+        detail += f", {worse} worse (none may be)"
+    improved = moved >= need and not (no_worse and worse)
+    return Change(inst.code, improved, deltas, moved, detail, worse)
 
 
 def _compare_level(inst: Instrument, base: Scores, follow: Scores, step: float) -> Change:
@@ -211,8 +219,8 @@ def _step(inst: Instrument, threshold: float | None) -> float:
         raise MeasureError(f"{inst.code} meaningful change must be positive {unit}")
     if inst.scoring != "sum" and threshold != int(threshold):
         raise MeasureError(f"{inst.code} meaningful change must be {unit}, got {threshold:g}")
-    limits = inst.threshold_range
-    if limits and not limits[0] <= threshold <= limits[1]:
+    limits = inst.threshold_bounds()
+    if not limits[0] <= threshold <= limits[1]:
         raise MeasureError(
             f"{inst.code} meaningful change must be from +{limits[0]:g} to +{limits[1]:g},"
             f" got +{threshold:g}"

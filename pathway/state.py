@@ -85,6 +85,8 @@ class Episode(Model):
     review_decision: str | None = None
     dormant_reason: str | None = None
     ended_at: datetime | None = None
+    # purposes consented to at the assessment beyond provider sharing, None if not asked
+    consent_purposes: list[str] | None = None
 
 
 class EpisodeSummary(Model):

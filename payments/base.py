@@ -9,7 +9,7 @@ they share one constructor and one ledger repository (whose fold is cached per e
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -22,7 +22,7 @@ from pathway.measures import Registry, default_registry
 from payments import store
 from payments.claims import ClaimRecord, claim_id
 from payments.entries import current_claims
-from payments.errors import UnknownClaim
+from payments.errors import RateCardError, UnknownClaim
 from payments.ledger import LedgerEntry
 from payments.ratebook import RateCardBook
 from payments.views import ClaimView
@@ -63,6 +63,16 @@ class EngineBase:
             raise UnknownClaim(f"no claim {claim}")
         return own
 
+    def _claimable_from(self, record: ClaimRecord) -> date | None:
+        """The contract end date for a metric claimable only then: shown on the claim so
+        nobody mistakes an accrued end-only claim for one that can be validated now."""
+        try:
+            card = self.book.version(record.key.contract_id, record.rate_card_version)
+        except RateCardError:
+            return None
+        metric = card.metrics.get(record.key.metric)
+        return card.end_date if metric is not None and metric.claimable_only_at_end else None
+
     def _view(self, own: list[LedgerEntry]) -> ClaimView:
         record = record_of(own)
         capped = next((e.reason for e in reversed(own) if e.kind == "capped"), None)
@@ -78,6 +88,7 @@ class EngineBase:
             amount_pence=record.amount_pence,
             rate_card_version=record.rate_card_version,
             cap=capped if record.status == "capped" else None,
+            claimable_from=self._claimable_from(record),
             claimant_id=record.claimant_id,
             validator_id=record.validator_id,
             approver_ids=list(record.approver_ids),

@@ -77,11 +77,17 @@ class ClaimRecord:
     claimant_id: str = ""
     validator_id: str | None = None
     approver_ids: tuple[str, ...] = ()
+    shares: tuple[tuple[str, int], ...] = ()  # (payer, pence) of a co-funded claim
 
     @property
     def earning_pence(self) -> int:
         """What the claim counts against caps: its amount unless capped or reversed."""
         return self.amount_pence if self.status in EARNING else 0
+
+    @property
+    def earning_shares(self) -> tuple[tuple[str, int], ...]:
+        """Each payer's part of ``earning_pence``."""
+        return self.shares if self.status in EARNING else ()
 
 
 def allowed_next(statuses: Sequence[str]) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from datetime import datetime
 
 from payments.claims import FIRST_APPROVAL, ClaimKey, ClaimRecord, transition
 from payments.ledger import EntryBody, LedgerEntry
+from payments.payers import negated
 from payments.rules import ClaimDecision
 
 
@@ -30,6 +31,7 @@ def claim_entry(decision: ClaimDecision, actor_id: str, recorded_at: datetime) -
         evidence_event_ids=decision.evidence_event_ids,
         measurement_ids=decision.measurement_ids,
         reason=decision.cap or "",
+        shares=decision.shares,
         actor_id=actor_id,
         occurred_at=decision.occurred_at,
         recorded_at=recorded_at,
@@ -59,6 +61,7 @@ def transition_entry(
         rate_card_version=claim.rate_card_version,
         evidence_event_ids=claim.evidence_event_ids,
         reason=reason,
+        shares=negated(claim.shares) if to == "reversed" else claim.shares,
         actor_id=actor_id,
         occurred_at=claim.occurred_at,
         recorded_at=recorded_at,
@@ -82,6 +85,7 @@ def current_claims(entries: Iterable[LedgerEntry | EntryBody]) -> dict[ClaimKey,
                 amount_pence=entry.amount_pence,
                 rate_card_version=entry.rate_card_version,
                 evidence_event_ids=entry.evidence_event_ids,
+                shares=entry.shares,
                 statuses=(*(found.statuses if found else ()), entry.kind),
                 claimant_id=entry.actor_id,
             )

@@ -19,8 +19,8 @@ from events.outcome import (
     WellbeingReviewed,
 )
 from events.referral import MeasureScores
-from pathway.measures import MeasureError, Registry, Scores
-from payments.ratecard import Metric
+from pathway.measures import PER_ITEM_KINDS, MeasureError, Registry, Scores
+from payments.ratecard import InstrumentRule, Metric
 
 
 @dataclass(frozen=True)
@@ -42,41 +42,76 @@ def assess(outcome: OutcomeEvent, metric: Metric, registry: Registry) -> Evidenc
         detail = f"{outcome.attended_sessions} attended sessions (the rate card needs {need})"
         return Evidence(outcome.attended_sessions >= need, detail)
     if isinstance(outcome, WellbeingReviewed | SustainedReviewed):
-        return _improvement(outcome.pairs, metric, registry)
+        sustained = isinstance(outcome, SustainedReviewed)
+        return _improvement(outcome.pairs, metric, registry, sustained)
     return Evidence(False, f"{type(outcome).__name__} is not an outcome a metric can pay for")
 
 
-def _improvement(pairs: list[MeasurePair], metric: Metric, registry: Registry) -> Evidence:
-    """Any instrument on the rate card meeting its own rule qualifies."""
+def _improvement(
+    pairs: list[MeasurePair], metric: Metric, registry: Registry, sustained: bool
+) -> Evidence:
+    """The metric's counted instruments, each judged by its own rule, combined as the rate
+    card says (``any``, ``all`` or ``primary``). Instruments recorded but not counted
+    change nothing, so recording more of them cannot raise the chance of payment."""
+    if not pairs:
+        return Evidence(False, "no follow-up measure was compared with a baseline")
+    by_code = {pair.baseline.instrument: pair for pair in pairs}
+    counted = metric.counted()
     met: list[str] = []
+    # (instruments on the card but not counted, under "primary", are evaluation only)
+    unmet = [
+        f"{code} is not on the rate card" for code in by_code if code not in metric.instruments
+    ]
     ids: list[str] = []
-    unmet: list[str] = []
-    for pair in pairs:
-        code = pair.baseline.instrument
-        rule = metric.instruments.get(code)
-        if rule is None:
-            unmet.append(f"{code} is not on the rate card")
+    for code in counted:
+        pair = by_code.get(code)
+        if pair is None:
+            unmet.append(f"{code} was not measured at both points")
             continue
+        ok, detail = _judge(pair, metric.instruments[code], registry, sustained)
+        (met if ok else unmet).append(detail)
+        if ok:
+            ids += [pair.baseline.measurement_id, pair.followup.measurement_id]
+            ids += [pair.review.measurement_id] if sustained and pair.review else []
+    needed = 1 if (metric.combine or "any") == "any" else len(counted)
+    if len(met) >= needed:
+        return Evidence(True, "; ".join(met), tuple(ids))
+    if metric.combine == "all" and met:
+        return Evidence(False, "every counted instrument must meet its rule: " + "; ".join(unmet))
+    return Evidence(False, "no instrument met its rule: " + "; ".join(unmet))
+
+
+def _judge(
+    pair: MeasurePair, rule: InstrumentRule, registry: Registry, sustained: bool
+) -> tuple[bool, str]:
+    """One instrument against its rule. Sustained means the improvement the review showed
+    is still there at the follow-up: both, against the same baseline, meet the rule."""
+    code = pair.baseline.instrument
+    stages = [("", pair.followup)]
+    if sustained:
+        if pair.review is None:
+            return False, f"{code} was not measured at the review, so nothing is sustained"
+        stages = [("review: ", pair.review), ("follow-up: ", pair.followup)]
+    details: list[str] = []
+    for label, later in stages:
         try:
             change = registry.compare(
                 _scores(pair.baseline),
-                _scores(pair.followup),
+                _scores(later),
                 threshold=rule.min_change,
                 min_areas=rule.min_areas,
+                no_item_worse=rule.forbids_worse and _per_item(registry, code),
             )
         except MeasureError as exc:
-            unmet.append(str(exc))
-            continue
-        if change.improved:
-            met.append(change.detail)
-            ids += [pair.baseline.measurement_id, pair.followup.measurement_id]
-        else:
-            unmet.append(change.detail)
-    if met:
-        return Evidence(True, "; ".join(met), tuple(ids))
-    if not pairs:
-        return Evidence(False, "no follow-up measure was compared with a baseline")
-    return Evidence(False, "no instrument met its rule: " + "; ".join(unmet))
+            return False, f"{label}{exc}"
+        details.append(label + change.detail)
+        if not change.improved:
+            return False, "; ".join(details)
+    return True, "; ".join(details)
+
+
+def _per_item(registry: Registry, code: str) -> bool:
+    return registry.get(code).scoring in PER_ITEM_KINDS
 
 
 def _scores(m: MeasureScores) -> Scores:

@@ -59,6 +59,10 @@ class EntryBody(BaseModel):
     evidence_event_ids: tuple[str, ...] = ()
     measurement_ids: tuple[str, ...] = ()
     reason: str = ""  # a cap's field name or a reason code; never free text
+    # a co-funded claim's split: (payer, pence) adding up to amount_pence; empty when one
+    # payer pays it whole. Outside the hash when empty, so entries written before
+    # co-funding existed keep the hashes they were chained with.
+    shares: tuple[tuple[str, StrictInt], ...] = ()
     actor_id: str = Field(min_length=1)
     occurred_at: UtcTime  # when the outcome happened
     recorded_at: UtcTime
@@ -89,6 +93,8 @@ def canonical(entry: EntryBody) -> bytes:
     """The bytes an entry's hash covers: every field except ``hash`` itself."""
     fields = {name: _plain(getattr(entry, name)) for name in type(entry).model_fields}
     fields.pop("hash", None)
+    if not entry.shares:
+        fields.pop("shares")
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 

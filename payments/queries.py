@@ -16,7 +16,14 @@ from payments.claims import ClaimKey
 from payments.errors import RateCardError
 from payments.evidence import assess
 from payments.ledger import LedgerEntry
-from payments.statements import Statement, statements, to_csv
+from payments.statements import (
+    PayerStatement,
+    Statement,
+    payer_csv,
+    payer_statements,
+    statements,
+    to_csv,
+)
 from payments.views import (
     ClaimPage,
     ClaimView,
@@ -132,6 +139,20 @@ class ClaimQueries(EngineBase):
         contract_id: str | None = None,
     ) -> str:
         return to_csv(self.statements(period, partner_id, contract_id))
+
+    def payer_statements(
+        self, period: str | None = None, contract_id: str | None = None
+    ) -> list[PayerStatement]:
+        """Per contract, payer and month: each co-funder's shares of the claims."""
+        with Session(self.engine) as session:
+            entries = self._ledger.entries(session)
+        wanted = dict(period=period, contract_id=contract_id)
+        return payer_statements([e for e in entries if _matches(e, wanted)])
+
+    def payer_statements_csv(
+        self, period: str | None = None, contract_id: str | None = None
+    ) -> str:
+        return payer_csv(self.payer_statements(period, contract_id))
 
 
 def _matches(item: Any, wanted: dict[str, Any]) -> bool:

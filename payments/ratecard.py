@@ -68,12 +68,25 @@ _STRICT = ConfigDict(extra="forbid", frozen=True)
 
 class InstrumentRule(BaseModel):
     """When one instrument counts as improved: ``min_change`` points on a summed scale
-    (WEMWBS, SWEMWBS, UCLA3) or bands / steps / levels (ONS4, STAR, PAM13), and for the
-    per-item instruments how many items or areas must move (``min_areas``)."""
+    (WEMWBS, SWEMWBS, UCLA3) or bands / steps / levels (ONS4, STAR, PAM13), within the
+    instrument's published ``threshold_range``; for the per-item instruments how many
+    items or areas must move (``min_areas``) and whether any may go the wrong way."""
 
     model_config = _STRICT
     min_change: Annotated[float, Field(gt=0, strict=True)]
     min_areas: Count | None = None
+    # per-item instruments only; unset means true: an item that worsens cancels the rest,
+    # so "improved" cannot hide a person who is happier but more anxious
+    no_item_worse: StrictBool | None = None
+
+    @property
+    def forbids_worse(self) -> bool:
+        return self.no_item_worse is not False
+
+
+# How a metric's instruments combine: any one of them, every one of them, or only the
+# primary one (the others are recorded for evaluation and do not pay).
+Combine = Literal["any", "all", "primary"]
 
 
 class Metric(BaseModel):
@@ -87,6 +100,26 @@ class Metric(BaseModel):
     max_pence: Pence | None = None  # across the whole contract
     min_sessions: Count | None = None  # connection metrics only
     instruments: dict[str, InstrumentRule] = Field(default_factory=dict)  # measured only
+    combine: Combine | None = None  # required when a metric names more than one instrument
+    primary: str | None = None  # the instrument that pays, when combine = "primary"
+    # metrics this one builds on: it is earned only in an episode that earned them, and a
+    # sustained metric compares its follow-up with the review that earned them
+    requires: tuple[MetricId, ...] = ()
+
+    def counted(self) -> tuple[str, ...]:
+        """The instruments whose results decide this metric."""
+        if self.combine == "primary" and self.primary is not None:
+            return (self.primary,)
+        return tuple(self.instruments)
+
+
+class Payer(BaseModel):
+    """One co-funder: its share of every claim, and optionally the most it will pay."""
+
+    model_config = _STRICT
+    name: Text
+    share_basis_points: Annotated[StrictInt, Field(gt=0, le=10_000)]  # 7_000 is 70%
+    cap_pence: Pence | None = None  # across the whole contract, its shares only
 
 
 class Caps(BaseModel):
@@ -116,6 +149,8 @@ class RateCard(BaseModel):
     metrics: Annotated[dict[MetricId, Metric], Field(min_length=1)]
     caps: Caps
     re_entry: ReEntry
+    # co-funders and their shares; none listed: the commissioner pays every claim whole
+    payers: dict[Id, Payer] = Field(default_factory=dict)
 
     def metric_for(self, outcome_type: str) -> tuple[str, Metric] | None:
         """The metric this kind of outcome can earn; loading ensures there is at most one."""
@@ -215,6 +250,16 @@ def _check_consistent(card: RateCard, registry: Registry) -> None:
             problem = _instrument_problem(registry, code, rule)
             if problem:
                 fail(f"{where}.instruments.{code}{problem[0]}", problem[1])
+        problem = _combine_problem(metric)
+        if problem:
+            fail(f"{where}.{problem[0]}", problem[1])
+        for required in metric.requires:
+            if required == mid or required not in card.metrics:
+                fail(f"{where}.requires", "must name other metrics of this rate card")
+        if _requires_itself(card, mid):
+            fail(f"{where}.requires", "must not lead back to this metric")
+    if card.payers and sum(p.share_basis_points for p in card.payers.values()) != 10_000:
+        fail("payers", "shares must add up to 10000 basis points (100%)")
     if card.caps.per_person_pence is not None:
         cheapest = min(m.price_pence for m in card.metrics.values())
         if card.caps.per_person_pence < cheapest:
@@ -229,18 +274,47 @@ def _instrument_problem(
         inst = registry.get(code)
     except UnknownInstrument:
         return "", f"unknown instrument; known instruments: {', '.join(registry.codes())}"
-    if inst.scoring == "sum":
-        low, high = inst.threshold_range or (0, float("inf"))
-        if not low <= rule.min_change <= high:
-            return ".min_change", f"must be from {low:g} to {high:g} for {code}"
-    elif not rule.min_change.is_integer():
+    if inst.scoring != "sum" and not rule.min_change.is_integer():
         return ".min_change", f"must be a whole number of bands, steps or levels for {code}"
+    low, high = inst.threshold_bounds()  # what the literature supports, from the registry
+    if not low <= rule.min_change <= high:
+        return ".min_change", f"must be from {low:g} to {high:g} for {code}"
+    per_item = inst.scoring in PER_ITEM_KINDS
     if rule.min_areas is not None:
-        if inst.scoring not in PER_ITEM_KINDS:
+        if not per_item:
             return ".min_areas", f"{code} has one score, so min_areas does not apply"
         if rule.min_areas > len(inst.items):
             return ".min_areas", f"must be at most {len(inst.items)} for {code}"
+    if rule.no_item_worse is not None and not per_item:
+        return ".no_item_worse", f"{code} has one score, so no_item_worse does not apply"
     return None
+
+
+def _combine_problem(metric: Metric) -> tuple[str, str] | None:
+    """``(field, problem)`` when the metric does not say how its instruments combine."""
+    if metric.combine is None and len(metric.instruments) > 1:
+        # No default: "any" would let more instruments recorded mean more chances to pay.
+        return "combine", 'must be "any", "all" or "primary" when several instruments count'
+    if metric.combine is not None and not metric.instruments:
+        return "combine", "only applies to metrics with instruments"
+    if (metric.primary is not None) != (metric.combine == "primary"):
+        return "primary", 'is required for, and only for, combine = "primary"'
+    if metric.primary is not None and metric.primary not in metric.instruments:
+        return "primary", "must be one of the metric's instruments"
+    return None
+
+
+def _requires_itself(card: RateCard, start: str) -> bool:
+    seen: set[str] = set()
+    todo = list(card.metrics[start].requires)
+    while todo:
+        mid = todo.pop()
+        if mid == start:
+            return True
+        if mid not in seen and mid in card.metrics:
+            seen.add(mid)
+            todo.extend(card.metrics[mid].requires)
+    return False
 
 
 def pounds(pence: int) -> str:

@@ -6,11 +6,16 @@ replayed over the outcome history in the order given (pass the order the engine
 consumed them in: caps go to whichever outcome came first). A claim's later lifecycle
 (validated, approved, paid, disputed, upheld, reversed) is people's decisions, which the
 events cannot recompute; only whether it was claimed or capped, and for how much, can be.
+
+A reversal is such a decision, but it frees room under the caps, so a later outcome may
+earn what it would otherwise not: the replay takes each reversal back at the point the
+ledger made it (``reversals_after``), or it would report a false "should be capped".
+One pass, linear in events plus ledger entries.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -18,11 +23,21 @@ from typing import Literal
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry
 from payments.claims import ClaimKey, ClaimRecord, idempotency_key
+from payments.entries import current_claims
+from payments.history import Totals
+from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
 from payments.ratecard import pounds
-from payments.rules import ClaimDecision, decide_in_book
+from payments.rules import ClaimDecision, decide_with_totals
 
-Problem = Literal["missing", "unexpected", "amount_differs", "status_differs", "rate_card_differs"]
+Problem = Literal[
+    "missing",
+    "unexpected",
+    "amount_differs",
+    "status_differs",
+    "rate_card_differs",
+    "split_differs",
+]
 
 
 @dataclass(frozen=True)
@@ -40,28 +55,78 @@ class Discrepancy:
         return idempotency_key(self.key)
 
 
+# Before any outcome: reversals the ledger holds ahead of every claim entry (none, in a
+# sound ledger; kept so a broken one is still replayed in its own order).
+BEFORE_ANY = ""
+
+
+def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
+    """Which claims the ledger reversed after deciding each outcome event: the event id
+    (the first evidence id of the last claim entry before the reversal) -> the keys.
+    Reversals before any claim entry are under ``BEFORE_ANY``."""
+    after: dict[str, list[ClaimKey]] = {}
+    for _ in _watching(entries, after):
+        pass
+    return after
+
+
+def claims_and_reversals(
+    entries: Iterable[EntryBody],
+) -> tuple[dict[ClaimKey, ClaimRecord], dict[str, list[ClaimKey]]]:
+    """``current_claims`` and ``reversals_after`` in one pass, so the ledger can be
+    streamed once rather than held whole."""
+    after: dict[str, list[ClaimKey]] = {}
+    return current_claims(_watching(entries, after)), after
+
+
+def _watching(
+    entries: Iterable[EntryBody], after: dict[str, list[ClaimKey]]
+) -> Iterator[EntryBody]:
+    last = BEFORE_ANY
+    for entry in entries:
+        if entry.kind in ("claimed", "capped") and entry.evidence_event_ids:
+            last = entry.evidence_event_ids[0]
+        elif entry.kind == "reversed":
+            key = ClaimKey(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
+            after.setdefault(last, []).append(key)
+        yield entry
+
+
 def expected_claims(
     outcomes: Iterable[tuple[str, OutcomeEvent]],
     book: RateCardBook,
     episode_starts: Mapping[tuple[str, int], datetime] | None = None,
     registry: Registry | None = None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> dict[ClaimKey, ClaimDecision]:
     """The claimed and capped decisions the ledger should record for these outcome
     events, given as ``(event id, outcome)``; ``episode_starts`` maps (referral, episode)
-    to when a re-entered episode began, as the live engine was told."""
+    to when a re-entered episode began, as the live engine was told; ``reversals`` is
+    ``reversals_after`` the ledger, taken back at the same points."""
     starts = episode_starts or {}
+    undo = reversals or {}
     expected: dict[ClaimKey, ClaimDecision] = {}
-    records: list[ClaimRecord] = []
+    # Running totals, not a re-sum of every earlier claim per outcome: that was quadratic
+    # (a million outcome events would never have reconciled).
+    totals = Totals()
+
+    def take_back(after: str) -> None:
+        for key in undo.get(after, ()):
+            if key in expected and expected[key].status == "claimed":
+                totals.reverse(_as_record(expected[key]))
+
+    take_back(BEFORE_ANY)
     for event_id, outcome in outcomes:
         started = starts.get((outcome.referral_id, outcome.episode))
         for contract_id in book.contracts_for(outcome.partner_id):
-            decision = decide_in_book(
-                book, contract_id, event_id, outcome, records, started, registry
+            decision = decide_with_totals(
+                book, contract_id, event_id, outcome, totals, started, registry
             )
             if not decision.recorded or decision.key is None:
                 continue
             expected[decision.key] = decision
-            records.append(_as_record(decision))
+            totals.add(_as_record(decision))
+        take_back(event_id)
     return expected
 
 
@@ -71,10 +136,12 @@ def reconcile(
     ledger_claims: Mapping[ClaimKey, ClaimRecord],
     episode_starts: Mapping[tuple[str, int], datetime] | None = None,
     registry: Registry | None = None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> list[Discrepancy]:
     """Every difference between the recomputed claims and the ledger's
-    (``entries.current_claims``), sorted by claim."""
-    expected = expected_claims(outcomes, book, episode_starts, registry)
+    (``entries.current_claims``), sorted by claim; pass ``reversals_after`` the same
+    ledger's entries whenever it holds reversals."""
+    expected = expected_claims(outcomes, book, episode_starts, registry, reversals)
     found: list[Discrepancy] = []
     for key in sorted(set(expected) | set(ledger_claims)):
         want, have = expected.get(key), ledger_claims.get(key)
@@ -98,6 +165,10 @@ def _compare(key: ClaimKey, want: ClaimDecision, have: ClaimRecord) -> list[Disc
             f"£{pounds(want.amount_pence)} is expected"
         )
         rows.append(_row(key, "amount_differs", want, have, detail))
+    elif want.status == "claimed" and want.shares != have.shares:
+        parts = ", ".join(f"{payer} £{pounds(pence)}" for payer, pence in want.shares)
+        detail = f"the split between payers should be {parts or 'none (one payer)'}"
+        rows.append(_row(key, "split_differs", want, have, detail))
     if want.rate_card_version != have.rate_card_version:
         detail = f"should be priced with rate card version {want.rate_card_version}"
         rows.append(_row(key, "rate_card_differs", want, have, detail))
@@ -133,4 +204,5 @@ def _as_record(decision: ClaimDecision) -> ClaimRecord:
         amount_pence=decision.amount_pence,
         rate_card_version=decision.rate_card_version or "",
         evidence_event_ids=decision.evidence_event_ids,
+        shares=decision.shares,
     )

@@ -1,40 +1,61 @@
 """Reconciliation as the contract manager asks for it: the claims recomputed from the
 consumed outcome events (by the pure ``payments.reconcile``, with the same rules the
-engine runs) against the ledger, every difference to the penny."""
+engine runs) against the ledger, every difference to the penny.
+
+The events are streamed from the store in batches and decided as they arrive (running
+totals, reversals taken back where the ledger made them), so a contract year of millions
+of events is one pass holding one batch of envelopes plus one record per claim.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlmodel import Session
 
-from events.outcome import OUTCOME_TYPES
+from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
 from payments import store
 from payments.base import EngineBase, outcome_of
 from payments.claims import claim_id
-from payments.entries import current_claims
-from payments.reconcile import reconcile
+from payments.reconcile import claims_and_reversals, reconcile
 from payments.views import DiscrepancyView, Reconciliation
+
+# Called with (events decided so far, events in all) as the run goes.
+Progress = Callable[[int, int], None]
+_EVERY = 10_000  # events between progress reports
 
 
 class Reconciling(EngineBase):
-    def reconcile(self) -> Reconciliation:
+    def reconcile(self, progress: Progress | None = None) -> Reconciliation:
         """Recompute the claims from the consumed outcome events, in consumed order, and
         list every difference from the ledger, to the penny."""
+        read = 0
         with Session(self.engine) as session:
-            history = store.consumed(session, types=OUTCOME_TYPES)
             starts = store.episode_starts(session, ReferralReentered.TYPE)
-            ledger = current_claims(self._ledger.entries(session))
-        outcomes = [(env.id, o) for env in history if (o := outcome_of(env)) is not None]
-        found = reconcile(outcomes, self.book, ledger, starts, self.registry)
+            ledger, undo = claims_and_reversals(self._ledger.stream(session))
+            total = store.count_consumed(session, OUTCOME_TYPES) if progress else 0
+
+            def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
+                nonlocal read
+                for env in store.consumed_in_batches(session, OUTCOME_TYPES):
+                    read += 1
+                    if progress and read % _EVERY == 0:
+                        progress(read, total)
+                    if (o := outcome_of(env)) is not None:
+                        yield env.id, o
+
+            found = reconcile(outcomes(), self.book, ledger, starts, self.registry, undo)
+        if progress:
+            progress(read, total)
         rows = [
             DiscrepancyView(claim_id=claim_id(d.key), **d.key._asdict(), **_plain(d)) for d in found
         ]
         problems = [d.problem for d in found]
         return Reconciliation(
             ok=not rows,
-            outcome_events=len(outcomes),
+            outcome_events=read,
             expected_claims=len(ledger) - problems.count("unexpected") + problems.count("missing"),
             ledger_claims=len(ledger),
             discrepancies=rows,

@@ -14,7 +14,7 @@ Claimed and capped decisions go in the ledger; not-eligible ones do not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
@@ -24,7 +24,8 @@ from pathway.measures import Registry, default_registry
 from payments.claims import ClaimKey, ClaimRecord
 from payments.errors import RateCardError
 from payments.evidence import assess
-from payments.history import History
+from payments.history import History, Totals
+from payments.payers import split
 from payments.ratebook import RateCardBook
 from payments.ratecard import Metric, RateCard, pounds
 
@@ -46,6 +47,7 @@ class ClaimDecision:
     evidence_event_ids: tuple[str, ...] = ()
     measurement_ids: tuple[str, ...] = ()
     claimable_from: date | None = None  # set for metrics claimable only at contract end
+    shares: tuple[tuple[str, int], ...] = ()  # each co-funder's part of amount_pence
 
     @property
     def recorded(self) -> bool:
@@ -105,13 +107,14 @@ def decide(
     base = replace(base, reason=evidence.detail, measurement_ids=evidence.measurement_ids)
     if not evidence.met:
         return base
-    cap = first_cap(card, mid, history)
+    cap = first_cap(card, mid, history) or payer_cap(card, mid, history)
     if cap:
         return replace(base, status="capped", cap=cap[0], reason=cap[1])
     return replace(
         base,
         status="claimed",
         amount_pence=metric.price_pence,
+        shares=split(metric.price_pence, card.payers),
         claimable_from=card.end_date if metric.claimable_only_at_end else None,
     )
 
@@ -126,18 +129,47 @@ def decide_in_book(
     registry: Registry | None = None,
 ) -> ClaimDecision:
     """``decide`` with the rate card found by date and the history summed from the
-    contract's claims so far (reconciliation uses this; so may a small deployment)."""
+    contract's claims so far (a small deployment may use this)."""
+
+    def summed(aim: Target) -> History:
+        return History.of(claims, aim.key, outcome.partner_id, aim.period, episode_started_at)
+
+    return _in_book(book, contract_id, event_id, outcome, summed, registry)
+
+
+def decide_with_totals(
+    book: RateCardBook,
+    contract_id: str,
+    event_id: str,
+    outcome: OutcomeEvent,
+    totals: Totals,
+    episode_started_at: datetime | None = None,
+    registry: Registry | None = None,
+) -> ClaimDecision:
+    """``decide_in_book`` with the history from running totals: the same decision, for
+    a caller that decides outcome after outcome (reconciliation) and adds each recorded
+    claim to ``totals`` as it goes."""
+
+    def running(aim: Target) -> History:
+        return totals.history(aim.key, outcome.partner_id, aim.period, episode_started_at)
+
+    return _in_book(book, contract_id, event_id, outcome, running, registry)
+
+
+def _in_book(
+    book: RateCardBook,
+    contract_id: str,
+    event_id: str,
+    outcome: OutcomeEvent,
+    history_for: Callable[[Target], History],
+    registry: Registry | None,
+) -> ClaimDecision:
     try:
         card = book.in_force(contract_id, outcome.occurred_at)
     except RateCardError as exc:
         return ClaimDecision("not_eligible", str(exc))
     aim = target(card, outcome)
-    history = (
-        History.of(claims, aim.key, outcome.partner_id, aim.period, episode_started_at)
-        if aim
-        else History()
-    )
-    return decide(event_id, outcome, card, history, registry)
+    return decide(event_id, outcome, card, history_for(aim) if aim else History(), registry)
 
 
 def first_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, str] | None:
@@ -184,6 +216,20 @@ def first_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, st
     return None
 
 
+def payer_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, str] | None:
+    """The first co-funder whose own cap its share of one more claim would exceed."""
+    price = card.metrics[metric_id].price_pence
+    for pid, part in split(price, card.payers):
+        limit, so_far = card.payers[pid].cap_pence, history.payer_pence.get(pid, 0)
+        if limit is not None and so_far + part > limit:
+            return (
+                f"payers.{pid}.cap_pence",
+                f"{pid} has paid £{pounds(so_far)} of £{pounds(limit)}; its share of "
+                f"{metric_id}, £{pounds(part)}, would exceed it",
+            )
+    return None
+
+
 def _ineligible(card: RateCard, mid: str, outcome: OutcomeEvent, history: History) -> str:
     day = card.local_date(outcome.occurred_at)
     if outcome.partner_id not in card.partners:
@@ -194,6 +240,9 @@ def _ineligible(card: RateCard, mid: str, outcome: OutcomeEvent, history: Histor
         return f"the outcome on {day} is after the contract ended ({card.end_date})"
     if history.already_claimed:
         return f"{mid} is already claimed for this referral's episode {outcome.episode}"
+    missing = [r for r in card.metrics[mid].requires if r not in history.episode_metrics]
+    if missing:
+        return f"requires: {mid} is earned only in an episode that earned {', '.join(missing)}"
     if not history.person_counts.get(mid):
         return ""
     rule = card.re_entry

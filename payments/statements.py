@@ -50,7 +50,9 @@ class Totals:
         return self.claimed_pence + self.reversed_pence
 
     def add(self, entry: EntryBody) -> None:
-        kind, amount = entry.kind, entry.amount_pence
+        self.count(entry.kind, entry.amount_pence)
+
+    def count(self, kind: str, amount: int) -> None:
         if kind == "claimed":
             self.claims += 1
             self.claimed_pence += amount
@@ -95,6 +97,59 @@ def statements(entries: Iterable[EntryBody], book: RateCardBook) -> list[Stateme
             continue  # an unknown version: reconciliation reports it; the totals still stand
         statement.cap_pence = card.caps.per_partner_per_month_pence
     return [found[at] for at in sorted(found)]
+
+
+# The payer of a claim no co-funder shares: a contract that lists no payers.
+COMMISSIONER = "commissioner"
+PAYER_HEADER = (
+    "contract_id",
+    "payer_id",
+    "period",
+    "claims",
+    "capped",
+    *(f"{name}_{unit}" for name in AMOUNTS for unit in ("pence", "gbp")),
+)
+
+
+@dataclass
+class PayerStatement:
+    contract_id: str
+    payer_id: str
+    period: str
+    total: Totals = field(default_factory=Totals)
+
+
+def payer_statements(entries: Iterable[EntryBody]) -> list[PayerStatement]:
+    """One statement per (contract, payer, month): each payer's shares of the claims, so
+    a co-funded contract's payer statements add up to its partner statements' totals to
+    the penny. A claim with no split is the commissioner's whole."""
+    found: dict[tuple[str, str, str], PayerStatement] = {}
+    for entry in entries:
+        shares = entry.shares or ((COMMISSIONER, entry.amount_pence),)
+        for payer, pence in shares:
+            at = (entry.contract_id, payer, entry.period)
+            found.setdefault(at, PayerStatement(*at)).total.count(entry.kind, pence)
+    return [found[at] for at in sorted(found)]
+
+
+def payer_csv(items: Iterable[PayerStatement]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(PAYER_HEADER)
+    for s in items:
+        t = s.total
+        amounts = (t.claimed_pence, t.approved_pence, t.paid_pence, t.reversed_pence, t.net_pence)
+        writer.writerow(
+            (
+                s.contract_id,
+                s.payer_id,
+                s.period,
+                t.claims,
+                t.capped,
+                *(v for pence in amounts for v in (pence, pounds(pence))),
+            )
+        )
+    return out.getvalue()
 
 
 def to_csv(items: Iterable[Statement]) -> str:

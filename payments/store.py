@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -61,6 +61,7 @@ class LedgerRow(SQLModel, table=True):
     rate_card_version: str = Field(max_length=64)
     evidence_event_ids: str = "[]"  # JSON arrays, in the entry's order
     measurement_ids: str = "[]"
+    shares: str = "[]"  # JSON [[payer, pence], ...] of a co-funded claim
     reason: str = ""
     actor_id: str = Field(max_length=64)
     occurred_at: datetime = Field(sa_type=_utc_column())
@@ -172,6 +173,13 @@ class LedgerRepository:
                 return entries, exc
         return entries, None
 
+    def stream(self, session: Session, batch: int = 5_000) -> Iterator[LedgerEntry]:
+        """The chain in order, ``batch`` rows at a time (reconciling millions of entries
+        holds one batch, not the chain); raises ``UnreadableEntry`` like ``entries``."""
+        stmt = select(LedgerRow).order_by(col(LedgerRow.seq)).execution_options(yield_per=batch)
+        for row in session.exec(stmt):
+            yield _entry(row)
+
     def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
         """The chain in order (one claim's entries when ``claim`` is given); raises
         ``UnreadableEntry`` for a row that is not a valid entry."""
@@ -189,6 +197,7 @@ def _row(entry: LedgerEntry) -> LedgerRow:
     fields = entry.model_dump()
     fields["evidence_event_ids"] = json.dumps(list(entry.evidence_event_ids))
     fields["measurement_ids"] = json.dumps(list(entry.measurement_ids))
+    fields["shares"] = json.dumps([list(share) for share in entry.shares])
     return LedgerRow(**fields, claim_id=_claim_of(entry))
 
 
@@ -197,6 +206,7 @@ def _entry(row: LedgerRow) -> LedgerEntry:
     try:
         fields["evidence_event_ids"] = tuple(json.loads(row.evidence_event_ids))
         fields["measurement_ids"] = tuple(json.loads(row.measurement_ids))
+        fields["shares"] = tuple(tuple(share) for share in json.loads(row.shares))
         fields["occurred_at"], fields["recorded_at"] = utc(row.occurred_at), utc(row.recorded_at)
         entry = LedgerEntry.model_validate(fields)
     except (ValueError, TypeError, ValidationError) as exc:
@@ -245,6 +255,26 @@ def consumed(
     if ids is not None:
         stmt = stmt.where(col(OutcomeEventRow.event_id).in_(list(ids)))
     return [CloudEvent.model_validate_json(raw) for raw in session.exec(stmt)]
+
+
+def consumed_in_batches(
+    session: Session, types: Collection[str], batch: int = 5_000
+) -> Iterator[CloudEvent]:
+    """``consumed`` as a stream, ``batch`` rows at a time, so reconciling a contract
+    year of millions of events holds one batch of envelopes, not all of them."""
+    stmt = (
+        select(OutcomeEventRow.envelope)
+        .where(col(OutcomeEventRow.type).in_(list(types)))
+        .order_by(col(OutcomeEventRow.seq))
+        .execution_options(yield_per=batch)
+    )
+    for raw in session.exec(stmt):
+        yield CloudEvent.model_validate_json(raw)
+
+
+def count_consumed(session: Session, types: Collection[str]) -> int:
+    stmt = select(func.count()).where(col(OutcomeEventRow.type).in_(list(types)))
+    return int(session.exec(stmt).one())
 
 
 def episode_starts(

@@ -12,7 +12,7 @@ from events.outcome import OutcomeEvent
 from payments.claims import ClaimRecord, allowed_next
 from payments.history import History
 from payments.ratecard import RateCard
-from payments.rules import first_cap
+from payments.rules import first_cap, payer_cap
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ def validate_claim(
     missing = [e for e in claim.evidence_event_ids if e not in known_event_ids]
     if missing:
         problems.append(f"evidence events not in the event store: {', '.join(missing)}")
-    if not outcome.consent_recorded:
+    if not outcome.consented_to("payment_evidence"):
+        # payment evidence, not provider sharing: a person may refuse one and give the other
         problems.append("consent was not recorded for this episode")
     day = card.local_date(outcome.occurred_at)
     if not card.within_contract(day):
@@ -74,7 +75,7 @@ def validate_claim(
     ):
         problems.append(f"{key.metric} is claimable only at the contract end ({card.end_date})")
     if metric is not None:
-        cap = first_cap(card, key.metric, history)
+        cap = first_cap(card, key.metric, history) or payer_cap(card, key.metric, history)
         if cap:
             problems.append(f"{cap[0]} would be exceeded: {cap[1]}")
     return Validation(tuple(problems))

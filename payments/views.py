@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from payments.ledger import Checkpoint
 from payments.ratecard import pounds
-from payments.statements import Statement, Totals
+from payments.statements import PayerStatement, Statement, Totals
 
 
 class ClaimView(BaseModel):
@@ -28,6 +28,8 @@ class ClaimView(BaseModel):
     amount_pence: int
     rate_card_version: str
     cap: str | None  # the rate-card field a capped claim would have exceeded
+    # for a metric claimable only at the contract end: the day it may be validated from
+    claimable_from: date | None = None
     claimant_id: str
     validator_id: str | None
     approver_ids: list[str]
@@ -161,6 +163,22 @@ class StatementView(BaseModel):
             headroom_pence=s.headroom_pence,
             total=Amounts.of(s.total),
             metrics={m: Amounts.of(t) for m, t in sorted(s.metrics.items())},
+        )
+
+
+class PayerStatementView(BaseModel):
+    contract_id: str
+    payer_id: str  # a rate card's payer id, or "commissioner" for a single-payer contract
+    period: str
+    total: Amounts
+
+    @classmethod
+    def of(cls, s: PayerStatement) -> PayerStatementView:
+        return cls(
+            contract_id=s.contract_id,
+            payer_id=s.payer_id,
+            period=s.period,
+            total=Amounts.of(s.total),
         )
 
 

@@ -33,6 +33,9 @@ def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decis
     ep.baseline = _measure(c.measures, c.actor_id, ctx, event_id)
     ep.support_level = c.support_level
     ep.stage = "planning"
+    if c.consent is not None:
+        asked = {"payment_evidence": c.consent.payment_evidence, "evaluation": c.consent.evaluation}
+        ep.consent_purposes = [purpose for purpose, given in asked.items() if given]
     decision.events.append(
         (
             event_id,

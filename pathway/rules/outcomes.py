@@ -17,6 +17,8 @@ Comparison = dict[str, tuple[Change, bool]]
 
 
 def _common(state: CaseState, ctx: Context, evidence: list[str]) -> dict[str, object]:
+    asked = state.episode.consent_purposes
+    sharing = ["provider_sharing"] if state.consent_to_share else []
     return {
         "referral_id": state.referral_id,
         "episode": state.episode.number,
@@ -26,6 +28,7 @@ def _common(state: CaseState, ctx: Context, evidence: list[str]) -> dict[str, ob
         "evidence_event_ids": evidence[:50],
         "consent_recorded": state.consent_to_share
         and all(m.consent_ref for m in state.episode.baseline.values()),
+        "consent_purposes": None if asked is None else sharing + asked,
     }
 
 
@@ -99,9 +102,13 @@ def _pairs_event(
         return
     ep = state.episode
     later = ep.review_measures if stage_measures == "review" else ep.followup_measures
+    reviewed = ep.review_measures if stage_measures == "followup" else {}
     pairs = [
         oc.MeasurePair(
-            baseline=scores(ep.baseline[code]), followup=scores(later[code]), improved=better
+            baseline=scores(ep.baseline[code]),
+            followup=scores(later[code]),
+            improved=better,
+            review=scores(reviewed[code]) if code in reviewed else None,
         )
         for code, (_, better) in changes.items()
     ]

@@ -106,19 +106,26 @@ def operations() -> list[Op]:
             for verb in ("accept", "reject", "waitlist", "attendance")
         ],
         *[
-            (method, f"/payments{tail}", frozenset({"contract_manager"}))
+            (method, f"/payments{tail}", frozenset({"contract_manager", "tier_one"}))
             for method, tail in [
                 ("GET", "/claims"),
                 ("GET", "/claims/{claim_id}"),
                 ("GET", "/claims/{claim_id}/evidence"),
+                ("GET", "/statements"),
+                ("GET", "/statements.csv"),
+            ]
+        ],
+        *[
+            (method, f"/payments{tail}", frozenset({"contract_manager"}))
+            for method, tail in [
                 *[("POST", f"/claims/{{claim_id}}/{v}") for v in PAYMENT_ACTIONS],
                 ("GET", "/ledger/checkpoints"),
                 ("POST", "/ledger/checkpoints"),
                 ("POST", "/ledger/checkpoints/verify"),
                 ("GET", "/ledger/verify"),
                 ("GET", "/reconciliation"),
-                ("GET", "/statements"),
-                ("GET", "/statements.csv"),
+                ("GET", "/payer-statements"),
+                ("GET", "/payer-statements.csv"),
             ]
         ],
     ]:

@@ -233,17 +233,22 @@ async def test_an_unknown_claim_is_a_404_problem(
     assert answer.json()["title"] == "Claim not found"
 
 
-ROUTES = [
+# Reads a Tier One partner shares (scoped to its own claims); tested below.
+PARTNER_READS = [
     ("get", "/claims", None),
     ("get", "/claims/{M3}", None),
     ("get", "/claims/{M3}/evidence", None),
+    ("get", "/statements", None),
+    ("get", "/statements.csv", None),
+]
+ROUTES = [
     ("post", "/claims/{M3}/validate", None),
     ("post", "/claims/{M3}/approve", None),
     ("post", "/claims/{M3}/dispute", {"reason_code": "x"}),
     ("post", "/claims/{M3}/resolve", {"outcome": "upheld"}),
     ("post", "/claims/{M3}/paid", {"payment_ref": "x"}),
-    ("get", "/statements", None),
-    ("get", "/statements.csv", None),
+    ("get", "/payer-statements", None),
+    ("get", "/payer-statements.csv", None),
     ("get", "/ledger/verify", None),
     ("get", "/ledger/checkpoints", None),
     ("post", "/ledger/checkpoints", None),
@@ -267,6 +272,57 @@ async def test_every_route_is_for_contract_managers_only(
         assert (answer.status_code, answer.headers["content-type"]) == (403, PROBLEM)
     anonymous = await client.request(method, url, json=body)
     assert (anonymous.status_code, anonymous.headers["content-type"]) == (401, PROBLEM)
+
+
+@pytest.mark.parametrize(("method", "path", "body"), PARTNER_READS)
+async def test_partner_reads_are_for_contract_managers_and_tier_one_only(
+    client: httpx.AsyncClient,
+    claims: dict[str, str],
+    method: str,
+    path: str,
+    body: Any,
+    as_actor: Headers,
+) -> None:
+    url = "/payments" + path.format(**claims)
+    for role in ("tier_two", "referrer", "admin"):
+        answer = await client.request(method, url, json=body, headers=as_actor("someone", role))
+        assert (answer.status_code, answer.headers["content-type"]) == (403, PROBLEM)
+    for role in ("contract_manager", "tier_one"):
+        answer = await client.request(method, url, headers=as_actor("someone", role))
+        assert answer.status_code == 200
+
+
+async def test_a_tier_one_partner_reads_its_own_claims_and_no_one_elses(
+    app: FastAPI, engine: Engine, client: httpx.AsyncClient, as_actor: Headers
+) -> None:
+    """Issue 11: disputes start from the same numbers. North (the token's partner) sees
+    its claims, their evidence and statements; south's claim is the same 404 as a claim
+    that does not exist, and asking for south's list or statements finds nothing."""
+    own, other = engagement(referral="r-n"), engagement(referral="r-s", partner="south-wellbeing")
+    publish_evidence(engine, own, other)
+    made = deliver(engine_of(app), (envelope(own), own), (envelope(other), other))
+    north, south = (claim_id(d.key) for d in made)
+    partner = as_actor("north-reader", "tier_one")
+    listed = (await client.get("/payments/claims", headers=partner)).json()["items"]
+    assert [c["claim_id"] for c in listed] == [north]
+    assert (
+        await client.get(f"/payments/claims/{north}/evidence", headers=partner)
+    ).status_code == 200
+    for url in (f"/payments/claims/{south}", f"/payments/claims/{south}/evidence"):
+        hidden = await client.get(url, headers=partner)
+        unknown = await client.get(f"/payments/claims/{uuid.uuid4()}", headers=partner)
+        assert (hidden.status_code, hidden.json()["detail"]) == (404, unknown.json()["detail"])
+    theirs = {"partner": "south-wellbeing"}
+    assert (await client.get("/payments/claims", params=theirs, headers=partner)).json()[
+        "items"
+    ] == []
+    statements = (await client.get("/payments/statements", headers=partner)).json()
+    assert {s["partner_id"] for s in statements} == {"north-wellbeing"}
+    assert (await client.get("/payments/statements", params=theirs, headers=partner)).json() == []
+    manager = (await client.get("/payments/claims", headers=as_actor("cm-ann"))).json()["items"]
+    assert {c["claim_id"] for c in manager} == {north, south}
+    refused = await client.post(f"/payments/claims/{north}/validate", headers=partner)
+    assert refused.status_code == 403  # read-only
 
 
 async def test_the_router_takes_its_identity_from_the_bearer_token_alone(

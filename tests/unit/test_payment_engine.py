@@ -10,7 +10,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,7 @@ from tests.unit.test_payment_rules import (
     ons4,
     pair,
     reviewed,
+    sustained_pair,
     wemwbs_pair,
 )
 
@@ -554,7 +555,7 @@ def e2e_cohort() -> list[Any]:
         engagement(referral="r-a", at=at("2026-06-01")),
         connection(3, referral="r-a", at=at("2026-06-20")),
         reviewed(wemwbs_pair(3), referral="r-a", at=at("2026-09-01")),
-        reviewed(wemwbs_pair(4), sustained=True, referral="r-a", at=at("2026-12-01")),
+        reviewed(sustained_pair(3, 4), sustained=True, referral="r-a", at=at("2026-12-01")),
         engagement(referral="r-a", at=at("2026-06-02")),  # the same fact again: nothing
         # r-b does not improve, then comes back after the exclusion window
         engagement(referral="r-b", at=at("2026-06-05")),
@@ -716,3 +717,21 @@ def test_postgres_serialises_concurrent_appends(pg_engine: Engine) -> None:
         thread.join()
     assert errors == []
     assert len(ledger(pg_engine)) == 3 and pe.verify().ok and pe.reconcile().ok
+
+
+def test_an_end_only_claim_shows_when_it_can_be_validated_and_is_refused_before(
+    engine: Engine,
+) -> None:
+    """Issue 11 defect 5: claimable_only_at_end is on the claim a contract manager reads,
+    and the engine refuses to validate it before the contract's end date."""
+    end_only = RateCardBook([card(**{"metrics.M1.claimable_only_at_end": True})])
+    pe = payments(engine, end_only)
+    o = engagement()
+    publish_evidence(engine, o)
+    (made,) = deliver(pe, (envelope(o), o))
+    view = pe.claim(claim_id(made.key))
+    assert view.claimable_from == date(2029, 3, 31)
+    with pytest.raises(ClaimInvalid) as caught:
+        pe.validate(view.claim_id, "cm-ann")
+    assert list(caught.value.problems) == ["M1 is claimable only at the contract end (2029-03-31)"]
+    assert payments(engine).claim(view.claim_id).claimable_from is None  # the demo card

@@ -48,14 +48,18 @@ _ids = itertools.count(1)
 
 
 def card(**changes: Any) -> RateCard:
-    """The packaged 2026.1 rate card with dotted fields changed: card(**{"caps.x": 1})."""
+    """The packaged 2026.1 rate card with dotted fields changed: card(**{"caps.x": 1});
+    ``...`` removes a field."""
     data = copy.deepcopy(packaged_data())
     for path, value in changes.items():
         *parents, last = path.split(".")
         table = data
         for part in parents:
             table = table.setdefault(part, {})
-        table[last] = value
+        if value is ...:
+            table.pop(last, None)
+        else:
+            table[last] = value
     return parse_rate_card(data)
 
 
@@ -114,9 +118,26 @@ def wemwbs_pair(gain: int) -> Any:
     return pair("WEMWBS", numbered(14), after)
 
 
+def wemwbs_at(gain: int) -> MeasureScores:
+    """WEMWBS at 42 + gain (gain items moved from 3 to 4)."""
+    return measure("WEMWBS", numbered(14, **{f"_{n}": 4 for n in range(1, gain + 1)}))
+
+
+def sustained_pair(at_review: int, at_followup: int) -> Any:
+    """A follow-up pair as the pathway states it: WEMWBS from a baseline of 42, with the
+    review's gain and the follow-up's."""
+    followup = wemwbs_pair(at_followup)
+    return followup.model_copy(update={"review": wemwbs_at(at_review)})
+
+
 def reviewed(*pairs: Any, sustained: bool = False, **kw: Any) -> OutcomeEvent:
     cls = SustainedReviewed if sustained else WellbeingReviewed
     return cls(**common(**kw), pairs=list(pairs))
+
+
+def primary(code: str) -> dict[str, str]:
+    """M3 decided by this instrument alone (the demo contract's is WEMWBS)."""
+    return {"metrics.M3.primary": code}
 
 
 def decision(outcome: OutcomeEvent, history: History | None = None, /, **changes: Any) -> Any:
@@ -167,7 +188,8 @@ def test_a_stricter_rate_card_threshold_is_applied_not_the_instruments() -> None
 def test_swemwbs_is_judged_on_the_metric_score(after_total: int, status: str) -> None:
     before = numbered(7, 3)  # raw 21
     after = numbered(7, 3, **{f"_{n}": 4 for n in range(1, after_total - 21 + 1)})
-    assert decision(reviewed(pair("SWEMWBS", before, after))).status == status
+    result = decision(reviewed(pair("SWEMWBS", before, after)), **primary("SWEMWBS"))
+    assert result.status == status
 
 
 def ons4(life: int, anxiety: int = 5) -> dict[str, int | float]:
@@ -183,7 +205,7 @@ def ons4(life: int, anxiety: int = 5) -> dict[str, int | float]:
     ],
 )
 def test_ons4_needs_an_item_to_move_a_band(after: dict[str, int | float], status: str) -> None:
-    assert decision(reviewed(pair("ONS4", ons4(5), after))).status == status
+    assert decision(reviewed(pair("ONS4", ons4(5), after)), **primary("ONS4")).status == status
 
 
 @pytest.mark.parametrize(("areas", "status"), [(1, "not_eligible"), (2, "claimed")])
@@ -192,12 +214,13 @@ def test_star_needs_k_areas_up_a_step(areas: int, status: str) -> None:
     names += ["looking_after_yourself", "managing_symptoms", "work_volunteering"]
     before = dict.fromkeys(names, 2)
     after = {**before, **dict.fromkeys(names[:areas], 3)}
-    assert decision(reviewed(pair("STAR", before, after))).status == status
+    assert decision(reviewed(pair("STAR", before, after)), **primary("STAR")).status == status
 
 
-def test_any_instrument_meeting_its_rule_qualifies_and_is_the_evidence() -> None:
+def test_under_any_one_instrument_meeting_its_rule_qualifies_and_is_the_evidence() -> None:
     good = wemwbs_pair(4)
-    result = decision(reviewed(pair("ONS4", ons4(5), ons4(5)), good))
+    any_one = {"metrics.M3.combine": "any", "metrics.M3.primary": ...}
+    result = decision(reviewed(pair("ONS4", ons4(5), ons4(5)), good), **any_one)
     assert result.status == "claimed"
     assert result.measurement_ids == (good.baseline.measurement_id, good.followup.measurement_id)
     assert result.reason == "WEMWBS +4 (meaningful change is +3)"
@@ -210,7 +233,8 @@ def test_instruments_not_on_the_rate_card_do_not_count() -> None:
 
 
 def test_sustained_improvement_earns_m4() -> None:
-    result = decision(reviewed(wemwbs_pair(3), sustained=True))
+    m3_earned = History(episode_metrics=frozenset({"M3"}))
+    result = decision(reviewed(sustained_pair(3, 3), sustained=True), m3_earned)
     assert (result.status, result.key.metric, result.amount_pence) == ("claimed", "M4", 40_000)
 
 
