@@ -201,9 +201,15 @@ class Contact(BaseModel):
 )
 async def contact(handoff_id: str, request: Request, caller: TierTwo) -> Contact:
     row = await _handoff(_facts(request), caller, handoff_id)
-    if row.status not in _CONTACTABLE:
-        raise _not_found()
     access = Access(caller.actor_id, caller.partner_id, "provider_contact")
+    if row.status not in _CONTACTABLE:
+        # The provider's access ended with its handoff: refuse as if there were none,
+        # and record the attempt (it is this provider's own former handoff).
+        try:
+            await asyncio.to_thread(deps(request).people.refused, row.referral_id, access)
+        except AuditFailed:
+            raise audit_failed() from None
+        raise _not_found()
     try:
         person = await asyncio.to_thread(deps(request).people.get, row.referral_id, access)
     except AuditFailed:
