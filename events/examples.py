@@ -137,6 +137,16 @@ EXAMPLES: dict[str, EventData] = {
             status="accepted",
             occurred_at=_at(5, 16),
         ),
+        handoff.HandoffUpdated(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            episode=1,
+            provider_id=PROVIDER_ID,
+            status="completed",
+            delivered_code="course_completed",
+            sessions_delivered=8,
+            occurred_at=_at(8, 28),
+        ),
         provider.ProviderResponse(
             handoff_id=HANDOFF_ID,
             referral_id=REFERRAL_ID,

@@ -115,6 +115,14 @@ class GiveConsent(Command):
     kind: Literal["give_consent"] = "give_consent"
 
 
+class CancelHandoff(Command):
+    """A link worker cancels one handoff of the current episode; FHIR requires a reason."""
+
+    kind: Literal["cancel_handoff"] = "cancel_handoff"
+    handoff_id: Id
+    reason_code: Code
+
+
 class RescheduleDeadline(Command):
     kind: Literal["reschedule"] = "reschedule"
     deadline: str = Field(min_length=1, max_length=80, pattern=ID_PATTERN)
@@ -136,6 +144,7 @@ AnyCommand = (
     | WithdrawConsent
     | GiveConsent
     | RescheduleDeadline
+    | CancelHandoff
 )
 
 
@@ -147,9 +156,12 @@ class PartnerFact(Message):
 
 
 class ProviderResponded(PartnerFact):
-    decision: Literal["accept", "reject", "waitlist"]
+    decision: Literal["accept", "reject", "waitlist", "complete"]
     reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
+    # A completion says what was delivered (a code) and, optionally, how many sessions.
+    delivered_code: Code | None = None
+    sessions_delivered: int | None = Field(default=None, ge=0, le=1000)
 
 
 class AttendanceRecorded(PartnerFact):

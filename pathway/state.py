@@ -48,6 +48,8 @@ class Handoff(Model):
     waitlist_band: str | None = None
     requested_at: datetime
     attended: int = 0
+    delivered_code: str | None = None
+    sessions_delivered: int | None = None
 
 
 class Session(Model):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pathway import commands as cmd
-from pathway.rules import casework, deadlines, intake, providers
+from pathway.rules import casework, deadlines, handoffs, intake, providers
 from pathway.rules.base import Conflict, Context, Decision, Rejected
 from pathway.state import CaseState, remember_event, remember_request
 
@@ -141,6 +141,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "reschedule_deadline",
         "deadlines",
         "Reschedule a due date",
+    ),
+    CommandSpec(
+        cmd.CancelHandoff,
+        handoffs.cancel,
+        "cancel_handoff",
+        "handoffs/cancel",
+        "Cancel one live handoff, with a reason code",
     ),
 )
 BY_COMMAND: dict[type[cmd.Command], CommandSpec] = {spec.command: spec for spec in COMMANDS}
