@@ -35,6 +35,7 @@ NO_KEY_YET = {
     "POST /provider/attendance",
     "POST /provider/handoffs/{handoff_id}/accept",
     "POST /provider/handoffs/{handoff_id}/attendance",
+    "POST /provider/handoffs/{handoff_id}/complete",
     "POST /provider/handoffs/{handoff_id}/reject",
     "POST /provider/handoffs/{handoff_id}/waitlist",
 }
