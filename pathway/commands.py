@@ -123,6 +123,21 @@ class CancelHandoff(Command):
     reason_code: Code
 
 
+class GoalOutcome(Message):
+    goal: int = Field(ge=1, le=20)
+    achieved: Literal["achieved", "partly_achieved", "not_achieved"]
+
+
+class RecordCompletionReport(Command):
+    """The ended episode's completion report and ongoing plan. The person's own words go
+    to the personal-data store first (a case note); this names the note, never the text."""
+
+    kind: Literal["completion_report"] = "completion_report"
+    goals: list[GoalOutcome] = Field(default_factory=list, max_length=20)
+    ongoing_plan: list[Code] = Field(default_factory=list, max_length=20)
+    own_words_note_id: Id | None = None
+
+
 class RescheduleDeadline(Command):
     kind: Literal["reschedule"] = "reschedule"
     deadline: str = Field(min_length=1, max_length=80, pattern=ID_PATTERN)
@@ -145,6 +160,7 @@ AnyCommand = (
     | GiveConsent
     | RescheduleDeadline
     | CancelHandoff
+    | RecordCompletionReport
 )
 
 

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.completion import CompletionReported
 from events.referral import Stage
 from pathway.config import PathwayConfig
 
@@ -87,6 +88,8 @@ class Episode(Model):
     review_decision: str | None = None
     dormant_reason: str | None = None
     ended_at: datetime | None = None
+    completion_report: CompletionReported | None = None
+    own_words_note_id: str | None = None
 
 
 class EpisodeSummary(Model):
