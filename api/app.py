@@ -17,6 +17,7 @@ from api import (
     audit,
     caseload,
     commands,
+    completion_report,
     directory,
     payments,
     people,
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
         app.include_router(module.router)
+    app.include_router(completion_report.router)
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

@@ -64,7 +64,7 @@ class AuditRecord(SQLModel, table=True):
     at: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
     actor_id: str = Field(max_length=64, index=True)
     partner_id: str = Field(max_length=64)
-    action: str = Field(max_length=16)  # read | write | match
+    action: str = Field(max_length=16)  # read | write | match | refused
     resource: str = Field(default="person", max_length=16)  # person | notes
     referral_id: str = Field(max_length=64, index=True)
     purpose: str = Field(max_length=64)
@@ -135,12 +135,20 @@ class PersonalDataStore:
             )
         )
 
-    def _audited_read(self, access: Access, resource: str, referral_id: str) -> None:
+    def _audited_read(
+        self, access: Access, resource: str, referral_id: str, action: str = "read"
+    ) -> None:
         try:
             with transaction(self.engine) as session:
-                self._audit(session, access, "read", resource, referral_id)
+                self._audit(session, access, action, resource, referral_id)
         except SQLAlchemyError as exc:
             raise AuditFailed("the audit log could not be written") from exc
+
+    def refused(self, referral_id: str, access: Access, resource: str = "person") -> None:
+        """Record an attempt to read personal data that was refused (e.g. a provider
+        asking for contact details after its handoff ended): information governance
+        sees who kept trying, though nothing was disclosed."""
+        self._audited_read(access, resource, referral_id, action="refused")
 
     # People -------------------------------------------------------------------------------
 

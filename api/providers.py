@@ -2,9 +2,9 @@
 
 Every route needs the ``tier_two`` role; the token's partner is the provider. A provider
 lists its own handoffs, accepts, rejects (with a reason code) or waitlists one (with a
-band), and reports attendance one session at a time or as a CSV upload of a week's
-sessions (``api.attendance_csv``). A handoff made to another provider answers 404, the
-same as one that does not exist.
+band), reports one completed (with what was delivered), and reports attendance one
+session at a time or as a CSV upload of a week's sessions (``api.attendance_csv``). A
+handoff made to another provider answers 404, the same as one that does not exist.
 
 Reports are the same facts as the Kafka events ``linkway.provider.response.v1`` and
 ``linkway.provider.attendance.v1`` and go through the same code
@@ -82,6 +82,16 @@ class Waitlist(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     waitlist_band: WaitlistBand
+
+
+class Completion(BaseModel):
+    delivered_code: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9_.-]+$",
+        description="What was delivered, as a code (e.g. course_completed).",
+    )
+    sessions_delivered: int | None = Field(default=None, ge=0, le=1000)
 
 
 class Attendance(BaseModel):
@@ -214,9 +224,15 @@ class Contact(BaseModel):
 )
 async def contact(handoff_id: IdPath, request: Request, caller: TierTwo) -> Contact:
     row = await _handoff(_facts(request), caller, handoff_id)
-    if row.status not in _CONTACTABLE:
-        raise _not_found()
     access = Access(caller.actor_id, caller.partner_id, "provider_contact")
+    if row.status not in _CONTACTABLE:
+        # The provider's access ended with its handoff: refuse as if there were none,
+        # and record the attempt (it is this provider's own former handoff).
+        try:
+            await asyncio.to_thread(deps(request).people.refused, row.referral_id, access)
+        except AuditFailed:
+            raise audit_failed() from None
+        raise _not_found()
     try:
         person = await asyncio.to_thread(deps(request).people.get, row.referral_id, access)
     except AuditFailed:
@@ -270,13 +286,36 @@ async def waitlist(
     return await _respond(request, caller, handoff_id, "waitlist", waitlist_band=body.waitlist_band)
 
 
+@router.post(
+    "/handoffs/{handoff_id}/complete",
+    status_code=202,
+    response_model=Submitted,
+    responses=_ACCEPTED,
+    summary="Report a handoff completed, with what was delivered",
+)
+async def complete(
+    handoff_id: str, body: Completion, request: Request, caller: TierTwo
+) -> Submitted:
+    await check_strictly(request, Completion)
+    return await _respond(
+        request,
+        caller,
+        handoff_id,
+        "complete",
+        delivered_code=body.delivered_code,
+        sessions_delivered=body.sessions_delivered,
+    )
+
+
 async def _respond(
     request: Request,
     caller: Caller,
     handoff_id: str,
-    decision: Literal["accept", "reject", "waitlist"],
+    decision: Literal["accept", "reject", "waitlist", "complete"],
     reason_code: str | None = None,
     waitlist_band: WaitlistBand | None = None,
+    delivered_code: str | None = None,
+    sessions_delivered: int | None = None,
 ) -> Submitted:
     facts = _facts(request)
     row = await _handoff(facts, caller, handoff_id)
@@ -287,10 +326,18 @@ async def _respond(
         decision=decision,
         reason_code=reason_code,
         waitlist_band=waitlist_band,
+        delivered_code=delivered_code,
+        sessions_delivered=sessions_delivered,
         occurred_at=datetime.now(UTC),
     )
     event_id = response_event_id(
-        caller.partner_id, handoff_id, decision, reason_code, waitlist_band
+        caller.partner_id,
+        handoff_id,
+        decision,
+        reason_code,
+        waitlist_band,
+        delivered_code,
+        sessions_delivered,
     )
     return await _submit(facts, event_id, data)
 

@@ -158,4 +158,4 @@ def _personal_fields(value: Any) -> str | None:
 
 def _load_all() -> None:
     # Importing the modules registers their models; kept here so ``parse`` sees them all.
-    from events import handoff, outcome, payment, provider, referral  # noqa: F401
+    from events import completion, handoff, outcome, payment, provider, referral  # noqa: F401

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from events import handoff, outcome, payment, provider, referral, topics
+from events import completion, handoff, outcome, payment, provider, referral, topics
 from events.catalogue import EventData
 from events.envelope import CloudEvent, new_event
 
@@ -115,6 +115,39 @@ EXAMPLES: dict[str, EventData] = {
             handoff_id=HANDOFF_ID,
         ),
         referral.ReferralDormant(**_lifecycle("dormant", 11, 12), reason_code="review_complete"),
+        completion.CompletionReported(
+            **_lifecycle("dormant", 11, 13),
+            report_version=1,
+            ended_reason="review_complete",
+            goal_count=2,
+            goals=[
+                completion.GoalResult(goal=1, achieved="achieved"),
+                completion.GoalResult(goal=2, achieved="partly_achieved"),
+            ],
+            measures=[
+                completion.MeasureChange(
+                    instrument="SWEMWBS",
+                    baseline=BASELINE,
+                    review=REVIEW,
+                    followup=FOLLOWUP,
+                    improved_at_review=True,
+                    improved_at_followup=True,
+                )
+            ],
+            services=[
+                completion.ServiceUsed(
+                    handoff_id=HANDOFF_ID,
+                    provider_id=PROVIDER_ID,
+                    service_id="walks",
+                    status="completed",
+                    sessions_attended=8,
+                    delivered_code="course_completed",
+                )
+            ],
+            attended_sessions=8,
+            ongoing_plan=["self_managing", "continue_service"],
+            own_words_recorded=True,
+        ),
         referral.ConsentWithdrawn(**_lifecycle("supported", 7, 1), cancelled_handoffs=[HANDOFF_ID]),
         referral.DueDatesChanged(
             **_lifecycle("supported", 8, 10), deadline="review", due_at=_at(8, 21)
@@ -136,6 +169,16 @@ EXAMPLES: dict[str, EventData] = {
             provider_id=PROVIDER_ID,
             status="accepted",
             occurred_at=_at(5, 16),
+        ),
+        handoff.HandoffUpdated(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            episode=1,
+            provider_id=PROVIDER_ID,
+            status="completed",
+            delivered_code="course_completed",
+            sessions_delivered=8,
+            occurred_at=_at(8, 28),
         ),
         provider.ProviderResponse(
             handoff_id=HANDOFF_ID,

@@ -1,5 +1,7 @@
 """Provider handoff events. Requests go to the provider's own topic; status changes go
-to the referral lifecycle topic so link workers and the payment engine see them.
+to the referral lifecycle topic so link workers and the payment engine see them, and a
+copy (``linkway.handoff.updated.v1``) goes to the provider's own topic, so a provider
+reads every transition of its handoffs without any access to the referral lifecycle.
 
 Statuses follow the HL7 FHIR SDOH Clinical Care (Gravity) Task state machine, so a
 FHIR-speaking partner maps them 1:1.
@@ -57,4 +59,22 @@ class HandoffStatusChanged(EventData):
     provider_id: Id
     status: HandoffStatus
     reason_code: str | None = None
+    occurred_at: datetime
+
+
+@event_type(
+    "linkway.handoff.updated.v1",
+    topics.HANDOFFS_PREFIX + "{provider_id}",
+    "The provider's own copy of a handoff's status change: cancelled (stop, and send "
+    "nothing more), failed, completed (with what was delivered) and every other move.",
+)
+class HandoffUpdated(EventData):
+    handoff_id: Id
+    referral_id: Id
+    episode: int = Field(ge=1)
+    provider_id: Id
+    status: HandoffStatus
+    reason_code: str | None = None
+    delivered_code: str | None = None
+    sessions_delivered: int | None = None
     occurred_at: datetime

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from events import topics
 from events.catalogue import EventData, event_type
@@ -19,15 +19,25 @@ from events.ids import Code, Id
 @event_type(
     "linkway.provider.response.v1",
     topics.PROVIDER_RESPONSES,
-    "A provider accepts or rejects a handoff, or answers with its capacity.",
+    "A provider accepts or rejects a handoff, answers with its capacity, or reports it "
+    "completed with what was delivered.",
 )
 class ProviderResponse(EventData):
+    """``complete`` and its two fields were added within v1: every v1 message written
+    before them is still valid, and only Linkway reads this event."""
+
     handoff_id: Id
     referral_id: Id
     provider_id: Id
-    decision: Literal["accept", "reject", "waitlist"]
+    decision: Literal["accept", "reject", "waitlist", "complete"]
     reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
+    delivered_code: Code | None = Field(
+        default=None, description="With complete: what was delivered, e.g. course_completed."
+    )
+    sessions_delivered: int | None = Field(
+        default=None, ge=0, le=1000, description="With complete, optionally: sessions held."
+    )
     occurred_at: datetime
 
     @model_validator(mode="after")
@@ -36,6 +46,12 @@ class ProviderResponse(EventData):
             raise ValueError("a rejection needs a reason_code")
         if self.decision == "waitlist" and not self.waitlist_band:
             raise ValueError("a waitlist answer needs a waitlist_band")
+        if self.decision == "complete" and not self.delivered_code:
+            raise ValueError("a completion needs a delivered_code")
+        if self.decision != "complete" and (
+            self.delivered_code is not None or self.sessions_delivered is not None
+        ):
+            raise ValueError("delivered_code and sessions_delivered go only with complete")
         return self
 
 

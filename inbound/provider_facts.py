@@ -72,7 +72,14 @@ def response_event_id(
     decision: str,
     reason_code: str | None = None,
     waitlist_band: str | None = None,
+    delivered_code: str | None = None,
+    sessions_delivered: int | None = None,
 ) -> str:
+    """A completion has neither reason nor band: what was delivered and the sessions held
+    take those two places (published in docs/providers.md)."""
+    if decision == "complete":
+        reason_code = delivered_code
+        waitlist_band = None if sessions_delivered is None else str(sessions_delivered)
     parts = ["response", provider_id, handoff_id, decision, reason_code or "", waitlist_band or ""]
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, "|".join(parts)))
 
@@ -97,6 +104,8 @@ def to_fact(event_id: str, data: ProviderEvent) -> Fact:
             decision=data.decision,
             reason_code=data.reason_code,
             waitlist_band=data.waitlist_band,
+            delivered_code=data.delivered_code,
+            sessions_delivered=data.sessions_delivered,
         )
     return cmd.AttendanceRecorded(**common, session_date=data.session_date, status=data.status)
 

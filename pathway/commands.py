@@ -124,6 +124,29 @@ class GiveConsent(Command):
     kind: Literal["give_consent"] = "give_consent"
 
 
+class CancelHandoff(Command):
+    """A link worker cancels one handoff of the current episode; FHIR requires a reason."""
+
+    kind: Literal["cancel_handoff"] = "cancel_handoff"
+    handoff_id: Id
+    reason_code: Code
+
+
+class GoalOutcome(Message):
+    goal: int = Field(ge=1, le=20)
+    achieved: Literal["achieved", "partly_achieved", "not_achieved"]
+
+
+class RecordCompletionReport(Command):
+    """The ended episode's completion report and ongoing plan. The person's own words go
+    to the personal-data store first (a case note); this names the note, never the text."""
+
+    kind: Literal["completion_report"] = "completion_report"
+    goals: list[GoalOutcome] = Field(default_factory=list, max_length=20)
+    ongoing_plan: list[Code] = Field(default_factory=list, max_length=20)
+    own_words_note_id: Id | None = None
+
+
 class RescheduleDeadline(Command):
     kind: Literal["reschedule"] = "reschedule"
     deadline: str = Field(min_length=1, max_length=80, pattern=ID_PATTERN)
@@ -145,6 +168,8 @@ AnyCommand = (
     | WithdrawConsent
     | GiveConsent
     | RescheduleDeadline
+    | CancelHandoff
+    | RecordCompletionReport
 )
 
 
@@ -156,9 +181,12 @@ class PartnerFact(Message):
 
 
 class ProviderResponded(PartnerFact):
-    decision: Literal["accept", "reject", "waitlist"]
+    decision: Literal["accept", "reject", "waitlist", "complete"]
     reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
+    # A completion says what was delivered (a code) and, optionally, how many sessions.
+    delivered_code: Code | None = None
+    sessions_delivered: int | None = Field(default=None, ge=0, le=1000)
 
 
 class AttendanceRecorded(PartnerFact):

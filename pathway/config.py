@@ -30,6 +30,12 @@ class PathwayConfig(BaseModel):
     first_contact_due: str = "5 working days"
     contact_attempts: int = Field(default=3, ge=1, le=20)
     provider_response_due: str = "10 days"
+    # None (no failing) is the default so that referrals started before this setting
+    # existed carry on unchanged: their histories replay with the timers they had.
+    provider_fail_after_escalation: str | None = Field(
+        default=None,
+        description="After the provider-response escalation, fail a still unanswered handoff.",
+    )
     midpoint_checkin_after: str = "6 weeks"
     review_after: str = "3 months"
     followup_after: str = Field(
@@ -45,14 +51,16 @@ class PathwayConfig(BaseModel):
     @field_validator(
         "first_contact_due",
         "provider_response_due",
+        "provider_fail_after_escalation",
         "midpoint_checkin_after",
         "review_after",
         "followup_after",
         "disengage_no_attendance",
     )
     @classmethod
-    def _is_duration(cls, value: str) -> str:
-        durations.parse(value)
+    def _is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            durations.parse(value)
         return value
 
     @field_validator("max_waitlist_band")

@@ -11,6 +11,7 @@ from datetime import date, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.completion import CompletionReported
 from events.referral import Stage
 from pathway.config import PathwayConfig
 
@@ -48,6 +49,8 @@ class Handoff(Model):
     waitlist_band: str | None = None
     requested_at: datetime
     attended: int = 0
+    delivered_code: str | None = None
+    sessions_delivered: int | None = None
 
 
 class Session(Model):
@@ -87,6 +90,8 @@ class Episode(Model):
     ended_at: datetime | None = None
     # purposes consented to at the assessment beyond provider sharing, None if not asked
     consent_purposes: list[str] | None = None
+    completion_report: CompletionReported | None = None
+    own_words_note_id: str | None = None
 
 
 class EpisodeSummary(Model):

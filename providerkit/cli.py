@@ -4,6 +4,7 @@
   linkway-provider accept HANDOFF_ID
   linkway-provider reject HANDOFF_ID --reason CODE
   linkway-provider waitlist HANDOFF_ID --band under_1_month|1_to_3_months|over_3_months
+  linkway-provider complete HANDOFF_ID --delivered CODE [--sessions N]
   linkway-provider report HANDOFF_ID --date YYYY-MM-DD --status attended
   linkway-provider report --csv week.csv
 
@@ -110,7 +111,8 @@ def receive(args: argparse.Namespace, state: StateFile, out: TextIO) -> int:
 
 
 def respond(args: argparse.Namespace, state: StateFile, out: TextIO) -> int:
-    """Accept, reject (with a reason code) or waitlist (with a band) a handoff."""
+    """Accept, reject (with a reason code), waitlist (with a band) or complete (with what
+    was delivered) a handoff."""
     event = contract.response(
         args.provider,
         args.handoff_id,
@@ -118,6 +120,8 @@ def respond(args: argparse.Namespace, state: StateFile, out: TextIO) -> int:
         args.decision,
         reason_code=getattr(args, "reason", None),
         waitlist_band=getattr(args, "band", None),
+        delivered_code=getattr(args, "delivered", None),
+        sessions_delivered=getattr(args, "sessions", None),
     )
     _send(args, [event])
     print(f"sent {args.decision} for handoff {args.handoff_id} (event {event.event_id})", file=out)
@@ -300,6 +304,7 @@ def _parser() -> argparse.ArgumentParser:
         ("accept", "accept a handoff"),
         ("reject", "reject a handoff, with a reason code"),
         ("waitlist", "put a handoff on your waiting list, with a band"),
+        ("complete", "report a handoff completed, with what was delivered"),
     ):
         p = sub.add_parser(decision, help=helptext)
         p.add_argument("handoff_id")
@@ -308,6 +313,9 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--reason", required=True, help="a code, e.g. full, not_eligible")
         if decision == "waitlist":
             p.add_argument("--band", required=True, choices=contract.WAITLIST_BANDS)
+        if decision == "complete":
+            p.add_argument("--delivered", required=True, help="a code, e.g. course_completed")
+            p.add_argument("--sessions", type=int, help="how many sessions were held")
         p.set_defaults(run=respond, decision=decision)
 
     p = sub.add_parser("report", help="report attendance, one session or a CSV of sessions")

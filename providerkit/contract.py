@@ -25,7 +25,7 @@ HANDOFF_REQUESTED_TYPE = "linkway.handoff.requested.v1"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=UTF-8")
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c4c1e-3f57-4c8e-9a53-2a1f0c7d5b10")
 
-DECISIONS = ("accept", "reject", "waitlist")
+DECISIONS = ("accept", "reject", "waitlist", "complete")
 WAITLIST_BANDS = ("under_1_month", "1_to_3_months", "over_3_months")
 STATUSES = ("attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider")
 PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -65,6 +65,8 @@ def handoffs_topic(provider_id: str) -> str:
 def response_event_id(
     provider_id: str, handoff_id: str, decision: str, reason: str | None, band: str | None
 ) -> str:
+    """For ``complete``, pass what was delivered as ``reason`` and the sessions held (as
+    text, or None) as ``band``: Linkway derives a completion's id the same way."""
     parts = ["response", provider_id, handoff_id, decision, reason or "", band or ""]
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, "|".join(parts)))
 
@@ -81,10 +83,20 @@ def response(
     decision: str,
     reason_code: str | None = None,
     waitlist_band: str | None = None,
+    delivered_code: str | None = None,
+    sessions_delivered: int | None = None,
 ) -> Outgoing:
     _check_ids(provider_id, handoff_id, referral_id)
     if decision not in DECISIONS:
         raise ContractError(f"decision must be one of {', '.join(DECISIONS)}")
+    if (decision == "complete") != bool(delivered_code):
+        raise ContractError("a completion, and only a completion, needs what was delivered")
+    if delivered_code and not CODE.match(delivered_code):
+        raise ContractError("what was delivered is a code: lower-case letters, digits and _.-")
+    if sessions_delivered is not None and (
+        decision != "complete" or not 0 <= sessions_delivered <= 1000
+    ):
+        raise ContractError("sessions delivered go with a completion only, 0 to 1000")
     if (decision == "reject") != bool(reason_code):
         raise ContractError("a rejection, and only a rejection, needs a reason code")
     if reason_code and not CODE.match(reason_code):
@@ -98,7 +110,18 @@ def response(
         data["reason_code"] = reason_code
     if waitlist_band:
         data["waitlist_band"] = waitlist_band
-    event_id = response_event_id(provider_id, handoff_id, decision, reason_code, waitlist_band)
+    if delivered_code:
+        data["delivered_code"] = delivered_code
+    if sessions_delivered is not None:
+        data["sessions_delivered"] = sessions_delivered
+    sessions = None if sessions_delivered is None else str(sessions_delivered)
+    event_id = response_event_id(
+        provider_id,
+        handoff_id,
+        decision,
+        reason_code or delivered_code,
+        waitlist_band or sessions,
+    )
     return _event(
         RESPONSES_TOPIC, RESPONSE_TYPE, event_id, provider_id, handoff_id, referral_id, data
     )

@@ -4,8 +4,8 @@ Updates (a link worker's commands; update, not signal, because the caller needs 
 validation result), one with its validator per row of ``pathway.rules.COMMANDS``:
 accept_referral, decline_referral, assign_link_worker, record_contact_attempt,
 record_assessment, agree_plan, record_checkin, record_review, record_followup, reenter,
-end_episode, withdraw_consent, give_consent, reschedule_deadline; and confirm_received
-(read-your-writes when a referral is created).
+end_episode, withdraw_consent, give_consent, reschedule_deadline, cancel_handoff,
+record_completion_report; and confirm_received (read-your-writes when a referral is created).
 Signals (partner facts, deduplicated by event id): provider_responded,
 attendance_reported. Queries: get_state, get_episodes.
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pathway import commands as cmd
-from pathway.rules import casework, deadlines, intake, providers
+from pathway.rules import casework, completion, deadlines, handoffs, intake, providers
 from pathway.rules.base import Conflict, Context, Decision, Rejected
 from pathway.state import CaseState, remember_event, remember_request
 
@@ -141,6 +141,20 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "reschedule_deadline",
         "deadlines",
         "Reschedule a due date",
+    ),
+    CommandSpec(
+        cmd.CancelHandoff,
+        handoffs.cancel,
+        "cancel_handoff",
+        "handoffs/cancel",
+        "Cancel one live handoff, with a reason code",
+    ),
+    CommandSpec(
+        cmd.RecordCompletionReport,
+        completion.record,
+        "record_completion_report",
+        "completion-report",
+        "Record the ended episode's completion report and ongoing plan",
     ),
 )
 BY_COMMAND: dict[type[cmd.Command], CommandSpec] = {spec.command: spec for spec in COMMANDS}

@@ -7,7 +7,7 @@ from events.handoff import HandoffRequested
 from pathway import commands as cmd
 from pathway import stages
 from pathway.measures import MeasureError, default_registry
-from pathway.rules import outcomes
+from pathway.rules import handoffs, outcomes
 from pathway.rules.base import (
     Conflict,
     Context,
@@ -79,8 +79,16 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
         ep.deadlines["disengagement"] = due(state, ctx.now, state.config.disengage_no_attendance)
     decision = Decision(state)
     plan_event_id = ctx.new_id()
+    # A revision replaces the prescriptions: the live handoffs it drops are cancelled,
+    # the ones it keeps carry on (matched by provider and service).
+    live = handoffs.cancel_dropped(
+        state, decision, ctx, {(p.provider_id, p.service_id) for p in c.prescriptions}
+    )
     refs = []
     for p in c.prescriptions:
+        if (p.provider_id, p.service_id) in live:
+            live.discard((p.provider_id, p.service_id))
+            continue
         handoff = Handoff(
             handoff_id=ctx.new_id(),
             provider_id=p.provider_id,

@@ -1,5 +1,7 @@
 """What happens when a deadline passes: the action becomes due on the link worker's
-caseload, and a passed review date moves a supported person to review."""
+caseload, and a passed review date moves a supported person to review. A provider that
+still has not answered ``provider_fail_after_escalation`` after its escalation has its
+handoff failed (reason ``no_response``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ from datetime import datetime
 
 from events.referral import ActionDue
 from pathway import stages
-from pathway.rules.base import Context, Decision, lifecycle
+from pathway.rules import handoffs
+from pathway.rules.base import Context, Decision, due, lifecycle
 from pathway.state import CaseState
 
 
@@ -30,6 +33,16 @@ def reached(state: CaseState, name: str, ctx: Context) -> Decision:
     if due_at is None:
         return decision
     action, _, handoff_id = name.partition(":")
+    if action == "provider_failed":
+        # Not an action for the link worker: the pathway gives up on the provider.
+        handoffs.no_response(state, decision, ctx, handoff_id)
+        return decision
+    if action == "provider_response" and state.config.provider_fail_after_escalation:
+        handoff = ep.handoffs.get(handoff_id)
+        if handoff is not None and handoff.status == "requested":
+            ep.deadlines[f"provider_failed:{handoff_id}"] = due(
+                state, ctx.now, state.config.provider_fail_after_escalation
+            )
     if action == "review" and ep.stage in stages.AWAITING_REVIEW:
         ep.stage = "review"
     # Once only: a new plan can schedule an action that is still overdue, and a second

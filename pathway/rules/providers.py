@@ -29,6 +29,9 @@ from pathway.state import (
 # A rejection followed by attendance means the person did go: the sessions are the
 # stronger fact, so attendance moves a rejected handoff on whatever order they arrive in.
 _BEFORE_IN_PROGRESS = ("requested", "accepted", "on-hold", "rejected")
+# A provider may report completion from any of these (the same reasoning: the service was
+# delivered); a cancelled or failed handoff stays so, since the provider was told to stop.
+_COMPLETABLE = (*_BEFORE_IN_PROGRESS, "in-progress")
 
 
 def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> Decision:
@@ -59,8 +62,13 @@ def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> De
                     handoff_id=handoff.handoff_id,
                 ),
             )
+    elif fact.decision == "complete" and handoff.status in _COMPLETABLE:
+        handoff.delivered_code = fact.delivered_code
+        handoff.sessions_delivered = fact.sessions_delivered
+        handoffs.move(state, decision, ctx, handoff, "completed", None)
     if handoff.status != "requested":
         clear(ep, f"provider_response:{handoff.handoff_id}")
+        clear(ep, f"provider_failed:{handoff.handoff_id}")
     if handoff.status != "on-hold":
         # The waitlist escalation lasts as long as the wait: an answer that ends it must
         # resolve it too, or the final state would depend on which answer came first.
@@ -75,6 +83,7 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
         return decision
     ep = state.episode
     clear(ep, f"provider_response:{handoff.handoff_id}")
+    clear(ep, f"provider_failed:{handoff.handoff_id}")
     if handoff.status in _BEFORE_IN_PROGRESS:
         handoffs.move(state, decision, ctx, handoff, "in-progress", None)
     clear(ep, f"waitlist:{handoff.handoff_id}")

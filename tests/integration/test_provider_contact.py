@@ -81,12 +81,13 @@ async def planned_referral(
     return rid, handoff["handoff_id"]
 
 
-def provider_reads(api: ThreadedApi, referral_id: str) -> int:
+def provider_reads(api: ThreadedApi, referral_id: str, action: str = "read") -> int:
     with Session(get_engine(api.settings)) as session:
         rows = session.exec(
             select(AuditRecord).where(
                 col(AuditRecord.referral_id) == referral_id,
                 col(AuditRecord.partner_id) == "walking-group",
+                col(AuditRecord.action) == action,
             )
         ).all()
     return len(rows)
@@ -131,3 +132,70 @@ async def test_no_contact_details_once_consent_is_withdrawn(
 
     assert after.status_code == 404
     assert provider_reads(api, rid) == 0
+    assert provider_reads(api, rid, "refused") == 1
+
+
+async def casework(
+    http: httpx.AsyncClient, api: ThreadedApi, rid: str, path: str, body: dict
+) -> None:
+    seen = await http.get(f"/referrals/{rid}", headers=api.auth(NORTH, True))
+    assert seen.status_code == 200, seen.text
+    done = await http.post(
+        f"/referrals/{rid}/{path}",
+        json={**body, "expected_version": seen.json()["version"]},
+        headers=api.auth(NORTH, True),
+    )
+    assert done.status_code == 200, done.text
+
+
+async def review_to_dormant(http: httpx.AsyncClient, api: ThreadedApi, rid: str) -> None:
+    await casework(
+        http, api, rid, "review", {"decision": "dormant", "early_reason_code": "goals_met"}
+    )
+
+
+async def end_episode(http: httpx.AsyncClient, api: ThreadedApi, rid: str) -> None:
+    await casework(http, api, rid, "end-episode", {"reason_code": "withdrawn"})
+
+
+async def unable_to_contact(http: httpx.AsyncClient, api: ThreadedApi, rid: str) -> None:
+    # Unable to contact ends an episode before any plan, so it has no handoffs of its
+    # own: the provider's handoff is the previous episode's, and the person came back.
+    await casework(http, api, rid, "end-episode", {"reason_code": "disengaged"})
+    await casework(http, api, rid, "reenter", {"source": "self", "referrer_org_id": "self"})
+    await casework(http, api, rid, "accept", {})
+    for _ in range(3):
+        await casework(http, api, rid, "contact-attempts", {"outcome": "no_answer"})
+    state = await http.get(f"/referrals/{rid}", headers=api.auth(NORTH, True))
+    assert state.json()["stage"] == "dormant", state.text
+
+
+async def consent_withdrawn(http: httpx.AsyncClient, api: ThreadedApi, rid: str) -> None:
+    await casework(http, api, rid, "consent/withdraw", {})
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [review_to_dormant, end_episode, unable_to_contact, consent_withdrawn],
+    ids=lambda f: f.__name__,
+)
+async def test_the_provider_loses_contact_details_however_the_episode_ends(
+    http: httpx.AsyncClient, api: ThreadedApi, ending
+) -> None:
+    nhs = {
+        "review_to_dormant": "9434765919",
+        "end_episode": "9434765870",
+        "unable_to_contact": "9434765862",
+        "consent_withdrawn": "9434765854",
+    }
+    rid, handoff_id = await planned_referral(http, api, nhs[ending.__name__])
+    url = f"/provider/handoffs/{handoff_id}/contact"
+    assert (await http.get(url, headers=api.auth(WALKS))).status_code == 200
+
+    await ending(http, api, rid)
+    after = await http.get(url, headers=api.auth(WALKS))
+
+    assert after.status_code == 404, after.text
+    assert after.json()["detail"] == "no handoff with that id is visible to you"
+    assert provider_reads(api, rid) == 1
+    assert provider_reads(api, rid, "refused") == 1

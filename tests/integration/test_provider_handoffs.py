@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,7 @@ from events import topics
 from messaging.consumer import REASON_HEADER
 from messaging.outbox import OutboxRow
 from messaging.reader import read
+from pathway import commands as cmd
 from tests.conftest import temporal_address
 from tests.integration.provider_harness import (
     Harness,
@@ -34,6 +36,8 @@ from tests.integration.provider_harness import (
     summary,
     until,
 )
+from tests.workflow.helpers import command
+from workflows.referral import command_update
 
 pytestmark = pytest.mark.integration
 STATUSES = ("attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider")
@@ -296,3 +300,70 @@ async def test_a_csv_upload_applies_the_good_rows_and_reports_each_bad_one(
     )
     assert unreadable.status_code == 422
     assert "missing: handoff_id, session_date, status" in unreadable.json()["detail"]
+
+
+async def test_a_handoff_finishes_by_either_door_and_the_provider_reads_each_move(
+    harness: Harness,
+) -> None:
+    """Completed with what was delivered by the tool (Kafka) and over HTTP; cancelled by
+    the link worker with a reason; every move reaches the provider's own topic."""
+    by_tool, by_http, cancelled = harness.providers(3)
+    tool_ref, tool_handoffs = await harness.planned(by_tool)
+    http_ref, http_handoffs = await harness.planned(by_http)
+    gone_ref, gone_handoffs = await harness.planned(cancelled)
+    await harness.published(by_tool, 1)
+
+    assert (await harness.tool(by_tool, "receive"))[0] == 0
+    assert (await harness.tool(by_tool, "accept", tool_handoffs[by_tool]))[0] == 0
+    status, said = await harness.tool(
+        by_tool, "complete", tool_handoffs[by_tool], "--delivered", "course_completed"
+    )
+    assert status == 0, said
+    hid = http_handoffs[by_http]
+    headers = harness.token(by_http)
+    assert (
+        await harness.http.post(f"/provider/handoffs/{hid}/accept", headers=headers)
+    ).status_code == 202
+    done = await harness.http.post(
+        f"/provider/handoffs/{hid}/complete",
+        json={"delivered_code": "course_completed", "sessions_delivered": 8},
+        headers=headers,
+    )
+    assert done.status_code == 202, done.text
+    refused = await harness.http.post(
+        f"/provider/handoffs/{hid}/complete", json={"delivered_code": "Done!"}, headers=headers
+    )
+    assert refused.status_code == 422
+    assert "delivered_code" in refused.text and "Done!" not in refused.text
+    await gone_ref.execute_update(
+        command_update(cmd.CancelHandoff),
+        command(cmd.CancelHandoff, handoff_id=gone_handoffs[cancelled], reason_code="moved_away"),
+    )
+
+    tool_state = await until(
+        tool_ref, lambda s: s.episode.handoffs[tool_handoffs[by_tool]].status == "completed"
+    )
+    http_state = await until(http_ref, lambda s: s.episode.handoffs[hid].status == "completed")
+    gone = (await state_of(gone_ref)).episode.handoffs[gone_handoffs[cancelled]]
+    assert tool_state.episode.handoffs[tool_handoffs[by_tool]].delivered_code == "course_completed"
+    assert (http_state.episode.handoffs[hid].sessions_delivered, gone.status, gone.reason_code) == (
+        8,
+        "cancelled",
+        "moved_away",
+    )
+
+    def moves(provider_id: str) -> list[str]:
+        with Session(harness.engine) as session:
+            rows = session.exec(
+                select(OutboxRow)
+                .where(OutboxRow.topic == topics.handoffs_topic(provider_id))
+                .where(OutboxRow.type == "linkway.handoff.updated.v1")
+                .order_by(OutboxRow.seq)
+            ).all()
+        return [json.loads(r.payload)["data"]["status"] for r in rows]
+
+    await eventually(lambda: asyncio.to_thread(lambda: moves(by_http) == ["accepted", "completed"]))
+    assert moves(by_tool) == ["accepted", "completed"]
+    assert moves(cancelled) == ["cancelled"]
+    listed = (await harness.http.get(f"/provider/handoffs/{hid}", headers=headers)).json()
+    assert listed["status"] == "completed"

@@ -37,6 +37,7 @@ IDEMPOTENT_BY_CONTENT = {
     "POST /provider/attendance",
     "POST /provider/handoffs/{handoff_id}/accept",
     "POST /provider/handoffs/{handoff_id}/attendance",
+    "POST /provider/handoffs/{handoff_id}/complete",
     "POST /provider/handoffs/{handoff_id}/reject",
     "POST /provider/handoffs/{handoff_id}/waitlist",
 }

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from events import referral as ev
-from events.handoff import HandoffRequested, HandoffStatusChanged
+from events.handoff import HandoffRequested, HandoffStatusChanged, HandoffUpdated
 from pathway import commands as cmd
 from pathway.measures import MeasureError, default_registry
 from pathway.rules import Rejected
@@ -324,7 +324,12 @@ def test_review_deciding_dormant_ends_the_episode_but_keeps_the_followup() -> No
     ep = case.state.episode
     assert (ep.stage, ep.dormant_reason, ep.ended_at) == ("dormant", "review_complete", case.now)
     assert list(ep.deadlines) == ["followup"]
-    assert types(decision) == [ev.ReferralReviewed, HandoffStatusChanged, ev.ReferralDormant]
+    assert types(decision) == [
+        ev.ReferralReviewed,
+        HandoffStatusChanged,
+        HandoffUpdated,
+        ev.ReferralDormant,
+    ]
     assert [(h.status, h.reason_code) for h in ep.handoffs.values()] == [
         ("cancelled", "review_complete")
     ]

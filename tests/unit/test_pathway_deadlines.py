@@ -175,8 +175,14 @@ STAGE_RULES: dict[type[cmd.Command], tuple[dict[str, Any], set[str]]] = {
     cmd.EndEpisode: ({"reason_code": "withdrawn"}, EVERY_STAGE - {"dormant"}),
 }
 # Not gated by stage but by what is open: consent on record, an open deadline, an open
-# follow-up. Their own rejections are tested with their rules.
-UNGATED = {cmd.GiveConsent, cmd.RescheduleDeadline, cmd.RecordFollowup}
+# follow-up, a live handoff. Their own rejections are tested with their rules.
+UNGATED = {
+    cmd.GiveConsent,
+    cmd.RescheduleDeadline,
+    cmd.RecordFollowup,
+    cmd.CancelHandoff,
+    cmd.RecordCompletionReport,  # dormant, after a plan: tested with its rule
+}
 
 
 def test_the_stage_table_covers_every_command() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from events.handoff import HandoffStatusChanged
+from events.handoff import HandoffStatusChanged, HandoffUpdated
 from events.outcome import ConnectionAchieved
 from events.referral import ActionDue
 from pathway import commands as cmd
@@ -84,7 +84,7 @@ def test_waitlist_within_the_allowed_band_puts_the_handoff_on_hold() -> None:
 
     decision = case.fact(responded(handoff, "waitlist", "e-1", band="1_to_3_months"))
 
-    assert types(decision) == [HandoffStatusChanged]
+    assert types(decision) == [HandoffStatusChanged, HandoffUpdated]
     assert only(decision, HandoffStatusChanged).reason_code == "waitlist_1_to_3_months"
     h = case.handoff()
     assert (h.status, h.waitlist_band) == ("on-hold", "1_to_3_months")
@@ -96,7 +96,7 @@ def test_waitlist_beyond_the_maximum_band_escalates_to_the_link_worker() -> None
 
     decision = case.fact(responded(handoff, "waitlist", "e-1", band="over_3_months"))
 
-    assert types(decision) == [HandoffStatusChanged, ActionDue]
+    assert types(decision) == [HandoffStatusChanged, HandoffUpdated, ActionDue]
     action = only(decision, ActionDue)
     assert (action.action, action.handoff_id, action.due_at) == (
         "provider_response",

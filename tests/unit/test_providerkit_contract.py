@@ -31,6 +31,33 @@ def test_a_response_from_the_tool_is_a_valid_linkway_event_with_the_http_id() ->
     assert envelope.id == provider_facts.response_event_id("walking-group", "h-1", "reject", "full")
 
 
+def test_a_completion_from_the_tool_is_a_valid_linkway_event_with_the_http_id() -> None:
+    sent = contract.response(
+        "walking-group",
+        "h-1",
+        "r-1",
+        "complete",
+        delivered_code="course_completed",
+        sessions_delivered=8,
+    )
+
+    _, data = catalogue.parse(sent.value, frozenset({provider.ProviderResponse.TYPE}))
+
+    assert isinstance(data, provider.ProviderResponse)
+    assert (data.decision, data.delivered_code, data.sessions_delivered) == (
+        "complete",
+        "course_completed",
+        8,
+    )
+    assert sent.event_id == provider_facts.response_event_id(
+        "walking-group",
+        "h-1",
+        "complete",
+        delivered_code="course_completed",
+        sessions_delivered=8,
+    )
+
+
 def test_an_attendance_report_from_the_tool_has_the_same_id_as_over_http() -> None:
     day = date(2026, 6, 1)
     sent = contract.attendance("walking-group", "h-1", "r-1", day, "did_not_attend")
@@ -56,6 +83,9 @@ def test_an_attendance_report_from_the_tool_has_the_same_id_as_over_http() -> No
         ({"decision": "waitlist"}, "needs a waitlist band"),
         ({"decision": "waitlist", "waitlist_band": "soon"}, "must be one of"),
         ({"decision": "maybe"}, "decision must be one of"),
+        ({"decision": "complete"}, "needs what was delivered"),
+        ({"decision": "accept", "delivered_code": "done"}, "needs what was delivered"),
+        ({"decision": "complete", "delivered_code": "Done!"}, "is a code"),
     ],
 )
 def test_the_tool_refuses_a_response_linkway_would_dead_letter(kwargs, reason) -> None:

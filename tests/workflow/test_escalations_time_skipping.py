@@ -168,6 +168,23 @@ async def test_no_provider_response_within_ten_days_is_an_action_due(
         assert action not in overdue(engine, handle)
 
 
+async def test_still_no_response_ten_days_after_the_escalation_fails_the_handoff(
+    skipping_env, engine, task_queue
+):
+    async with working(skipping_env, engine, task_queue) as started:
+        handle, handoff_id = await planned(skipping_env.client, engine, task_queue, started)
+        action = f"provider_response:{handoff_id}"
+        await skipping_env.sleep(timedelta(days=10, hours=1))
+        await on_caseload(engine, handle, action)
+
+        await skipping_env.sleep(timedelta(days=10))
+        await until(engine, handle, lambda r: handoff_status(r, handoff_id) == "failed")
+
+        (row,) = [h for h in json.loads(row_of(engine, handle).handoffs)]
+        assert row["reason_code"] == "no_response"
+        assert action not in overdue(engine, handle)
+
+
 async def test_a_waitlist_longer_than_the_plan_allows_is_an_action_due(
     skipping_env, engine, task_queue
 ):

@@ -1,0 +1,79 @@
+"""The completion report and ongoing plan, recorded by the link worker when an episode
+has ended. The pathway drafts what it knows (the measures at baseline, review and
+follow-up with their changes, the services used and sessions attended); the link worker
+adds how each goal went, the ongoing plan (codes) and, by reference, the person's own
+words (a case note in the personal-data store). Recording it again replaces it."""
+
+from __future__ import annotations
+
+from events.completion import CompletionReported, GoalResult, MeasureChange, ServiceUsed
+from pathway import commands as cmd
+from pathway.rules import outcomes
+from pathway.rules.base import Conflict, Context, Decision, Rejected, lifecycle, scores
+from pathway.state import CaseState, Episode
+
+
+def record(state: CaseState, c: cmd.RecordCompletionReport, ctx: Context) -> Decision:
+    ep = state.episode
+    if ep.stage != "dormant" or ep.first_plan_at is None:
+        raise Conflict(
+            "a completion report is recorded once the episode has ended, after a plan was "
+            f"agreed (episode {ep.number} is at {ep.stage.replace('_', ' ')}"
+            f"{'' if ep.first_plan_at else ', with no plan'})"
+        )
+    numbers = [g.goal for g in c.goals]
+    if len(set(numbers)) != len(numbers) or any(n > ep.goal_count for n in numbers):
+        raise Rejected(
+            f"goals are numbered 1 to {ep.goal_count} (the plan's goal_count), each once"
+        )
+    previous = ep.completion_report
+    ep.own_words_note_id = c.own_words_note_id
+    report = lifecycle(
+        state,
+        ctx,
+        CompletionReported,
+        report_version=previous.report_version + 1 if previous else 1,
+        ended_reason=ep.dormant_reason,
+        goal_count=ep.goal_count,
+        goals=[GoalResult(goal=g.goal, achieved=g.achieved) for g in sorted(c.goals, key=_goal)],
+        measures=measure_changes(ep),
+        services=[
+            ServiceUsed(
+                handoff_id=h.handoff_id,
+                provider_id=h.provider_id,
+                service_id=h.service_id,
+                status=h.status,
+                sessions_attended=h.attended,
+                delivered_code=h.delivered_code,
+            )
+            for h in ep.handoffs.values()
+        ],
+        attended_sessions=ep.attended_sessions,
+        ongoing_plan=list(c.ongoing_plan),
+        own_words_recorded=c.own_words_note_id is not None,
+    )
+    ep.completion_report = report
+    decision = Decision(state)
+    decision.emit(ctx, report)
+    return decision
+
+
+def measure_changes(ep: Episode) -> list[MeasureChange]:
+    at_review = outcomes.compare(ep.baseline, ep.review_measures)
+    at_followup = outcomes.compare(ep.baseline, ep.followup_measures)
+    codes = sorted({*ep.baseline, *ep.review_measures, *ep.followup_measures})
+    return [
+        MeasureChange(
+            instrument=code,
+            baseline=scores(ep.baseline[code]) if code in ep.baseline else None,
+            review=scores(ep.review_measures[code]) if code in ep.review_measures else None,
+            followup=scores(ep.followup_measures[code]) if code in ep.followup_measures else None,
+            improved_at_review=at_review[code][1] if code in at_review else None,
+            improved_at_followup=at_followup[code][1] if code in at_followup else None,
+        )
+        for code in codes
+    ]
+
+
+def _goal(g: cmd.GoalOutcome) -> int:
+    return g.goal

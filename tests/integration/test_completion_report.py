@@ -1,0 +1,140 @@
+"""The completion report end to end on the embedded stack: the link worker records it
+after the episode ends, the event carries no personal data, and the link worker
+downloads it as one self-contained HTML page with the person's name and own words
+(both reads audited)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlmodel import Session, col, select
+
+from api.personal_data import AuditRecord
+from infra.db import get_engine
+from messaging.outbox import OutboxRow
+from tests.conftest import free_port, temporal_address
+from tests.integration.stack import ThreadedApi
+
+pytestmark = pytest.mark.integration
+
+NORTH = "tier_one:north-wellbeing"
+WORDS = "I walk with the group every week & feel <much> better"
+
+
+@pytest.fixture(scope="module")
+def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
+    with ThreadedApi(
+        temporal_address(dev_env), tmp_path_factory.mktemp("completion"), free_port()
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
+        yield client
+
+
+async def test_the_link_worker_records_and_downloads_the_completion_report(
+    http: httpx.AsyncClient, api: ThreadedApi
+) -> None:
+    body = {
+        "locality": "oswestry",
+        "source": "gp",
+        "referrer_org_id": "gp-1",
+        "consent_to_share": True,
+        "person": {"given_name": "Report", "family_name": "Reader", "nhs_number": "9434765803"},
+    }
+    made = await http.post("/referrals", json=body, headers=api.auth(NORTH, True))
+    assert made.status_code == 201, made.text
+    rid = made.json()["referral_id"]
+    steps = [
+        ("accept", {}),
+        ("contact-attempts", {"outcome": "contacted"}),
+        ("assessment", {"support_level": "2"}),
+        (
+            "plan",
+            {
+                "goal_count": 2,
+                "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
+            },
+        ),
+        ("review", {"decision": "dormant", "early_reason_code": "goals_met"}),
+    ]
+    for version, (path, step) in enumerate(steps, start=1):
+        done = await http.post(
+            f"/referrals/{rid}/{path}",
+            json={**step, "expected_version": version},
+            headers=api.auth(NORTH, True),
+        )
+        assert done.status_code == 200, done.text
+    note = await http.post(
+        f"/referrals/{rid}/notes", json={"text": WORDS}, headers=api.auth(NORTH, True)
+    )
+    assert note.status_code == 201, note.text
+    recorded = await http.post(
+        f"/referrals/{rid}/completion-report",
+        json={
+            "goals": [{"goal": 1, "achieved": "achieved"}, {"goal": 2, "achieved": "not_achieved"}],
+            "ongoing_plan": ["self_managing"],
+            "own_words_note_id": note.json()["note_id"],
+            "expected_version": 6,
+        },
+        headers=api.auth(NORTH, True),
+    )
+    assert recorded.status_code == 200, recorded.text
+
+    page = await http.get(f"/referrals/{rid}/completion-report", headers=api.auth(NORTH, True))
+
+    assert page.status_code == 200, page.text
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "Report Reader" in html
+    assert "every week &amp; feel &lt;much&gt; better" in html and "<much>" not in html
+    assert "Goal 1: Achieved" in html and "Goal 2: Not achieved" in html
+    assert "self managing" in html and "walks" in html
+    assert "http" not in html.lower().replace("http-equiv", "")  # nothing fetched
+    assert "<script" not in html and "src=" not in html
+    with Session(get_engine(api.settings)) as session:
+        event = session.exec(
+            select(OutboxRow).where(
+                OutboxRow.key == rid, OutboxRow.type == "linkway.referral.completion_reported.v1"
+            )
+        ).one()
+        audited = session.exec(
+            select(AuditRecord).where(
+                col(AuditRecord.referral_id) == rid, AuditRecord.purpose == "completion_report"
+            )
+        ).all()
+    assert "every week" not in event.payload and "Reader" not in event.payload
+    assert '"own_words_recorded": true' in event.payload.replace('":true', '": true')
+    assert {(a.action, a.resource) for a in audited} == {("read", "person"), ("read", "notes")}
+
+
+async def test_no_report_while_the_episode_runs_and_none_to_download(
+    http: httpx.AsyncClient, api: ThreadedApi
+) -> None:
+    body = {
+        "locality": "oswestry",
+        "source": "gp",
+        "referrer_org_id": "gp-1",
+        "consent_to_share": True,
+        "person": {"given_name": "Not", "family_name": "Yet", "nhs_number": "9434765811"},
+    }
+    rid = (await http.post("/referrals", json=body, headers=api.auth(NORTH, True))).json()[
+        "referral_id"
+    ]
+    early = await http.post(
+        f"/referrals/{rid}/completion-report",
+        json={"expected_version": 1},
+        headers=api.auth(NORTH, True),
+    )
+    missing = await http.get(f"/referrals/{rid}/completion-report", headers=api.auth(NORTH, True))
+    theirs = await http.get(
+        f"/referrals/{rid}/completion-report", headers=api.auth("tier_one:south-wellbeing", True)
+    )
+    assert early.status_code == 409, early.text
+    assert missing.status_code == 404
+    assert theirs.status_code == 404

@@ -1,0 +1,91 @@
+"""The completion report: recorded once the episode has ended after a plan; drafted from
+what the pathway knows (measures and their changes, services and sessions), completed by
+the link worker (goals, ongoing plan, a reference to the person's own words); an event
+with pseudonymous content only."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from events.completion import CompletionReported
+from pathway import commands as cmd
+from pathway import rules
+from tests.unit.pathway_fixtures import WEMWBS_HIGH, at_stage, only, responded, session, wemwbs
+
+
+def _ended_after_support():  # type: ignore[no-untyped-def]
+    case = at_stage("review")
+    h = case.handoff()
+    case.fact(responded(h, "accept", "e-accept"))
+    case.fact(session(h, date(2027, 2, 1)))
+    case.fact(
+        responded(h, "complete", "e-done").model_copy(
+            update={"delivered_code": "course_completed", "sessions_delivered": 1}
+        )
+    )
+    case.do(cmd.RecordReview, decision="dormant", measures=[wemwbs(WEMWBS_HIGH)])
+    return case
+
+
+def test_the_report_is_drafted_from_the_episode_and_completed_by_the_link_worker() -> None:
+    case = _ended_after_support()
+    decision = case.do(
+        cmd.RecordCompletionReport,
+        goals=[
+            cmd.GoalOutcome(goal=2, achieved="partly_achieved"),
+            cmd.GoalOutcome(goal=1, achieved="achieved"),
+        ],
+        ongoing_plan=["self_managing"],
+        own_words_note_id="note-1",
+    )
+
+    report = only(decision, CompletionReported)
+    assert (report.report_version, report.ended_reason, report.goal_count) == (
+        1,
+        "review_complete",
+        2,
+    )
+    assert [(g.goal, g.achieved) for g in report.goals] == [(1, "achieved"), (2, "partly_achieved")]
+    (wemwbs_change,) = report.measures
+    assert wemwbs_change.instrument == "WEMWBS" and wemwbs_change.improved_at_review is True
+    assert wemwbs_change.followup is None and wemwbs_change.improved_at_followup is None
+    (service,) = report.services
+    assert (service.status, service.sessions_attended, service.delivered_code) == (
+        "completed",
+        1,
+        "course_completed",
+    )
+    assert report.own_words_recorded is True
+    assert "note-1" not in report.model_dump_json()  # a reference stays in the state only
+    assert case.state.episode.own_words_note_id == "note-1"
+
+
+def test_recording_it_again_replaces_it() -> None:
+    case = _ended_after_support()
+    case.do(cmd.RecordCompletionReport, ongoing_plan=["self_managing"])
+    again = case.do(cmd.RecordCompletionReport, ongoing_plan=["continue_service"])
+    assert only(again, CompletionReported).report_version == 2
+    assert case.state.episode.completion_report.ongoing_plan == ["continue_service"]
+
+
+@pytest.mark.parametrize("stage", ["supported", "review"])
+def test_no_report_while_the_episode_runs(stage: str) -> None:
+    with pytest.raises(rules.Conflict, match="once the episode has ended"):
+        at_stage(stage).do(cmd.RecordCompletionReport)
+
+
+def test_no_report_for_an_episode_without_a_plan() -> None:
+    with pytest.raises(rules.Conflict, match="with no plan"):
+        at_stage("dormant").do(cmd.RecordCompletionReport)
+
+
+@pytest.mark.parametrize("goals", [[3], [1, 1]])
+def test_goals_are_the_plans_numbered_goals_each_once(goals: list[int]) -> None:
+    case = _ended_after_support()
+    with pytest.raises(rules.Rejected, match="goals are numbered 1 to 2"):
+        case.do(
+            cmd.RecordCompletionReport,
+            goals=[cmd.GoalOutcome(goal=g, achieved="achieved") for g in goals],
+        )
