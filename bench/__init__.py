@@ -1,0 +1,29 @@
+"""Benchmarks: Linkway against the raw floor of its own stack, as ratios measured in the
+same run on the same servers (``make bench``; ``make bench-quick`` to smoke-test).
+
+Each benchmark is ``async (env, context) -> list[Result]``; ``context`` carries what one
+benchmark measures for another (P1's publish lags, which P6 reports). The method for
+each floor is in its module's docstring and in docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.core import Result
+    from bench.env import Env
+
+Benchmark = Callable[["Env", dict[str, Any]], Awaitable[list["Result"]]]
+
+
+async def _p1(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p1_pathway
+
+    result, lags = await p1_pathway.run(env)
+    context["publish_lags"] = lags
+    return [result]
+
+
+BENCHMARKS: dict[str, Benchmark] = {"P1": _p1}
