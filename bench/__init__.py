@@ -26,4 +26,16 @@ async def _p1(env: Env, context: dict[str, Any]) -> list[Result]:
     return [result]
 
 
-BENCHMARKS: dict[str, Benchmark] = {"P1": _p1}
+async def _p6(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p6_relay
+
+    return await p6_relay.run(env, context.get("publish_lags", []))
+
+
+async def _p5(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p5_reconcile
+
+    return await p5_reconcile.run(env)
+
+
+BENCHMARKS: dict[str, Benchmark] = {"P1": _p1, "P5": _p5, "P6": _p6}

@@ -20,7 +20,8 @@ from pathway.measures import Registry
 from payments.claims import ClaimKey, ClaimRecord, idempotency_key
 from payments.ratebook import RateCardBook
 from payments.ratecard import pounds
-from payments.rules import ClaimDecision, decide_in_book
+from payments.history import Totals
+from payments.rules import ClaimDecision, decide_with_totals
 
 Problem = Literal["missing", "unexpected", "amount_differs", "status_differs", "rate_card_differs"]
 
@@ -51,17 +52,19 @@ def expected_claims(
     to when a re-entered episode began, as the live engine was told."""
     starts = episode_starts or {}
     expected: dict[ClaimKey, ClaimDecision] = {}
-    records: list[ClaimRecord] = []
+    # Running totals, not a re-sum of every earlier claim per outcome: that was quadratic
+    # (a million outcome events would never have reconciled).
+    totals = Totals()
     for event_id, outcome in outcomes:
         started = starts.get((outcome.referral_id, outcome.episode))
         for contract_id in book.contracts_for(outcome.partner_id):
-            decision = decide_in_book(
-                book, contract_id, event_id, outcome, records, started, registry
+            decision = decide_with_totals(
+                book, contract_id, event_id, outcome, totals, started, registry
             )
             if not decision.recorded or decision.key is None:
                 continue
             expected[decision.key] = decision
-            records.append(_as_record(decision))
+            totals.add(_as_record(decision))
     return expected
 
 

@@ -14,7 +14,7 @@ Claimed and capped decisions go in the ledger; not-eligible ones do not.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Literal
@@ -23,7 +23,7 @@ from events.outcome import OutcomeEvent
 from pathway.measures import Registry, default_registry
 from payments.claims import ClaimKey, ClaimRecord
 from payments.evidence import assess
-from payments.history import History
+from payments.history import History, Totals
 from payments.ratebook import RateCardBook
 from payments.ratecard import Metric, RateCard, RateCardError, pounds
 
@@ -125,18 +125,47 @@ def decide_in_book(
     registry: Registry | None = None,
 ) -> ClaimDecision:
     """``decide`` with the rate card found by date and the history summed from the
-    contract's claims so far (reconciliation uses this; so may a small deployment)."""
+    contract's claims so far (a small deployment may use this)."""
+
+    def summed(aim: Target) -> History:
+        return History.of(claims, aim.key, outcome.partner_id, aim.period, episode_started_at)
+
+    return _in_book(book, contract_id, event_id, outcome, summed, registry)
+
+
+def decide_with_totals(
+    book: RateCardBook,
+    contract_id: str,
+    event_id: str,
+    outcome: OutcomeEvent,
+    totals: Totals,
+    episode_started_at: datetime | None = None,
+    registry: Registry | None = None,
+) -> ClaimDecision:
+    """``decide_in_book`` with the history from running totals: the same decision, for
+    a caller that decides outcome after outcome (reconciliation) and adds each recorded
+    claim to ``totals`` as it goes."""
+
+    def running(aim: Target) -> History:
+        return totals.history(aim.key, outcome.partner_id, aim.period, episode_started_at)
+
+    return _in_book(book, contract_id, event_id, outcome, running, registry)
+
+
+def _in_book(
+    book: RateCardBook,
+    contract_id: str,
+    event_id: str,
+    outcome: OutcomeEvent,
+    history_for: Callable[[Target], History],
+    registry: Registry | None,
+) -> ClaimDecision:
     try:
         card = book.in_force(contract_id, outcome.occurred_at)
     except RateCardError as exc:
         return ClaimDecision("not_eligible", str(exc))
     aim = target(card, outcome)
-    history = (
-        History.of(claims, aim.key, outcome.partner_id, aim.period, episode_started_at)
-        if aim
-        else History()
-    )
-    return decide(event_id, outcome, card, history, registry)
+    return decide(event_id, outcome, card, history_for(aim) if aim else History(), registry)
 
 
 def first_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, str] | None:

@@ -249,3 +249,29 @@ def test_a_statement_with_an_unknown_rate_card_version_keeps_its_totals() -> Non
     unknown = statement_entries()[0].model_copy(update={"rate_card_version": "2099.9"})
     (only,) = statements([unknown], book())
     assert (only.total.claimed_pence, only.cap_pence) == (25_000, None)
+
+
+def test_running_totals_give_every_decision_the_history_a_full_re_sum_gives() -> None:
+    """Reconciliation keeps running totals instead of re-summing every earlier claim per
+    outcome (which was quadratic); wherever the rules read the history, the two agree."""
+    from payments.history import History, Totals
+    from payments.reconcile import _as_record
+    from payments.rules import target
+
+    rates, totals, records = book(), Totals(), []
+    compared = 0
+    for event_id, outcome in history():
+        for contract in rates.contracts_for(outcome.partner_id):
+            aim = target(rates.in_force(contract, outcome.occurred_at), outcome)
+            assert aim is not None
+            full = History.of(records, aim.key, outcome.partner_id, aim.period)
+            running = totals.history(aim.key, outcome.partner_id, aim.period)
+            assert running.already_claimed == full.already_claimed
+            if not full.already_claimed:  # the rules read nothing else of an already-claimed key
+                assert running == full
+                compared += 1
+            made = decide_in_book(rates, contract, event_id, outcome, records)
+            if made.recorded:
+                records.append(_as_record(made))
+                totals.add(records[-1])
+    assert compared > 30
