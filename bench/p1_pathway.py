@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 

@@ -18,9 +18,9 @@ from typing import Literal
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry
 from payments.claims import ClaimKey, ClaimRecord, idempotency_key
+from payments.history import Totals
 from payments.ratebook import RateCardBook
 from payments.ratecard import pounds
-from payments.history import Totals
 from payments.rules import ClaimDecision, decide_with_totals
 
 Problem = Literal["missing", "unexpected", "amount_differs", "status_differs", "rate_card_differs"]
