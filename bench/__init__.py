@@ -32,10 +32,22 @@ async def _p6(env: Env, context: dict[str, Any]) -> list[Result]:
     return await p6_relay.run(env, context.get("publish_lags", []))
 
 
+async def _p2(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p2_ingest
+
+    return await p2_ingest.run(env)
+
+
+async def _p3(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p3_api
+
+    return await p3_api.run(env)
+
+
 async def _p5(env: Env, context: dict[str, Any]) -> list[Result]:
     from bench import p5_reconcile
 
     return await p5_reconcile.run(env)
 
 
-BENCHMARKS: dict[str, Benchmark] = {"P1": _p1, "P5": _p5, "P6": _p6}
+BENCHMARKS: dict[str, Benchmark] = {"P1": _p1, "P2": _p2, "P3": _p3, "P5": _p5, "P6": _p6}

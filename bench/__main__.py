@@ -25,9 +25,9 @@ from bench.env import running
 OUT = Path("var/bench")
 
 
-async def _run(ids: list[str], quick: bool, run_dir: Path) -> list[Result]:
+async def _run(ids: list[str], quick: bool, run_dir: Path, file: bool) -> list[Result]:
     results: list[Result] = []
-    async with running(run_dir, quick) as env:
+    async with running(run_dir, quick, file) as env:
         context: dict[str, object] = {}
         for bid in ids:
             t0 = time.monotonic()
@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--only", default=",".join(BENCHMARKS), help="e.g. P1,P5")
+    parser.add_argument(
+        "--temporal-file",
+        action="store_true",
+        help="the Temporal dev server on a SQLite file, as `linkway dev` runs it",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the run's servers' files")
     args = parser.parse_args(argv)
     ids = [b.strip().upper() for b in args.only.split(",") if b.strip()]
@@ -59,13 +64,17 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = OUT / f"run-{stamp}"
     started = time.monotonic()
     try:
-        results = asyncio.run(_run(ids, args.quick, run_dir))
+        results = asyncio.run(_run(ids, args.quick, run_dir, args.temporal_file))
     finally:
         if not args.keep:
             shutil.rmtree(run_dir, ignore_errors=True)
     m = machine()
+    m["temporal_store"] = "SQLite file" if args.temporal_file else "memory"
     print(f"\nMachine: {machine_line(m)}")
-    print(f"Mode: {'quick' if args.quick else 'full'}; {time.monotonic() - started:.0f} s\n")
+    mode = "quick" if args.quick else "full"
+    print(
+        f"Mode: {mode}; Temporal store: {m['temporal_store']}; {time.monotonic() - started:.0f} s\n"
+    )
     print(HEADER)
     print("|---" * 8 + "|")
     for r in results:

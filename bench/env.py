@@ -1,7 +1,10 @@
 """The servers and processes every benchmark runs against, started once per run.
 
-The embedded default, as ``linkway dev`` runs it: the Temporal dev server on a SQLite
-file, Tansu in memory, Linkway's SQLite database. In this process: Linkway's worker,
+The embedded default's servers: the Temporal dev server, Tansu in memory, Linkway's
+SQLite database. The dev server keeps its state in memory unless ``temporal_file`` is
+set (``linkway dev`` uses a file): on two cores its SQLite file caps it near 9 updates
+with activities per second, below P3's 20 requests/s, so the floor itself would queue
+and the ratio would measure the queue; production runs Temporal on PostgreSQL. In this process: Linkway's worker,
 the outbox relay (in a thread, at its default poll interval), the HTTP API, and beside
 them the floor's worker and its bare HTTP endpoint, so both sides of every ratio share
 the same servers, the same interpreter and the same CPU. Everything listens on
@@ -77,12 +80,17 @@ def _server(app: Any, port: int) -> uvicorn.Server:
 
 
 @contextlib.asynccontextmanager
-async def running(run_dir: Path, quick: bool) -> AsyncIterator[Env]:
+async def running(run_dir: Path, quick: bool, temporal_file: bool = False) -> AsyncIterator[Env]:
     logs = run_dir / "logs"
     temporal_port, broker_port = free_port(), free_port()
     children = [
         start_temporal(
-            HOST, temporal_port, free_port(), run_dir / "temporal.db", logs, headless=True
+            HOST,
+            temporal_port,
+            free_port(),
+            run_dir / "temporal.db" if temporal_file else None,
+            logs,
+            headless=True,
         )
     ]
     try:
