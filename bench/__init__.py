@@ -44,10 +44,23 @@ async def _p3(env: Env, context: dict[str, Any]) -> list[Result]:
     return await p3_api.run(env)
 
 
+async def _p4(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p4_memory
+
+    return await p4_memory.run(env)
+
+
 async def _p5(env: Env, context: dict[str, Any]) -> list[Result]:
     from bench import p5_reconcile
 
     return await p5_reconcile.run(env)
 
 
-BENCHMARKS: dict[str, Benchmark] = {"P1": _p1, "P2": _p2, "P3": _p3, "P5": _p5, "P6": _p6}
+BENCHMARKS: dict[str, Benchmark] = {
+    "P1": _p1,
+    "P2": _p2,
+    "P3": _p3,
+    "P4": _p4,
+    "P5": _p5,
+    "P6": _p6,
+}

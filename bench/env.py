@@ -4,9 +4,10 @@ The embedded default's servers: the Temporal dev server, Tansu in memory, Linkwa
 SQLite database. The dev server keeps its state in memory unless ``temporal_file`` is
 set (``linkway dev`` uses a file): on two cores its SQLite file caps it near 9 updates
 with activities per second, below P3's 20 requests/s, so the floor itself would queue
-and the ratio would measure the queue; production runs Temporal on PostgreSQL. In this process: Linkway's worker,
-the outbox relay (in a thread, at its default poll interval), the HTTP API, and beside
-them the floor's worker and its bare HTTP endpoint, so both sides of every ratio share
+and the ratio would measure the queue; production runs Temporal on PostgreSQL.
+
+In this process: Linkway's worker, the outbox relay (in a thread, at its default poll
+interval), the HTTP API, and beside them the floor's worker and its bare HTTP endpoint, so both sides of every ratio share
 the same servers, the same interpreter and the same CPU. Everything listens on
 127.0.0.1 and everything stops on the way out.
 """

@@ -227,7 +227,7 @@ def _raw_topic(env: Env) -> None:
 
 async def run(env: Env) -> list[Result]:
     quick = env.quick
-    referrals, rounds, burst, paced = (3, 1, 15, 15) if quick else (10, 3, 150, 300)
+    referrals, rounds, burst, paced = (2, 1, 10, 10) if quick else (10, 3, 150, 300)
     handles = []
 
     async def one() -> None:

@@ -119,7 +119,7 @@ async def closed_loop(http: httpx.AsyncClient, pool: Pool, send: Send, seconds: 
 
 
 async def run(env: Env) -> list[Result]:
-    rounds, count, seconds, size = (1, 30, 3.0, 6) if env.quick else (2, 300, 15.0, 24)
+    rounds, count, seconds, size = (1, 16, 1.0, 4) if env.quick else (2, 300, 15.0, 24)
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with (
         httpx.AsyncClient(base_url=env.api_url, timeout=60, limits=limits) as api,
