@@ -7,9 +7,9 @@ with activities per second, below P3's 20 requests/s, so the floor itself would 
 and the ratio would measure the queue; production runs Temporal on PostgreSQL.
 
 In this process: Linkway's worker, the outbox relay (in a thread, at its default poll
-interval), the HTTP API, and beside them the floor's worker and its bare HTTP endpoint, so both sides of every ratio share
-the same servers, the same interpreter and the same CPU. Everything listens on
-127.0.0.1 and everything stops on the way out.
+interval), the HTTP API, and beside them the floor's worker and its bare HTTP endpoint,
+so both sides of every ratio share the same servers, the same interpreter and the same
+CPU. Everything listens on 127.0.0.1 and everything stops on the way out.
 """
 
 from __future__ import annotations
