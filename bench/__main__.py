@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import shutil
+import signal
 import sys
 import time
 import traceback
@@ -33,10 +34,13 @@ async def _run(ids: list[str], quick: bool, run_dir: Path, file: bool) -> list[R
             t0 = time.monotonic()
             print(f"-- {bid} ...", file=sys.stderr, flush=True)
             try:
-                results += await BENCHMARKS[bid](env, context)
+                found = await BENCHMARKS[bid](env, context)
             except Exception:
                 traceback.print_exc()
-                results.append(_failed(bid))
+                found = [_failed(bid)]
+            results += found
+            for r in found:  # as it comes, so a long run shows its progress
+                print(row(r), file=sys.stderr, flush=True)
             print(f"-- {bid} took {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
     return results
 
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [b for b in ids if b not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    # A plain SIGTERM would skip atexit, which stops the servers this run started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = OUT / f"run-{stamp}"
     started = time.monotonic()

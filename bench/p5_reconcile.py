@@ -112,7 +112,7 @@ def fill(engine: Engine, events: list[tuple[str, OutcomeEvent]], book: Any) -> N
 
 
 async def run(env: Env) -> list[Result]:
-    rounds, count = (1, 400) if env.quick else (3, 100_000)
+    rounds, count = (1, 400) if env.quick else (3, 30_000)
     engine = make_engine(f"sqlite:///{env.run_dir / 'payments.db'}")
     create_tables(engine)
     payments = PaymentEngine.from_settings(engine, PaymentSettings(), env.run_dir)
