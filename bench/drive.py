@@ -25,7 +25,7 @@ from pathway import commands as cmd
 from pathway.config import load
 from workflows import TASK_QUEUE, referral_workflow_id
 from workflows.models import NewReferral, ReferralInput
-from workflows.referral import ReferralWorkflow
+from workflows.referral import ReferralWorkflow, command_update
 
 PROVIDER = "walking-group"
 LOW = {str(i): 2 for i in range(1, 15)}  # WEMWBS 28
@@ -64,23 +64,23 @@ async def new_referral(
 
 
 async def accept(handle: WorkflowHandle[Any, Any]) -> None:
-    await handle.execute_update(ReferralWorkflow.accept_referral, _command(cmd.AcceptReferral))
+    await handle.execute_update(command_update(cmd.AcceptReferral), _command(cmd.AcceptReferral))
 
 
 async def to_supported(handle: WorkflowHandle[Any, Any]) -> None:
     """Accepted, contacted, assessed, plan agreed: four updates."""
     await accept(handle)
     await handle.execute_update(
-        ReferralWorkflow.record_contact_attempt,
+        command_update(cmd.RecordContactAttempt),
         _command(cmd.RecordContactAttempt, outcome="contacted"),
     )
     await handle.execute_update(
-        ReferralWorkflow.record_assessment,
+        command_update(cmd.RecordAssessment),
         _command(cmd.RecordAssessment, support_level="2", measures=[_wemwbs(LOW)]),
     )
     prescription = cmd.PrescriptionInput(provider_id=PROVIDER, service_id=f"{PROVIDER}-service")
     await handle.execute_update(
-        ReferralWorkflow.agree_plan,
+        command_update(cmd.AgreePlan),
         _command(cmd.AgreePlan, goal_count=1, prescriptions=[prescription]),
     )
 
@@ -112,7 +112,7 @@ async def pathway(client: Client, engine: Engine) -> None:
     for n in range(3):
         await handle.signal(ReferralWorkflow.attendance_reported, attendance(handoff_id, n))
     await handle.execute_update(
-        ReferralWorkflow.record_review,
+        command_update(cmd.RecordReview),
         _command(
             cmd.RecordReview,
             decision="ongoing_support",

@@ -62,7 +62,7 @@ async def run(env: Env) -> tuple[Result, list[float]]:
 
 def _last_seq(env: Env) -> int:
     with Session(env.engine) as session:
-        return session.exec(select(func.coalesce(func.max(OutboxRow.seq), 0))).one()
+        return int(session.exec(select(func.coalesce(func.max(OutboxRow.seq), 0))).one() or 0)
 
 
 def _publish_lags(env: Env, since: int) -> list[float]:

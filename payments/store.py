@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import DateTime, Index, Select, event, func, update
 from sqlalchemy import select as sa_select
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, RowMapping
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.envelope import CloudEvent
@@ -211,7 +211,7 @@ def _entry_columns() -> Select[Any]:
     return sa_select(*LedgerRow.__table__.columns)  # type: ignore[attr-defined]
 
 
-def _entry(row: Mapping[str, Any]) -> LedgerEntry:
+def _entry(row: RowMapping) -> LedgerEntry:
     fields = {name: value for name, value in row.items() if name != "claim_id"}
     try:
         fields["evidence_event_ids"] = tuple(json.loads(row["evidence_event_ids"]))
