@@ -77,7 +77,7 @@ def raw_round(engine: Engine, producer: KafkaProducer, count: int) -> float:
 
 
 async def run(env: Env, lags: list[float]) -> list[Result]:
-    rounds, count = (1, 100) if env.quick else (5, 3000)
+    rounds, count = (1, 100) if env.quick else (3, 2000)
     # Two databases: the raw rounds mark nothing, and the relay must not find their rows.
     engine = make_engine(f"sqlite:///{env.run_dir / 'relay.db'}")
     raw_engine = make_engine(f"sqlite:///{env.run_dir / 'raw.db'}")
