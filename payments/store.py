@@ -18,9 +18,12 @@ import json
 import threading
 from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import DateTime, Index, func, update
+from sqlalchemy import DateTime, Index, Select, func, update
+from sqlalchemy import select as sa_select
+from sqlalchemy.engine import RowMapping
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.envelope import CloudEvent
@@ -130,7 +133,8 @@ class LedgerRepository:
             session.execute(update(LedgerLock).where(where).values(appends=LedgerLock.appends + 1))
 
     def head(self, session: Session) -> LedgerEntry | None:
-        row = session.exec(select(LedgerRow).order_by(col(LedgerRow.seq).desc()).limit(1)).first()
+        stmt = _entry_columns().order_by(col(LedgerRow.seq).desc()).limit(1)
+        row = session.execute(stmt).mappings().first()
         return _entry(row) if row else None
 
     def append(self, session: Session, body: EntryBody) -> LedgerEntry:
@@ -152,8 +156,8 @@ class LedgerRepository:
                 stored = session.exec(select(LedgerRow.hash).where(LedgerRow.seq == seq))
                 if stored.first() != head_hash:
                     self._claims, self._at, seq = {}, (0, GENESIS_HASH), 0
-            stmt = select(LedgerRow).where(LedgerRow.seq > seq).order_by(col(LedgerRow.seq))
-            new = [_entry(row) for row in session.exec(stmt)]
+            stmt = _entry_columns().where(col(LedgerRow.seq) > seq).order_by(col(LedgerRow.seq))
+            new = [_entry(row) for row in session.execute(stmt).mappings()]
             if new and not seq:
                 self._claims = current_claims(new)
             elif new:
@@ -166,7 +170,7 @@ class LedgerRepository:
     def chain(self, session: Session) -> tuple[list[LedgerEntry], UnreadableEntry | None]:
         """The entries up to the first row that cannot be read, and that row's problem."""
         entries: list[LedgerEntry] = []
-        for row in session.exec(select(LedgerRow).order_by(col(LedgerRow.seq))):
+        for row in session.execute(_entry_columns().order_by(col(LedgerRow.seq))).mappings():
             try:
                 entries.append(_entry(row))
             except UnreadableEntry as exc:
@@ -176,17 +180,17 @@ class LedgerRepository:
     def stream(self, session: Session, batch: int = 5_000) -> Iterator[LedgerEntry]:
         """The chain in order, ``batch`` rows at a time (reconciling millions of entries
         holds one batch, not the chain); raises ``UnreadableEntry`` like ``entries``."""
-        stmt = select(LedgerRow).order_by(col(LedgerRow.seq)).execution_options(yield_per=batch)
-        for row in session.exec(stmt):
+        stmt = _entry_columns().order_by(col(LedgerRow.seq)).execution_options(yield_per=batch)
+        for row in session.execute(stmt).mappings():
             yield _entry(row)
 
     def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
         """The chain in order (one claim's entries when ``claim`` is given); raises
         ``UnreadableEntry`` for a row that is not a valid entry."""
-        stmt = select(LedgerRow).order_by(col(LedgerRow.seq))
+        stmt = _entry_columns().order_by(col(LedgerRow.seq))
         if claim is not None:
-            stmt = stmt.where(LedgerRow.claim_id == claim)
-        return [_entry(row) for row in session.exec(stmt)]
+            stmt = stmt.where(col(LedgerRow.claim_id) == claim)
+        return [_entry(row) for row in session.execute(stmt).mappings()]
 
 
 def _claim_of(entry: EntryBody) -> str:
@@ -201,18 +205,25 @@ def _row(entry: LedgerEntry) -> LedgerRow:
     return LedgerRow(**fields, claim_id=_claim_of(entry))
 
 
-def _entry(row: LedgerRow) -> LedgerEntry:
-    fields = row.model_dump(exclude={"claim_id"})
+def _entry_columns() -> Select[Any]:
+    """The ledger's columns as plain rows: building an ORM ``LedgerRow`` per entry only to
+    copy it into a ``LedgerEntry`` was half the cost of reading a long ledger (P5)."""
+    return sa_select(*LedgerRow.__table__.columns)  # type: ignore[attr-defined]
+
+
+def _entry(row: RowMapping) -> LedgerEntry:
+    fields = {name: value for name, value in row.items() if name != "claim_id"}
     try:
-        fields["evidence_event_ids"] = tuple(json.loads(row.evidence_event_ids))
-        fields["measurement_ids"] = tuple(json.loads(row.measurement_ids))
-        fields["shares"] = tuple(tuple(share) for share in json.loads(row.shares))
-        fields["occurred_at"], fields["recorded_at"] = utc(row.occurred_at), utc(row.recorded_at)
+        fields["evidence_event_ids"] = tuple(json.loads(row["evidence_event_ids"]))
+        fields["measurement_ids"] = tuple(json.loads(row["measurement_ids"]))
+        fields["occurred_at"] = utc(row["occurred_at"])
+        fields["recorded_at"] = utc(row["recorded_at"])
+        fields["shares"] = tuple(tuple(share) for share in json.loads(row["shares"]))
         entry = LedgerEntry.model_validate(fields)
     except (ValueError, TypeError, ValidationError) as exc:
-        raise UnreadableEntry(row.seq, type(exc).__name__) from None
-    if _claim_of(entry) != row.claim_id:
-        raise UnreadableEntry(row.seq, "its claim_id does not match its claim key")
+        raise UnreadableEntry(row["seq"], type(exc).__name__) from None
+    if _claim_of(entry) != row["claim_id"]:
+        raise UnreadableEntry(row["seq"], "its claim_id does not match its claim key")
     return entry
 
 
