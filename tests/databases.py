@@ -32,12 +32,27 @@ def require_postgres() -> str:
 def fresh_postgres_database(label: str = "test") -> Iterator[str]:
     """A new, empty database on the test server; yields its URL and drops it after
     (``WITH (FORCE)``: a test that leaked a connection must not leak the database)."""
+    with _postgres_database(label, "") as url:
+        yield url
+
+
+@contextmanager
+def clone_postgres_database(template_url: str, label: str = "test") -> Iterator[str]:
+    """A new database copied from ``template_url``'s (which nobody may be connected to)."""
+    template = make_url(template_url).database
+    with _postgres_database(label, f' TEMPLATE "{template}"') as url:
+        yield url
+
+
+@contextmanager
+def _postgres_database(label: str, options: str) -> Iterator[str]:
     server = make_url(require_postgres())
-    name = f"linkway_{label[:30]}_{uuid.uuid4().hex[:8]}".lower().replace("-", "_")
+    slug = "".join(c if c.isalnum() else "_" for c in label.lower())[:30]
+    name = f"linkway_{slug}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{options}'))
         try:
             yield server.set(database=name).render_as_string(hide_password=False)
         finally:

@@ -17,7 +17,7 @@ from tests.workflow.helpers import command, make_worker, state_of
 from workflows import REFERRAL_WORKFLOW, referral_workflow_id
 from workflows.referral import ReferralWorkflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 V1_INPUT = Path(__file__).parent / "states" / "referral_input.v1.json"
 
