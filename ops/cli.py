@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Client libraries narrate every connection at INFO; only their warnings matter here.
-    for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream"):
+    for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     func, _ = COMMANDS[args.command]
     return func(get_settings(), args)

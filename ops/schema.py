@@ -78,10 +78,12 @@ def migrate(engine: Engine, revision: str = "head") -> str:
             before = BASELINE
         command.upgrade(config(conn), revision)
         after = MigrationContext.configure(conn).get_current_revision()
-    prefix = "adopted a database made before migrations at revision 0001; " if adopted else ""
+    if adopted:
+        said = f"adopted a database made before migrations: stamped it at {BASELINE}"
+        return said if after == BASELINE else f"{said}, then upgraded it to {after}"
     if before == after:
-        return f"{prefix}the schema is at revision {after}; nothing to do"
-    return f"{prefix}upgraded the schema from revision {before or 'none'} to {after}"
+        return f"the schema is at revision {after}; nothing to do"
+    return f"upgraded the schema from revision {before or 'none'} to {after}"
 
 
 def adopt_legacy(conn: Connection) -> bool:
