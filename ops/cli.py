@@ -46,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     func, _ = COMMANDS[args.command]
-    return func(get_settings(), args)
+    try:
+        return func(get_settings(), args)
+    except Exception as exc:
+        from ops.schema import SchemaError
+
+        if not isinstance(exc, SchemaError):
+            raise
+        # Any command that needs the database (topics, rebuild, ...) says what to do.
+        print(f"linkway {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def dev(settings: Settings, args: argparse.Namespace) -> int:

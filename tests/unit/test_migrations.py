@@ -138,7 +138,7 @@ def test_a_process_refuses_to_start_on_a_schema_not_at_head_and_says_what_to_do(
     monkeypatch.delenv("LINKWAY_DATABASE_URL", raising=False)
     cli.get_settings.cache_clear()
     try:
-        for argv in (["api"], ["worker"], ["consume", "payments"]):
+        for argv in (["api"], ["worker"], ["consume", "payments"], ["rebuild", "measures"]):
             assert cli.main(argv) == 2
             err = capsys.readouterr().err
             assert "refusing to start" in err and "linkway migrate" in err
