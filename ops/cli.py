@@ -6,7 +6,7 @@ linkway relay               the outbox relay
 linkway api                 the HTTP API
 linkway consume NAME        a Kafka consumer: providers | payments
 linkway topics              create the Kafka topics
-linkway migrate             create the database tables
+linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
 linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
@@ -44,10 +44,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # Client libraries narrate every connection at INFO; only their warnings matter here.
-    for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream"):
+    for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     func, _ = COMMANDS[args.command]
-    return func(get_settings(), args)
+    try:
+        return func(get_settings(), args)
+    except Exception as exc:
+        from ops.schema import SchemaError
+
+        if not isinstance(exc, SchemaError):
+            raise
+        # Any command that needs the database (topics, rebuild, ...) says what to do.
+        print(f"linkway {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 def dev(settings: Settings, args: argparse.Namespace) -> int:
@@ -55,6 +64,7 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
     from api.auth import demo_tokens
     from messaging import provisioning
     from ops import devstack
+    from ops.processes import DevStackError, say
 
     # Also creates the embedded signing key before any service starts.
     tokens = {} if settings.jwks_url else demo_tokens(settings)
@@ -66,8 +76,16 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
         # The demo directory (services of the demo providers) seeds an empty database;
         # each provider organisation gets its own handoff topic.
         from directory import seed_demo
+        from infra.db import get_engine
+        from ops import schema
 
-        seed_demo(_engine(settings))
+        # The embedded default migrates for the user: one process, one database, and
+        # nobody to run a migrate job first (production runs `linkway migrate` as one).
+        try:
+            say(schema.migrate(get_engine(settings)))
+        except schema.SchemaError as exc:
+            raise DevStackError(str(exc)) from None
+        seed_demo(_engine(settings, "dev"))
         provisioning.provision(settings, extra=_provider_topics(settings))
 
     def banner() -> str:
@@ -104,7 +122,8 @@ def worker(settings: Settings, args: argparse.Namespace) -> int:
     from workers.worker import build_worker
 
     telemetry.setup(settings, "worker")
-    _engine(settings)  # the tables exist before the first activity writes
+    if not _schema_is_current(settings, "worker"):
+        return 2
 
     async def run() -> None:
         client = await temporal.connect(settings)
@@ -119,12 +138,14 @@ def relay(settings: Settings, args: argparse.Namespace) -> int:
     from messaging.relay import OutboxRelay, UnsafeProducerSettings, make_producer
 
     telemetry.setup(settings, "relay")
+    if not _schema_is_current(settings, "relay"):
+        return 2
     try:
         producer = make_producer(settings)  # refuses settings that could lose events
     except UnsafeProducerSettings as exc:
         print(f"linkway relay: refusing to start: {exc}", file=sys.stderr)
         return 2
-    engine = _engine(settings)
+    engine = _engine(settings, "relay")
     outbox_relay = OutboxRelay(engine, producer, settings)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: outbox_relay.stop())
@@ -140,7 +161,8 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
     from infra import telemetry
 
     telemetry.setup(settings, "api")
-    _engine(settings)
+    if not _schema_is_current(settings, "api"):
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
@@ -156,7 +178,8 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
     from infra import telemetry
 
     telemetry.setup(settings, f"consume-{args.name}")
-    _engine(settings)
+    if not _schema_is_current(settings, f"consume {args.name}"):
+        return 2
     if args.name == "providers":
         from workers import providers
 
@@ -179,11 +202,22 @@ def topics(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
-    """Create the database tables if they are missing."""
+    """Upgrade the database schema to head (or write a new migration with --new)."""
     from infra.db import get_engine
-    from ops.tables import create_tables
+    from ops import schema
 
-    create_tables(get_engine(settings))
+    if args.new:
+        # The models are needed only here, to compare with the schema at head.
+        from ops.tables import metadata
+
+        for path in schema.new_revision(args.new, metadata()):
+            print(f"wrote {path}: read it, say why in its docstring, and test it")
+        return 0
+    try:
+        print(schema.migrate(get_engine(settings)))
+    except schema.SchemaError as exc:
+        print(f"linkway migrate: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -265,7 +299,7 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
     if args.model == "measures":
         from activities.readmodel import rebuild_measurements
 
-        print(f"added {rebuild_measurements(_engine(settings))} measurements")
+        print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
         return 0
 
     try:
@@ -295,13 +329,27 @@ def docs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _engine(settings: Settings) -> Engine:
+def _engine(settings: Settings, process: str) -> Engine:
+    """The database, once its schema is at head (``ops.schema.require_current``)."""
     from infra.db import get_engine
-    from ops.tables import create_tables
+    from ops import schema
 
     engine = get_engine(settings)
-    create_tables(engine)
+    schema.require_current(engine, process)
     return engine
+
+
+def _schema_is_current(settings: Settings, process: str) -> bool:
+    """A long-running process checks the schema before it starts, and refuses to start
+    (exit code 2) with what to do, rather than fail on its first query."""
+    from ops import schema
+
+    try:
+        _engine(settings, process)
+    except schema.SchemaError as exc:
+        print(str(exc), file=sys.stderr)
+        return False
+    return True
 
 
 def _provider_topics(settings: Settings) -> list[str]:
@@ -310,7 +358,7 @@ def _provider_topics(settings: Settings) -> list[str]:
 
     from directory import provider_topics
 
-    with Session(_engine(settings)) as session:
+    with Session(_engine(settings, "topics")) as session:
         return provider_topics(session)
 
 
@@ -355,6 +403,14 @@ def reconcile(settings: Settings, args: argparse.Namespace) -> int:
 
 def _no_args(parser: argparse.ArgumentParser) -> None:
     pass
+
+
+def _migrate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--new",
+        metavar="MESSAGE",
+        help="write a migration for what the models add to the schema at head (autogenerate)",
+    )
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
@@ -413,7 +469,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "api": (api, _no_args),
     "consume": (consume, _consume_args),
     "topics": (topics, _topics_args),
-    "migrate": (migrate, _no_args),
+    "migrate": (migrate, _migrate_args),
     "events": (events, _events_args),
     "token": (token, _token_args),
     "replay": (replay, _replay_args),

@@ -1,9 +1,14 @@
 """The table registry: importing every sqlmodel table module registers it on
-``SQLModel.metadata``, so ``create_tables`` creates them all. It lives here, above every
-package that owns a table, so that no owner has to import another."""
+``SQLModel.metadata``, the models' description of the schema. It lives here, above every
+package that owns a table, so that no owner has to import another.
+
+The schema itself is made by the migrations (``migrations/``, run by ``linkway migrate``);
+``metadata()`` is what autogenerate compares them with, and a test holds the two equal.
+``create_tables`` remains as the tests' fast path to a schema at head."""
 
 from __future__ import annotations
 
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
@@ -14,6 +19,13 @@ from messaging import consumer, outbox, timeline  # noqa: F401
 from payments import store  # noqa: F401
 
 
+def metadata() -> MetaData:
+    """Every table Linkway owns, as the models describe it."""
+    return SQLModel.metadata
+
+
 def create_tables(engine: Engine) -> None:
-    """Create every table Linkway owns that is missing (existing ones are left as they are)."""
+    """Tests only: create every table that is missing straight from the models (faster
+    than migrating; ``test_migrations`` holds the two equal). A database for Linkway to
+    run on is made by ``linkway migrate``, which records its revision."""
     SQLModel.metadata.create_all(engine)

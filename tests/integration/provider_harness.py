@@ -181,7 +181,11 @@ def _register(engine: Engine, pool: list[str]) -> None:
 
 @contextlib.asynccontextmanager
 async def running(
-    client: Client, temporal_address: str, bootstrap: str, workdir: Path
+    client: Client,
+    temporal_address: str,
+    bootstrap: str,
+    workdir: Path,
+    database_url: str | None = None,
 ) -> AsyncIterator[Harness]:
     prefix = uuid.uuid4().hex[:6]
     pool = [f"p{prefix}-{n}" for n in range(POOL)]
@@ -189,7 +193,7 @@ async def running(
     tenancy.write_text(_tenancy(pool))
     settings = Settings(
         data_dir=workdir,
-        database_url=f"sqlite:///{workdir / 'linkway.db'}",
+        database_url=database_url or f"sqlite:///{workdir / 'linkway.db'}",
         temporal_address=temporal_address,
         kafka_bootstrap=bootstrap,
         kafka_partitions=3,
@@ -197,7 +201,8 @@ async def running(
         tenancy_file=str(tenancy),
     )
     engine = make_engine(settings.sqlalchemy_url)
-    create_tables(engine)
+    if database_url is None:
+        create_tables(engine)  # a PostgreSQL database comes migrated
     _register(engine, pool)
     with Session(engine) as session:
         provisioning.provision(settings, extra=provider_topics(session))

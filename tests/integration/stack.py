@@ -26,7 +26,7 @@ from infra.db import get_engine
 from infra.settings import Settings
 from messaging import provisioning
 from messaging.relay import OutboxRelay, make_producer
-from ops.tables import create_tables
+from ops import schema
 from workers.worker import build_worker
 
 
@@ -60,7 +60,9 @@ async def running_stack(
     )
     provisioning.provision(settings)
     engine = get_engine(settings)
-    create_tables(engine)
+    # Through the migrations, not create_tables: the whole stack runs on the schema
+    # production gets.
+    schema.migrate(engine)
     seed_demo(engine)  # the demo service directory, as `linkway dev` seeds it
     from infra import temporal
 
@@ -110,7 +112,7 @@ class ThreadedApi:
         from infra import temporal
 
         self._loop, self._stop = asyncio.get_running_loop(), asyncio.Event()
-        create_tables(get_engine(self.settings))
+        schema.migrate(get_engine(self.settings))
         seed_demo(get_engine(self.settings))
         worker = build_worker(await temporal.connect(self.settings), self.settings)
         server = uvicorn.Server(

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 GP = "referrer:gp-oswestry"
 NORTH = "tier_one:north-wellbeing"
@@ -24,9 +24,14 @@ WEMWBS = {
 
 
 @pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
+def api(
+    dev_env, tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[ThreadedApi]:
     with ThreadedApi(
-        temporal_address(dev_env), tmp_path_factory.mktemp("caseload"), free_port()
+        temporal_address(dev_env),
+        tmp_path_factory.mktemp("caseload"),
+        free_port(),
+        **({"database_url": module_database_url} if module_database_url else {}),
     ) as running:
         yield running
 

@@ -18,7 +18,7 @@ from infra.db import get_engine
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 GP = "referrer:gp-oswestry"
 NORTH = "tier_one:north-wellbeing"
@@ -36,8 +36,15 @@ def referral(family_name: str = "Keyholder") -> dict:
 
 
 @pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(temporal_address(dev_env), tmp_path_factory.mktemp("idem"), free_port()) as a:
+def api(
+    dev_env, tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
+) -> Iterator[ThreadedApi]:
+    with ThreadedApi(
+        temporal_address(dev_env),
+        tmp_path_factory.mktemp("idem"),
+        free_port(),
+        **({"database_url": module_database_url} if module_database_url else {}),
+    ) as a:
         yield a
 
 

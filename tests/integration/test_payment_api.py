@@ -42,6 +42,9 @@ from tests.unit.test_payment_engine import (
 )
 from tests.unit.test_payment_rules import engagement, reviewed, wemwbs_pair
 
+# The tests marked both_databases run on PostgreSQL too: the ones that write claims,
+# approvals, keys and ledger entries (the route-by-role matrices stay on SQLite: they
+# test authorisation, which no database decides).
 PROBLEM = "application/problem+json"
 PARTNER_OF: dict[str, str] = {
     "contract_manager": "commissioner",
@@ -54,11 +57,11 @@ Headers = Callable[..., dict[str, str]]
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     # Many requests from a few identities in a moment: lift the per-caller rate limit.
     return Settings(
         data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path / 'linkway.db'}",
+        database_url=database_url,
         api_rate_per_second=10_000.0,
         api_rate_burst=10_000,
     )
@@ -119,6 +122,7 @@ def claims(app: FastAPI, engine: Engine) -> dict[str, str]:
     return {d.key.metric: claim_id(d.key) for d in made}
 
 
+@pytest.mark.both_databases
 async def test_claims_are_listed_filtered_and_paged(
     client: httpx.AsyncClient, claims: dict[str, str], as_actor: Headers
 ) -> None:
@@ -143,6 +147,7 @@ async def test_claims_are_listed_filtered_and_paged(
     assert (bad.status_code, bad.headers["content-type"]) == (422, PROBLEM)
 
 
+@pytest.mark.both_databases
 async def test_a_claim_and_its_evidence_trail(
     client: httpx.AsyncClient, claims: dict[str, str], as_actor: Headers
 ) -> None:
@@ -162,6 +167,7 @@ async def test_a_claim_and_its_evidence_trail(
     assert [m["instrument"] for m in trail["measurements"] if m["counted"]] == ["WEMWBS"] * 2
 
 
+@pytest.mark.both_databases
 async def test_the_lifecycle_through_the_api(
     client: httpx.AsyncClient, claims: dict[str, str], as_actor: Headers
 ) -> None:
@@ -345,6 +351,7 @@ async def test_the_router_takes_its_identity_from_the_bearer_token_alone(
     assert len(ledger(engine)) == before
 
 
+@pytest.mark.both_databases
 async def test_statements_as_json_and_csv(
     client: httpx.AsyncClient, claims: dict[str, str], as_actor: Headers
 ) -> None:
@@ -368,6 +375,7 @@ async def test_statements_as_json_and_csv(
     assert (total["claimed_pence"], total["claimed_gbp"]) == ("75000", "750.00")
 
 
+@pytest.mark.both_databases
 async def test_ledger_verification_and_checkpoints(
     client: httpx.AsyncClient, claims: dict[str, str], as_actor: Headers
 ) -> None:
@@ -395,6 +403,7 @@ async def test_ledger_verification_and_checkpoints(
     assert not bad["ok"] and "signature is wrong" in bad["reason"]
 
 
+@pytest.mark.both_databases
 async def test_reconciliation(
     client: httpx.AsyncClient, claims: dict[str, str], as_actor: Headers
 ) -> None:
@@ -435,6 +444,7 @@ async def test_a_payment_command_without_an_idempotency_key_is_400_and_changes_n
     assert state(engine) == before
 
 
+@pytest.mark.both_databases
 async def test_a_retried_payment_command_replays_its_answer_and_writes_once(
     client: httpx.AsyncClient, claims: dict[str, str], engine: Engine, as_actor: Headers
 ) -> None:
@@ -471,6 +481,7 @@ async def test_a_payment_key_reused_with_another_body_or_claim_is_422(
     assert state(engine) == before
 
 
+@pytest.mark.both_databases
 async def test_a_payment_key_still_in_progress_is_409(
     client: httpx.AsyncClient, claims: dict[str, str], engine: Engine, as_actor: Headers
 ) -> None:

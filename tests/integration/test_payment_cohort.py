@@ -33,7 +33,7 @@ from workers import payments as payments_worker
 from workflows import TASK_QUEUE
 from workflows.referral import ReferralWorkflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 M1, M2, M3, M4 = 25_000, 30_000, 50_000, 40_000  # the default rate card's prices (pence)
 
@@ -129,8 +129,12 @@ async def declined(client) -> str:
     return (await state_of(handle)).referral_id
 
 
-async def test_cohort_earns_exactly_the_hand_computed_claims(dev_env, broker, tmp_path):
-    async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
+async def test_cohort_earns_exactly_the_hand_computed_claims(
+    dev_env, broker, tmp_path, database_url
+):
+    async with running_stack(
+        temporal_address(dev_env), broker, tmp_path, free_port(), database_url=database_url
+    ) as stack:
         from infra.db import get_engine
 
         engine = get_engine(stack.settings)

@@ -39,7 +39,7 @@ from tests.integration.provider_harness import (
 from tests.workflow.helpers import command
 from workflows.referral import command_update
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 STATUSES = ("attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider")
 
 
@@ -54,10 +54,14 @@ WEEK = [(day(-1), "attended"), (day(0), "attended"), (day(1), "attended")]
 
 @pytest.fixture(scope="module")
 async def harness(
-    dev_env: Any, broker: str, tmp_path_factory: pytest.TempPathFactory
+    dev_env: Any,
+    broker: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    module_database_url: str | None,
 ) -> AsyncIterator[Harness]:
     workdir = tmp_path_factory.mktemp("providers")
-    async with running(dev_env.client, temporal_address(dev_env), broker, workdir) as h:
+    address = temporal_address(dev_env)
+    async with running(dev_env.client, address, broker, workdir, module_database_url) as h:
         yield h
 
 

@@ -36,7 +36,7 @@ from tests.workflow.helpers import make_worker, start_referral, to_supported
 from workers import providers
 from workflows.referral import ReferralWorkflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 WALKS, FRIENDS = "walking-group", "befriending"
 

@@ -15,7 +15,7 @@ from messaging.reader import read_all as read_topic
 from tests.conftest import free_port, temporal_address
 from tests.integration.stack import running_stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 PERSON = {
     "given_name": "Testname",
@@ -50,8 +50,12 @@ async def events_for(bootstrap: str, referral_id: str, want: int, timeout: float
         await asyncio.sleep(0.3)
 
 
-async def test_posted_referral_reaches_kafka_once_even_when_posted_twice(dev_env, broker, tmp_path):
-    async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
+async def test_posted_referral_reaches_kafka_once_even_when_posted_twice(
+    dev_env, broker, tmp_path, database_url
+):
+    async with running_stack(
+        temporal_address(dev_env), broker, tmp_path, free_port(), database_url=database_url
+    ) as stack:
         gp = stack.auth("referrer:gp-oswestry", key=uuid.uuid4().hex)
         first = await stack.http.post("/referrals", json=referral_body(), headers=gp)
         again = await stack.http.post("/referrals", json=referral_body(), headers=gp)
@@ -78,8 +82,12 @@ async def test_posted_referral_reaches_kafka_once_even_when_posted_twice(dev_env
         assert value not in raw, "personal data leaked into an event"
 
 
-async def test_same_idempotency_key_with_other_body_is_rejected(dev_env, broker, tmp_path):
-    async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
+async def test_same_idempotency_key_with_other_body_is_rejected(
+    dev_env, broker, tmp_path, database_url
+):
+    async with running_stack(
+        temporal_address(dev_env), broker, tmp_path, free_port(), database_url=database_url
+    ) as stack:
         gp = stack.auth("referrer:gp-oswestry", key=uuid.uuid4().hex)
         ok = await stack.http.post("/referrals", json=referral_body("4010232137"), headers=gp)
         other = referral_body("4010232137") | {"reason_codes": ["debt"]}
@@ -95,8 +103,12 @@ async def test_same_idempotency_key_with_other_body_is_rejected(dev_env, broker,
     assert missing.status_code == 400
 
 
-async def test_second_referral_for_same_person_reenters_the_same_case(dev_env, broker, tmp_path):
-    async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
+async def test_second_referral_for_same_person_reenters_the_same_case(
+    dev_env, broker, tmp_path, database_url
+):
+    async with running_stack(
+        temporal_address(dev_env), broker, tmp_path, free_port(), database_url=database_url
+    ) as stack:
         body = referral_body("9876543210")
         gp = "referrer:gp-oswestry"
         first = await stack.http.post("/referrals", json=body, headers=stack.auth(gp, key=True))
@@ -117,8 +129,12 @@ async def test_second_referral_for_same_person_reenters_the_same_case(dev_env, b
     }
 
 
-async def test_invalid_nhs_number_gets_problem_without_echoing_it(dev_env, broker, tmp_path):
-    async with running_stack(temporal_address(dev_env), broker, tmp_path, free_port()) as stack:
+async def test_invalid_nhs_number_gets_problem_without_echoing_it(
+    dev_env, broker, tmp_path, database_url
+):
+    async with running_stack(
+        temporal_address(dev_env), broker, tmp_path, free_port(), database_url=database_url
+    ) as stack:
         bad = await stack.http.post(
             "/referrals",
             json=referral_body("9434765918"),

@@ -24,7 +24,7 @@ from tests.workflow.helpers import (
 )
 from workflows.referral import ReferralWorkflow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 
 async def test_accept_moves_referral_to_contacting_and_writes_read_model_and_outbox(
