@@ -64,11 +64,13 @@ class LedgerRow(SQLModel, table=True):
     rate_card_version: str = Field(max_length=64)
     evidence_event_ids: str = "[]"  # JSON arrays, in the entry's order
     measurement_ids: str = "[]"
-    shares: str = "[]"  # JSON [[payer, pence], ...] of a co-funded claim
     reason: str = ""
     actor_id: str = Field(max_length=64)
     occurred_at: datetime = Field(sa_type=_utc_column())
     recorded_at: datetime = Field(sa_type=_utc_column())
+    # JSON [[payer, pence], ...] of a co-funded claim. Last, with a server default, as
+    # migration 0002 added it to ledgers that already had entries.
+    shares: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
 
 
 class OutcomeEventRow(SQLModel, table=True):
