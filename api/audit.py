@@ -35,7 +35,7 @@ async def audit_log(
     action: Literal["read", "write", "match"] | None = None,
     since: Instant | None = None,
     until: Instant | None = None,
-    cursor: str | None = Query(default=None, max_length=100),
+    cursor: str | None = Query(default=None, min_length=1, max_length=100),
     limit: Limit = 50,
 ) -> schemas.AuditPage:
     query = select(AuditRecord).order_by(col(AuditRecord.id).desc())

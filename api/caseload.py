@@ -55,7 +55,7 @@ async def caseload(
     due_before: Annotated[Instant | None, Query(description="next action due by then")] = None,
     due_after: Annotated[Instant | None, Query(description="next action due from then")] = None,
     overdue: Annotated[bool | None, Query(description="only those with an action overdue")] = None,
-    cursor: Annotated[str | None, Query(max_length=300)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=300)] = None,
     limit: Limit = 50,
 ) -> schemas.CaseloadPage:
     due = func.coalesce(col(ReferralRow.next_due_at), literal(NEVER, UTCDateTime()))

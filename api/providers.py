@@ -37,8 +37,7 @@ from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from events import provider
-from events.handoff import HandoffStatus
-from events.ids import Code
+from events.ids import CODE_PATTERN, Code
 from inbound.provider_facts import (
     FactRefused,
     ProviderEvent,
@@ -152,7 +151,11 @@ def _not_found() -> Problem:
 def list_handoffs(
     request: Request,
     caller: TierTwo,
-    status: Annotated[HandoffStatus | None, Query(description="e.g. requested")] = None,
+    # A code, not the status list: an unknown status finds nothing, as it always has.
+    status: Annotated[
+        str | None,
+        Query(min_length=1, max_length=16, pattern=CODE_PATTERN, description="e.g. requested"),
+    ] = None,
     before: Annotated[Instant | None, Query(description="requested before (paging)")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[ProviderHandoff]:

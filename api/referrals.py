@@ -179,7 +179,7 @@ async def list_referrals(
     request: Request,
     caller: Reader,
     stage: Stage | None = None,
-    cursor: str | None = Query(default=None, max_length=200),
+    cursor: str | None = Query(default=None, min_length=1, max_length=200),
     limit: Limit = 50,
 ) -> schemas.ReferralPage:
     query = scoped(_with_episode(), caller).order_by(col(ReferralRow.referral_id))

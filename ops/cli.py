@@ -381,7 +381,10 @@ def reconcile(settings: Settings, args: argparse.Namespace) -> int:
     from payments import report
     from payments.engine import PaymentEngine
 
-    payments = PaymentEngine.from_settings(_engine(settings), PaymentSettings(), settings.data_dir)
+    if not _schema_is_current(settings, "reconcile"):
+        return 2
+    engine = _engine(settings, "reconcile")
+    payments = PaymentEngine.from_settings(engine, PaymentSettings(), settings.data_dir)
 
     def progress(done: int, total: int) -> None:
         # On stderr, rewritten in place, so the report on stdout stays clean to redirect.

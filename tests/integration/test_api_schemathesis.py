@@ -10,14 +10,25 @@ an identity it is open to (casework as the demo Tier One partner, /audit as the 
 POST /referrals as a referrer). Two in three generated referral ids are swapped for
 real referrals in that partner's localities, and some commands get the referral's
 current version, so commands reach the workflow's validators with arbitrary bodies.
+
+Hostile input on top of what schemathesis draws (issue 17): one in four cases has a
+path parameter or a body string swapped for a NUL, another control character, a line
+separator or an NHS number in fullwidth or Arabic-Indic digits; one in eight is sent
+again with a chunked body (and some of those padded past the body limit, which must be
+413 even where the route reads no body). No 5xx, ever. The same run, with fewer
+examples per operation, goes against PostgreSQL when ``LINKWAY_TEST_POSTGRES_URL`` is
+set (``test_api_schemathesis_postgresql.py``): a NUL is an error there, not a miss.
 """
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -39,6 +50,17 @@ EXCLUDED = [positive_data_acceptance]
 
 
 CALLS: Counter[str] = Counter()
+# 3828966551 is a valid NHS number; its digits in other scripts are not ASCII digits.
+HOSTILE = [
+    "\x00",
+    "a\x00b",
+    "\x1b[2J",
+    "line\u2028break",
+    "\x7f\x85",
+    "\t\r\n",
+    "３８２８９６６５５１",  # noqa: RUF001 (fullwidth digits, on purpose)
+    "٣٨٢٨٩٦٦٥٥١",
+]
 
 
 # The identity each part of the API is fuzzed as: one its operations are open to.
@@ -61,21 +83,30 @@ def identity_for(path: str, method: str) -> str | None:
     return "tier_one:north-wellbeing"
 
 
-@pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
+def serve(dev_env: Any, data_dir: Path, **overrides: Any) -> ThreadedApi:
+    return ThreadedApi(
         temporal_address(dev_env),
-        tmp_path_factory.mktemp("schemathesis"),
+        data_dir,
         free_port(),
         # The fuzzer is one caller sending thousands of requests: lift its rate limit.
         api_rate_per_second=100_000.0,
         api_rate_burst=100_000,
-    ) as running:
+        **overrides,
+    )
+
+
+@pytest.fixture(scope="module")
+def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
+    with serve(dev_env, tmp_path_factory.mktemp("schemathesis")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def referral_ids(api: ThreadedApi) -> list[str]:
+    return seed_referrals(api)
+
+
+def seed_referrals(api: ThreadedApi) -> list[str]:
     ids = []
     with httpx.Client(base_url=api.base_url, timeout=30) as http:
         for locality in ("oswestry", "shrewsbury", "oswestry"):
@@ -134,35 +165,129 @@ def steer(case: schemathesis.Case) -> None:
         person["nhs_number"] = None
 
 
-@schema.parametrize()
-@settings(
+def strings(value: Any, path: tuple = ()) -> Iterator[tuple]:
+    """The location of every string in a JSON body."""
+    if isinstance(value, str):
+        yield path
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from strings(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from strings(item, (*path, i))
+
+
+def set_at(body: Any, path: tuple, value: str) -> None:
+    for step in path[:-1]:
+        body = body[step]
+    body[path[-1]] = value
+
+
+def make_hostile(case: schemathesis.Case, seed: int, positive: bool) -> bool:
+    """One in four schema-valid cases: a path parameter or a body string becomes a hostile
+    one. (A negative case is left as drawn: its checks expect the flaw schemathesis put
+    in, which a swap could remove.)"""
+    if seed % 4 != 1 or not positive:
+        return False
+    bad = HOSTILE[(seed >> 2) % len(HOSTILE)]
+    person = case.body.get("person") if isinstance(case.body, dict) else None
+    if isinstance(person, dict) and (seed >> 5) % 2:
+        person["nhs_number"] = HOSTILE[-1 - (seed >> 6) % 2]  # the same number, twice over
+        return True
+    places = [("path", name) for name in sorted(case.path_parameters or {})]
+    places += [("body", where) for where in strings(case.body) if where]
+    if not places:
+        return False
+    kind, where = places[(seed >> 7) % len(places)]
+    if kind == "path":
+        assert case.path_parameters is not None
+        case.path_parameters[where] = bad
+    else:
+        set_at(case.body, where, bad)
+    return True
+
+
+def send_chunked(case: schemathesis.Case, api: ThreadedApi, headers: dict, seed: int) -> None:
+    """One in eight cases with a body again, chunked; a few padded past the body limit."""
+    if seed % 8 != 3 or not isinstance(case.body, dict | list):
+        return
+    raw = json.dumps(case.body).encode()
+    oversize = (seed >> 3) % 4 == 0
+    if oversize:
+        raw += b" " * (api.settings.api_max_body_bytes + 1)
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(raw), 16_384):
+            yield raw[i : i + 16_384]
+
+    url = case.operation.path
+    for name, value in (case.path_parameters or {}).items():
+        url = url.replace(f"{{{name}}}", quote(str(value), safe=""))
+    answer = httpx.request(
+        case.method,
+        api.base_url + url,
+        params=case.query,
+        content=chunks(),
+        headers={
+            **headers,
+            # The case's own key (a fresh one after steer), not whatever else it drew.
+            **{
+                k: v
+                for k, v in (case.headers or {}).items()
+                if k == "Idempotency-Key" and isinstance(v, str) and v.isprintable() and v.isascii()
+            },
+            "Content-Type": "application/json",
+        },
+        timeout=30,
+    )
+    assert answer.status_code < 500, (case.operation.label, answer.status_code, answer.text)
+    if oversize:
+        assert answer.status_code == 413, (case.operation.label, answer.status_code)
+
+
+def run_case(case: schemathesis.Case, api: ThreadedApi, referral_ids: list[str]) -> None:
+    params = case.path_parameters or {}
+    identity = identity_for(case.operation.path, case.method.upper())
+    headers = api.auth(identity) if identity else {}
+    steer(case)
+    seed = zlib.crc32(repr((case.body, case.query, case.path_parameters)).encode())
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if "referral_id" in params:
+        drawn = zlib.crc32(str(params["referral_id"]).encode())
+        # Only a schema-valid id is swapped: a negative case's id (now with a declared
+        # pattern, often the very thing it gets wrong) must stay wrong to be refused.
+        if drawn % 3 and positive:
+            params["referral_id"] = referral_ids[drawn % len(referral_ids)]
+        body = case.body
+        if positive and drawn % 3 == 2 and isinstance(body, dict) and "expected_version" in body:
+            # A current version gets past optimistic concurrency to the stage and data rules.
+            seen = httpx.get(f"{api.base_url}/referrals/{params['referral_id']}", headers=headers)
+            body["expected_version"] = seen.json()["version"]
+    # A hostile case is invalid whatever schemathesis drew it as; positive_data_acceptance
+    # is excluded, so every other check holds it to a documented refusal, never a 5xx.
+    make_hostile(case, seed, positive)
+    case.call_and_validate(
+        base_url=api.base_url, headers=headers, timeout=60, excluded_checks=EXCLUDED
+    )
+    send_chunked(case, api, headers, seed)
+
+
+FUZZ = settings(
     max_examples=EXAMPLES,
     derandomize=True,
     database=None,  # derandomized: nothing to remember between runs
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
+
+
+@schema.parametrize()
+@FUZZ
 def test_api_conforms_to_its_openapi(
     case: schemathesis.Case, api: ThreadedApi, referral_ids: list[str]
 ) -> None:
-    params = case.path_parameters or {}
-    identity = identity_for(case.operation.path, case.method.upper())
-    headers = api.auth(identity) if identity else {}
-    steer(case)
-    if "referral_id" in params:
-        drawn = zlib.crc32(str(params["referral_id"]).encode())
-        if drawn % 3:
-            params["referral_id"] = referral_ids[drawn % len(referral_ids)]
-        body = case.body
-        positive = case.meta is not None and case.meta.generation.mode.is_positive
-        if positive and drawn % 3 == 2 and isinstance(body, dict) and "expected_version" in body:
-            # A current version gets past optimistic concurrency to the stage and data rules.
-            seen = httpx.get(f"{api.base_url}/referrals/{params['referral_id']}", headers=headers)
-            body["expected_version"] = seen.json()["version"]
     CALLS[case.operation.label] += 1
-    case.call_and_validate(
-        base_url=api.base_url, headers=headers, timeout=30, excluded_checks=EXCLUDED
-    )
+    run_case(case, api, referral_ids)
 
 
 def test_every_operation_got_at_least_100_examples() -> None:
