@@ -12,14 +12,18 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from infra import telemetry as telemetry_setup
 from infra.db import make_engine
 from infra.settings import Settings
 from ops.tables import create_tables
@@ -100,3 +104,25 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def temporal_address(env: WorkflowEnvironment) -> str:
     return str(env.client.service_client.config.target_host)
+
+
+@dataclass
+class Telemetry:
+    """The process's OpenTelemetry, read in memory: every span as it ends, and metrics
+    whenever a test collects them."""
+
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+
+@pytest.fixture(scope="session")
+def telemetry() -> Telemetry:
+    """Installs Linkway's telemetry (infra.telemetry.setup) once for the session, with
+    in-memory readers. Request it before a stack starts: the instrumentations trace what
+    is built after them (engines, apps)."""
+    found = Telemetry(InMemorySpanExporter(), InMemoryMetricReader())
+    if not telemetry_setup.setup(
+        Settings(), "tests", span_exporter=found.spans, metric_reader=found.metrics
+    ):
+        raise RuntimeError("telemetry was set up before the fixture: its readers are not ours")
+    return found
