@@ -21,12 +21,14 @@ def group_lag(settings: Settings, groups: dict[str, list[str]]) -> dict[str, int
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="linkway-lag",
         request_timeout_ms=TIMEOUT_MS,
+        bootstrap_timeout_ms=TIMEOUT_MS,
     )
     consumer = KafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="linkway-lag",
         enable_auto_commit=False,
         request_timeout_ms=TIMEOUT_MS + 1_000,
+        bootstrap_timeout_ms=TIMEOUT_MS,
     )
     try:
         lag: dict[str, int] = {}

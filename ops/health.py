@@ -16,6 +16,7 @@ Thresholds are the ones docs/production.md recommends for alerts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -43,6 +44,7 @@ RELAY_STALLED_AFTER_SECONDS = 60.0
 CONSUMER_LAG_LIMIT = 1_000
 # A worker polls the task queue continuously; one not seen for a minute is gone.
 WORKER_SEEN_WITHIN_SECONDS = 60.0
+CHECK_SECONDS = 10.0
 CONSUMER_GROUPS = {
     providers.GROUP_ID: [topics.PROVIDER_RESPONSES, topics.PROVIDER_ATTENDANCE],
     payments.GROUP_ID: [topics.OUTCOMES, topics.REFERRALS],
@@ -186,8 +188,10 @@ async def check_temporal(settings: Settings, task_queue: str) -> list[Check]:
     from infra import temporal
 
     try:
-        client = await temporal.connect(settings)
-        await client.service_client.check_health()
+        # An operator waits for the answer: a frontend that does not answer in this long
+        # is as good as down.
+        client = await asyncio.wait_for(temporal.connect(settings), CHECK_SECONDS)
+        await asyncio.wait_for(client.service_client.check_health(), CHECK_SECONDS)
         described = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=settings.temporal_namespace,
@@ -210,8 +214,6 @@ async def check_temporal(settings: Settings, task_queue: str) -> list[Check]:
 
 
 async def status(settings: Settings, engine: Engine, task_queue: str) -> list[Check]:
-    import asyncio
-
     checks = [check_database(engine), check_relay(engine)]
     checks += await check_temporal(settings, task_queue)
     checks += await asyncio.to_thread(check_consumers, settings)
