@@ -21,6 +21,7 @@ from api import (
     directory,
     payments,
     people,
+    probes,
     problems,
     providers,
     referrals,
@@ -32,7 +33,7 @@ from api.deps import Deps
 from api.limits import BodySizeLimit
 from api.personal_data import PersonalDataStore, load_keys
 from api.problems import Problem
-from infra import temporal
+from infra import telemetry, temporal
 from infra.db import get_engine
 from infra.settings import PaymentSettings, Settings, get_settings
 from pathway import config as pathway_config
@@ -96,6 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
         app.include_router(module.router)
     app.include_router(completion_report.router)
+    app.include_router(probes.router)
+    telemetry.instrument_app(app)  # server spans: the root of every request's trace
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

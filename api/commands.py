@@ -11,10 +11,12 @@ pseudonymous subject; request ids are ids the server reserved, never client text
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
+from opentelemetry import metrics
 from pydantic import BaseModel, Field, create_model
 from sqlmodel import Session
 from temporalio.client import WorkflowUpdateFailedError
@@ -31,7 +33,7 @@ from api.scope import not_found, visible
 from api.strict import check_strictly
 from directory import PrescriptionRejected, check_prescriptions
 from pathway import commands as cmd
-from pathway.rules import COMMANDS, CommandSpec
+from pathway.rules import BY_COMMAND, COMMANDS, CommandSpec
 from workflows import referral_workflow_id
 from workflows.models import CommandResult
 from workflows.referral import command_update
@@ -53,23 +55,46 @@ def caller_key(caller: Caller) -> str:
     return hashlib.sha256(f"{caller.partner_id}/{caller.actor_id}".encode()).hexdigest()
 
 
+# Measured here, where the command is executed, not in the workflow: the pure core
+# imports no telemetry. Attributes are the command's kind and the result's code only.
+_meter = metrics.get_meter("linkway.api")
+COMMANDS_EXECUTED = _meter.create_counter(
+    "linkway.commands", unit="{command}", description="Casework commands by kind and result"
+)
+COMMAND_DURATION = _meter.create_histogram(
+    "linkway.command.duration",
+    unit="s",
+    description="Time from sending a command's update to the workflow's answer",
+)
+
+
 async def execute(d: Deps, referral_id: str, command: cmd.Command) -> CommandResult:
     """Send one command as its workflow update; its rejection becomes a problem."""
     handle = d.client.get_workflow_handle(referral_workflow_id(referral_id))
+    started, result = time.perf_counter(), "error"
     try:
-        return await handle.execute_update(command_update(type(command)), command)
+        answer = await handle.execute_update(command_update(type(command)), command)
+        result = "accepted"
+        return answer
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         if isinstance(cause, ApplicationError) and cause.type in ("Rejected", "Conflict"):
+            result = "conflict" if cause.type == "Conflict" else "rejected"
             status = 409 if cause.type == "Conflict" else 422
             raise Problem(status, "Command rejected", cause.message) from None
         raise
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
+            result = "not_found"
             raise not_found() from None
         if exc.status in UNAVAILABLE:
+            result = "unavailable"
             raise Problem(503, "Pathway unavailable", "retry later", {"Retry-After": "5"}) from None
         raise
+    finally:
+        attributes = {"command": BY_COMMAND[type(command)].update, "result": result}
+        COMMANDS_EXECUTED.add(1, attributes)
+        COMMAND_DURATION.record(time.perf_counter() - started, attributes)
 
 
 # The body of each route is its command less the fields the server fills in (request id

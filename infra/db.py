@@ -6,12 +6,21 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
+import sqlalchemy.engine
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import Session
 
 from infra.settings import Settings, get_settings
+
+
+def create_engine(url: str, **options: Any) -> Engine:
+    # Looked up at call time, not imported: OpenTelemetry's SQLAlchemy instrumentation
+    # (infra.telemetry) wraps sqlalchemy.engine.create_engine, and every engine made
+    # after it did then traces its statements.
+    return sqlalchemy.engine.create_engine(url, **options)
 
 
 def make_engine(url: str) -> Engine:

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     relay_batch_size: int = 200
     relay_poll_seconds: float = 0.2
 
+    # How long a stopping process lets the work in flight finish (an HTTP request, a
+    # workflow activity, a consumer's message) before it exits; keep the container
+    # platform's stop timeout longer (compose: stop_grace_period).
+    shutdown_grace_seconds: float = Field(default=20.0, ge=0)
+
     # Telemetry: "none", "console" or "otlp" (then the standard OTEL_EXPORTER_OTLP_* apply).
     telemetry_exporter: str = "none"
     service_name: str = "linkway"

@@ -1,34 +1,212 @@
-"""OpenTelemetry, configured in one place. No exporter by default; ``console`` prints
-spans; ``otlp`` sends them to a collector (standard ``OTEL_EXPORTER_OTLP_*`` settings)."""
+"""OpenTelemetry for every Linkway process: traces, metrics and logs, configured once.
+
+``LINKWAY_TELEMETRY_EXPORTER`` picks where they go: ``none`` (the default), ``console``
+(spans and metrics printed), or ``otlp`` (the collector, through the standard
+``OTEL_EXPORTER_OTLP_*`` variables; traces, metrics and logs). Whatever the exporter,
+logs are JSON lines carrying the trace and span ids, so a log line finds its trace.
+
+Spans come from the maintained instrumentations (FastAPI, SQLAlchemy), from Temporal's
+``TracingInterceptor`` (``infra.temporal``) from faststream's Kafka middleware (the
+consumers) and from the kafka-python instrumentation (the relay's producer). Temporal's own runtime
+metrics (task latencies, poll and slot usage) go to the same collector from the SDK's core.
+
+Tests pass their own ``span_exporter`` and ``metric_reader`` (in-memory ones). The
+providers are process-global and OpenTelemetry refuses to replace them, so ``setup``
+acts once per process.
+
+Personal data never reaches a span, a metric or a log: instrumentations record SQL with
+placeholders (never bound values) and routes by template; metric attributes are codes
+(command, stage, topic, reason category, metric id); log messages name ids and codes.
+``tests/integration/test_personal_data.py`` scans all three.
+"""
 
 from __future__ import annotations
 
-from opentelemetry import trace
+import json
+import logging
+import os
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    ConsoleMetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+    SpanExporter,
+)
 
 from infra.settings import Settings
 
-_configured = False
+EXPORTERS = ("none", "console", "otlp")
+# Every Linkway meter and tracer is named under this prefix.
+METER = "linkway"
+# How often metrics are pushed to the collector. A minute is the usual alerting window;
+# 15 s lets a dashboard show a backlog building within one refresh.
+EXPORT_INTERVAL_MS = 15_000
 
 
-def setup(settings: Settings, process: str) -> None:
-    global _configured
-    if _configured:
-        return
-    _configured = True
-    provider = TracerProvider(
-        resource=Resource.create(
-            {"service.name": settings.service_name, "service.instance.role": process}
-        )
+@dataclass
+class _State:
+    configured: bool = False
+    process: str = ""
+
+
+_state = _State()
+
+
+def setup(
+    settings: Settings,
+    process: str,
+    *,
+    span_exporter: SpanExporter | None = None,
+    metric_reader: MetricReader | None = None,
+) -> bool:
+    """Install the tracer, meter and logger providers for ``process`` (worker, relay, api,
+    consume-providers, ...). Returns False when telemetry was already set up."""
+    if _state.configured:
+        return False
+    if settings.telemetry_exporter not in EXPORTERS:
+        raise ValueError("LINKWAY_TELEMETRY_EXPORTER must be none, console or otlp")
+    _state.configured, _state.process = True, process
+    resource = Resource.create(
+        {"service.name": settings.service_name, "service.instance.role": process}
     )
+    otlp = settings.telemetry_exporter == "otlp"
+
+    tracer_provider = TracerProvider(resource=resource)
+    if span_exporter is not None:
+        # Tests read spans as soon as they end, not after a batch delay.
+        tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     if settings.telemetry_exporter == "console":
-        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    elif settings.telemetry_exporter == "otlp":
+        tracer_provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    elif otlp:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    elif settings.telemetry_exporter != "none":
-        raise ValueError("LINKWAY_TELEMETRY_EXPORTER must be none, console or otlp")
-    trace.set_tracer_provider(provider)
+        tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    trace.set_tracer_provider(tracer_provider)
+
+    readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
+    if settings.telemetry_exporter == "console":
+        readers.append(
+            PeriodicExportingMetricReader(ConsoleMetricExporter(), EXPORT_INTERVAL_MS * 4)
+        )
+    elif otlp:
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter(), EXPORT_INTERVAL_MS))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=readers))
+
+    if otlp:
+        _export_logs(resource)
+        _temporal_runtime_metrics(settings)
+    _instrument_libraries()
+    return True
+
+
+def _export_logs(resource: Resource) -> None:
+    """Send log records to the collector as well as to stderr (OTLP logs)."""
+    from opentelemetry._logs import set_logger_provider
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider(resource=resource)
+    provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+    set_logger_provider(provider)
+    logging.getLogger().addHandler(LoggingHandler(level=logging.INFO, logger_provider=provider))
+
+
+def temporal_metrics_url(endpoint: str) -> str:
+    """Temporal's core exports OTLP metrics itself; over HTTP it needs the full path."""
+    return endpoint.rstrip("/") + "/v1/metrics"
+
+
+def _temporal_runtime_metrics(settings: Settings) -> None:
+    """Temporal's SDK measures its workers itself (workflow and activity task latency,
+    schedule-to-start, slots): point its runtime at the collector. Must run before the
+    first client connects, since a client keeps the runtime it was created with."""
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not endpoint:
+        return
+    from temporalio.runtime import OpenTelemetryConfig, Runtime, TelemetryConfig
+
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=OpenTelemetryConfig(
+                url=temporal_metrics_url(endpoint), http=True, durations_as_seconds=True
+            ),
+            global_tags={"service_name": settings.service_name},
+        )
+    )
+    Runtime.set_default(runtime, error_if_already_set=False)
+
+
+def _instrument_libraries() -> None:
+    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    # SQLAlchemy: one span per statement, with the SQL's placeholders, never its values.
+    # It wraps engine creation, so it traces every engine infra.db makes after this call.
+    # Its declared range stops below SQLAlchemy 2.1 (which sqlmodel now brings) though the
+    # engine events it hooks are unchanged; the trace test checks that SQL spans appear.
+    SQLAlchemyInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
+    # kafka-python (the relay's producer): a producer span per record, whose context goes
+    # in the record's headers (messaging.relay.traced_send).
+    KafkaInstrumentor().instrument()
+
+
+def instrument_app(app: Any) -> None:
+    """FastAPI/ASGI server spans, named by route template (``/referrals/{referral_id}``)
+    so no id reaches a span name. Probes are left out: they would be most of the traces."""
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/livez,/readyz")
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the process's role and the
+    current trace and span ids. An exception is logged by type and code location only:
+    an exception's message may quote the data that caused it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if _state.process:
+            line["process"] = _state.process
+        context = trace.get_current_span().get_span_context()
+        if context.is_valid:
+            line["trace_id"] = format(context.trace_id, "032x")
+            line["span_id"] = format(context.span_id, "016x")
+        if record.exc_info and record.exc_info[0] is not None:
+            line["exception"] = record.exc_info[0].__name__
+            line["stack"] = "".join(traceback.format_tb(record.exc_info[2]))
+        return json.dumps(line)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """JSON lines on stderr for every logger; called once by ``linkway`` at start."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    if any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root.addHandler(handler)

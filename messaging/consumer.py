@@ -34,6 +34,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
+from opentelemetry import metrics
 from sqlmodel import Field, Session, SQLModel
 
 from events.catalogue import EventRejected
@@ -89,6 +90,33 @@ class Inbound:
 Handler = Callable[[Inbound], Awaitable[None]]
 
 
+# A dead letter's reason names fields and ids: too many values for a metric attribute.
+# The metric carries its category, from the reason's opening words (the wording is
+# catalogue.parse's and the consumers'); anything unrecognised counts as "other".
+REASON_CATEGORIES = (
+    ("unknown event type", "unknown_type"),
+    ("event is ", "too_large"),
+    ("not valid json", "not_json"),
+    ("an event must be", "not_an_object"),
+    ("bad envelope", "bad_envelope"),
+    ("event type ", "wrong_topic"),
+    ("bad data", "bad_data"),
+    ("unauthorised", "unauthorised"),
+    ("unknown handoff", "unknown_handoff"),
+)
+_meter = metrics.get_meter("linkway.messaging")
+DEAD_LETTERS = _meter.create_counter(
+    "linkway.dead_letters",
+    unit="{message}",
+    description="Messages dead-lettered, by the topic they came from and the reason's category",
+)
+
+
+def reason_category(reason: str) -> str:
+    text = reason.lower()
+    return next((code for opening, code in REASON_CATEGORIES if text.startswith(opening)), "other")
+
+
 class DeadLetters:
     """Publishes a rejected record's original bytes and key to ``<topic>.dlq``."""
 
@@ -108,6 +136,7 @@ class DeadLetters:
         await self.broker.publish(
             message.value, dead_letter_topic(message.topic), key=message.key, headers=headers
         )
+        DEAD_LETTERS.add(1, {"topic": message.topic, "reason": reason_category(reason)})
 
 
 @dataclass(frozen=True)
@@ -188,7 +217,9 @@ def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
         enable_idempotence=False,
         allow_auto_create_topics=False,  # `linkway topics` provisions them, with retention
         middlewares=[KafkaTelemetryMiddleware()],  # continues the trace from the headers
-        graceful_timeout=10.0,
+        # On stop, the message in hand is finished (and committed) before the consumer
+        # leaves its group; only then does the next member take the partition.
+        graceful_timeout=settings.shutdown_grace_seconds,
     )
 
 

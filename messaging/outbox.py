@@ -11,7 +11,7 @@ import json
 from datetime import UTC, datetime
 
 from opentelemetry import propagate
-from sqlalchemy import Index
+from sqlalchemy import Index, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.catalogue import EventData
@@ -70,3 +70,14 @@ def unpublished(session: Session, limit: int) -> list[OutboxRow]:
         .limit(limit)
     )
     return list(session.exec(stmt))
+
+
+def backlog(session: Session) -> tuple[int, datetime | None]:
+    """How many rows wait for the relay, and when the oldest of them was written: the
+    relay is keeping up while the first stays near zero and the second recent."""
+    count, oldest = session.exec(
+        select(func.count(), func.min(OutboxRow.created_at)).where(
+            col(OutboxRow.published_at).is_(None)
+        )
+    ).one()
+    return int(count), oldest

@@ -40,6 +40,9 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from opentelemetry.instrumentation.kafka import KafkaInstrumentor
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -142,6 +145,31 @@ def record_headers(row: OutboxRow) -> list[tuple[str, bytes]]:
     """The structured-mode marker, and the trace context the row was written under."""
     headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE)]
     return headers + [(k, v.encode()) for k, v in json.loads(row.headers).items()]
+
+
+def traced_send(
+    producer: KafkaProducer, row: OutboxRow, extra: list[tuple[str, bytes]]
+) -> FutureRecordMetadata:
+    """Send a row under the trace context it was written in.
+
+    With OpenTelemetry's kafka-python instrumentation on (``infra.telemetry`` turns it
+    on), ``send`` opens a producer span, a child of the row's context attached here, and
+    injects that span's context into the headers: so the consumers' spans hang under the
+    relay's publish, in the trace that began with the HTTP request. Without it, the row's
+    own context goes in the headers, as written, and the trace still joins up.
+    """
+    carried: dict[str, str] = json.loads(row.headers)
+    token = otel_context.attach(propagate.extract(carried))
+    try:
+        if KafkaInstrumentor().is_instrumented_by_opentelemetry:
+            headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE), *extra]
+        else:
+            headers = record_headers(row) + extra
+        return producer.send(
+            row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers
+        )
+    finally:
+        otel_context.detach(token)
 
 
 class OutboxRelay:
@@ -292,10 +320,7 @@ class OutboxRelay:
     def _send(
         self, producer: KafkaProducer, row: OutboxRow, errors: list[Exception], replay: bool = False
     ) -> FutureRecordMetadata:
-        headers = record_headers(row) + ([REPLAY_HEADER] if replay else [])
-        future = producer.send(
-            row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers
-        )
+        future = traced_send(producer, row, [REPLAY_HEADER] if replay else [])
 
         def failed(exc: Exception) -> None:
             # Stop the producer at the first failure: a later batch for the same partition

@@ -30,7 +30,7 @@ from infra.db import transaction
 from messaging import reader, timeline
 from messaging.consumer import ProcessedEvent, is_processed, record_processed
 from messaging.outbox import OutboxRow
-from messaging.relay import REPLAY_HEADER, SEND_TIMEOUT_SECONDS, check_producer, record_headers
+from messaging.relay import REPLAY_HEADER, SEND_TIMEOUT_SECONDS, check_producer, traced_send
 
 log = logging.getLogger("linkway.replay")
 
@@ -78,10 +78,7 @@ def republish(
 
 
 def _send(producer: KafkaProducer, row: OutboxRow) -> FutureRecordMetadata:
-    headers = [*record_headers(row), REPLAY_HEADER]
-    return producer.send(
-        row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers
-    )
+    return traced_send(producer, row, [REPLAY_HEADER])
 
 
 def _history(

@@ -13,6 +13,7 @@ linkway replay ...          publish outbox history again (a referral, a time win
 linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
+linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, (func, configure) in COMMANDS.items():
         configure(sub.add_parser(name, help=(func.__doc__ or "").strip().splitlines()[0]))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from infra import telemetry
+
+    # JSON lines with the trace and span ids, so a log line finds its trace.
+    telemetry.configure_logging(logging.INFO)
     # Client libraries narrate every connection at INFO; only their warnings matter here.
     for noisy in ("kafka", "aiokafka", "temporalio", "httpx", "faststream", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -147,6 +151,9 @@ def relay(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     engine = _engine(settings, "relay")
     outbox_relay = OutboxRelay(engine, producer, settings)
+    from ops.health import register_gauges
+
+    register_gauges(engine, settings)  # the relay is the one replica: each reading once
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: outbox_relay.stop())
     outbox_relay.run()  # closes its producer when it returns
@@ -169,6 +176,8 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
         port=settings.api_port,
         log_level="warning",
         access_log=False,
+        # On SIGTERM uvicorn stops accepting, then lets requests in flight finish.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
     )
     return 0
 
@@ -329,6 +338,23 @@ def docs(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def status(settings: Settings, args: argparse.Namespace) -> int:
+    """Is anything stuck, and where? Database, relay, Temporal, workers, consumer lag."""
+    from ops import health
+    from workflows import TASK_QUEUE
+
+    if not _schema_is_current(settings, "status"):
+        return 2
+    engine = _engine(settings, "status")
+    checks = asyncio.run(health.status(settings, engine, TASK_QUEUE))
+    if args.json:
+        print(json.dumps([c.__dict__ for c in checks]))
+    else:
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:28} {check.detail}")
+    return 0 if all(c.ok for c in checks) else 1
+
+
 def _engine(settings: Settings, process: str) -> Engine:
     """The database, once its schema is at head (``ops.schema.require_current``)."""
     from infra.db import get_engine
@@ -454,6 +480,10 @@ def _rebuild_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
 
 
+def _status_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON list of checks")
+
+
 def _docs_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check", action="store_true", help="fail if docs/ is out of date")
     parser.add_argument("--root", default=".", help="the repository root")
@@ -479,6 +509,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "rebuild": (rebuild, _rebuild_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
+    "status": (status, _status_args),
 }
 
 if __name__ == "__main__":

@@ -20,16 +20,20 @@ import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from alembic import command
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from infra import telemetry as telemetry_setup
 from infra.db import make_engine
 from infra.settings import Settings
 from ops import schema
@@ -183,3 +187,25 @@ def scratch_postgres() -> Iterator[str]:
             # FORCE: the app's pooled connections may still be open.
             conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+@dataclass
+class Telemetry:
+    """The process's OpenTelemetry, read in memory: every span as it ends, and metrics
+    whenever a test collects them."""
+
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+
+
+@pytest.fixture(scope="session")
+def telemetry() -> Telemetry:
+    """Installs Linkway's telemetry (infra.telemetry.setup) once for the session, with
+    in-memory readers. Request it before a stack starts: the instrumentations trace what
+    is built after them (engines, apps)."""
+    found = Telemetry(InMemorySpanExporter(), InMemoryMetricReader())
+    if not telemetry_setup.setup(
+        Settings(), "tests", span_exporter=found.spans, metric_reader=found.metrics
+    ):
+        raise RuntimeError("telemetry was set up before the fixture: its readers are not ours")
+    return found

@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from faststream.kafka import KafkaBroker
+from opentelemetry import metrics
 from sqlalchemy.engine import Engine
 
 from events import topics
@@ -29,6 +30,7 @@ from messaging.consumer import (
     subscribe,
 )
 from payments.engine import PaymentEngine
+from payments.rules import ClaimDecision
 
 log = logging.getLogger("linkway.payments")
 
@@ -36,6 +38,19 @@ CONSUMER = "payments"
 GROUP_ID = "linkway.payments"
 # Only outcome facts are accepted on the outcomes topic; anything else is dead-lettered.
 ON_OUTCOMES_TOPIC = frozenset(OUTCOME_TYPES)
+
+
+_meter = metrics.get_meter("linkway.payments")
+CLAIMS = _meter.create_counter(
+    "linkway.claims",
+    unit="{claim}",
+    description="Outcome decisions by rate-card metric and status (claimed, capped, not eligible)",
+)
+CLAIM_PENCE = _meter.create_counter(
+    "linkway.claims.pence",
+    unit="{pence}",
+    description="Pence claimed, by rate-card metric and status",
+)
 
 
 class OutcomeConsumer:
@@ -53,14 +68,21 @@ class OutcomeConsumer:
         envelope, data = parse(inbound.value or b"", allowed_types=allowed)
         if inbound.topic == topics.REFERRALS and not isinstance(data, ReferralReentered):
             return  # the rest of the lifecycle does not move money
+        decisions: list[ClaimDecision] = []
         with transaction(self.engine) as session:
             if is_processed(session, CONSUMER, envelope.id):
                 return
             if isinstance(data, OutcomeEvent):
-                self.payments.handle_outcome(session, envelope, data)
+                decisions = self.payments.handle_outcome(session, envelope, data)
             elif isinstance(data, ReferralReentered):
                 self.payments.handle_reentry(session, envelope, data)
             record_processed(session, CONSUMER, envelope.id)
+        # Counted after the commit, so a rolled-back attempt (retried later) counts once.
+        for decision in decisions:
+            metric = decision.key.metric if decision.key else "none"
+            attributes = {"metric": metric, "status": decision.status}
+            CLAIMS.add(1, attributes)
+            CLAIM_PENCE.add(decision.amount_pence, attributes)
         self.payments.checkpoint_if_due()
 
 

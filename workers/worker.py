@@ -31,4 +31,7 @@ def build_worker(client: Client, settings: Settings, task_queue: str = TASK_QUEU
         workflows=[ReferralWorkflow],
         activities=[transitions.record_transition],
         sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
+        # On SIGTERM the worker stops polling and lets running activities finish (an
+        # activity cut short is retried elsewhere, but a finished one costs nothing).
+        graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds),
     )

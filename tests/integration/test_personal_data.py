@@ -2,13 +2,15 @@
 over HTTP (with their details updated, notes written and read, a re-referral, and a
 handful of refused requests), then a scan of everything Linkway emitted finds none of
 their name, NHS number or date of birth: Kafka topics, Temporal histories (payloads
-decoded), logs at DEBUG, error bodies, and every database table (the store itself is
-ciphertext). Reads and writes show in the admin's audit log; with the audit log
-unwritable, reads fail."""
+decoded), logs at DEBUG (also as the JSON lines Linkway writes), error bodies, every
+database table (the store itself is ciphertext), and the telemetry: every span's name,
+attributes and events, and every metric's attributes. Reads and writes show in the
+admin's audit log; with the audit log unwritable, reads fail."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import time
 import uuid
@@ -20,8 +22,9 @@ from sqlalchemy import inspect, text
 
 from infra import temporal
 from infra.db import get_engine
+from infra.telemetry import JsonFormatter
 from messaging.reader import read_all as read_topic
-from tests.conftest import free_port, temporal_address
+from tests.conftest import Telemetry, free_port, temporal_address
 from tests.integration.stack import running_stack
 from workflows import referral_workflow_id
 
@@ -65,8 +68,15 @@ def leaks(blob: str | bytes) -> list[str]:
 
 
 async def test_nothing_linkway_emits_carries_personal_data(
-    dev_env, broker, tmp_path, caplog: pytest.LogCaptureFixture
+    telemetry: Telemetry, dev_env, broker, tmp_path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    telemetry.spans.clear()
+    # The JSON lines Linkway writes, formatted as each record is emitted (the trace and
+    # span ids are those current at that moment).
+    json_lines = io.StringIO()
+    json_handler = logging.StreamHandler(json_lines)
+    json_handler.setFormatter(JsonFormatter())
+    logging.getLogger().addHandler(json_handler)
     # Linkway's own loggers at DEBUG, every library's at INFO (their DEBUG is wire dumps).
     caplog.set_level(logging.INFO)
     for name in ("linkway", "api", "events", "infra", "workers", "uvicorn"):
@@ -228,3 +238,30 @@ async def test_nothing_linkway_emits_carries_personal_data(
     assert not [leaks(value) for value in published if leaks(value)]
     for table, rows in tables.items():
         assert not leaks(rows), (table, [r for r in rows.split("), (") if leaks(r)])
+
+    # Telemetry: every span (name, attributes, events), every metric data point's
+    # attributes, and the logs as the JSON lines Linkway writes.
+    spans = telemetry.spans.get_finished_spans()
+    assert len(spans) > 100
+    for span in spans:
+        seen_in_span = repr(
+            (
+                span.name,
+                dict(span.attributes or {}),
+                [dict(e.attributes or {}) for e in span.events],
+            )
+        )
+        assert not leaks(seen_in_span), (span.name, leaks(seen_in_span))
+    data = telemetry.metrics.get_metrics_data()
+    attributes = [
+        (metric.name, dict(point.attributes or {}))
+        for resource in (data.resource_metrics if data else [])
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        for point in metric.data.data_points
+    ]
+    assert any(name == "linkway.commands" for name, _ in attributes)
+    assert not [a for a in attributes if leaks(repr(a))]
+    logging.getLogger().removeHandler(json_handler)
+    json_logs = json_lines.getvalue()
+    assert json_logs and not leaks(json_logs), leaks(json_logs)

@@ -282,27 +282,92 @@ def test_no_service_mounts_a_host_path() -> None:
         assert not context.startswith(("/", "~")), f"{name} builds from {context}"
 
 
-def test_infrastructure_services_are_present_and_pinned() -> None:
+# Images their publishers have deprecated or stopped patching, with what replaces them.
+DEPRECATED_IMAGES = {
+    "temporalio/auto-setup": "temporalio/server with a temporalio/admin-tools schema job",
+    "temporalio/web": "temporalio/ui",
+    "temporalio/temporal": "temporalio/server",
+    "jaegertracing/all-in-one": "jaegertracing/jaeger (Jaeger v2)",
+    "bitnami/kafka": "apache/kafka",
+    "wurstmeister/kafka": "apache/kafka",
+    "confluentinc/cp-zookeeper": "KRaft mode (Kafka 4 has no ZooKeeper)",
+    "zookeeper": "KRaft mode (Kafka 4 has no ZooKeeper)",
+    "otel/opentelemetry-collector-contrib-dev": "otel/opentelemetry-collector-contrib",
+}
+
+
+def image_name_and_tag(image: str) -> tuple[str, str]:
+    """``repo/name:tag`` -> (``repo/name``, ``tag``); a ``${VAR:-default}`` image is judged
+    by its default, which is what runs when the operator sets nothing."""
+    if image.startswith("${"):
+        image = image.partition(":-")[2].rstrip("}")
+    name, _, tag = image.rpartition(":") if ":" in image else (image, "", "")
+    return name, tag
+
+
+def test_no_service_runs_a_deprecated_image() -> None:
+    for name, svc in compose()["services"].items():
+        image, _ = image_name_and_tag(svc["image"])
+        assert image not in DEPRECATED_IMAGES, f"{name}: {image} -> {DEPRECATED_IMAGES[image]}"
+
+
+# A release number: not latest, not a floating major like "16". PostgreSQL numbers its
+# releases major.minor (16.11), everything else here major.minor.patch.
+RELEASE = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?")
+
+
+def test_every_image_is_pinned_to_a_release() -> None:
+    for name, svc in compose()["services"].items():
+        image, tag = image_name_and_tag(svc["image"])
+        assert image and RELEASE.fullmatch(tag), f"{name}: pin {svc['image']}"
+
+
+def test_the_pinning_checks_catch_what_they_claim() -> None:
+    assert image_name_and_tag("temporalio/auto-setup:1.29.1")[0] in DEPRECATED_IMAGES
+    assert image_name_and_tag("${LINKWAY_IMAGE:-linkway:0.1.0}") == ("linkway", "0.1.0")
+    assert image_name_and_tag("postgres") == ("postgres", "")
+    for floating in ("postgres:16", "kafka:latest", "kafka", "ui:2-alpine"):
+        assert not RELEASE.fullmatch(image_name_and_tag(floating)[1]), floating
+
+
+def test_infrastructure_services_are_present() -> None:
     doc = compose()
     for prefix in (
         "postgres:16",
-        "temporalio/auto-setup:",
+        "temporalio/server:",
+        "temporalio/admin-tools:",
         "temporalio/ui:",
         "apache/kafka:",
         "otel/opentelemetry-collector-contrib:",
-        "jaegertracing/",
+        "jaegertracing/jaeger:",
     ):
         service_with_image(doc, prefix)
-    for name, svc in doc["services"].items():
-        image = svc["image"]
-        if name in linkway_services(doc):
-            continue
-        tag = image.rpartition(":")[2]
-        assert ":" in image and re.fullmatch(r"[0-9][0-9.]*", tag), f"{name}: pin {image}"
-    temporal = doc["services"][service_with_image(doc, "temporalio/auto-setup:")]
+    temporal = doc["services"][service_with_image(doc, "temporalio/server:")]
     assert temporal["environment"]["DB"] == "postgres12"
     kafka = doc["services"][service_with_image(doc, "apache/kafka:")]
     assert "broker,controller" in kafka["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft
+
+
+def test_temporal_schema_job_runs_before_the_server_and_the_namespace_after() -> None:
+    doc = compose()
+    services = doc["services"]
+    server_name = service_with_image(doc, "temporalio/server:")
+    server = services[server_name]
+    jobs = {n: s for n, s in services.items() if s["image"].startswith("temporalio/admin-tools:")}
+    schema = [n for n, s in jobs.items() if "schema" in " ".join(s["command"])]
+    namespace = [n for n, s in jobs.items() if "namespace" in " ".join(s["command"])]
+    assert len(schema) == 1 and len(namespace) == 1
+    assert needs(server, schema[0]) == "service_completed_successfully"
+    assert needs(services[namespace[0]], server_name) == "service_healthy"
+    # Admin tools and server move together: the schema job applies the schema that
+    # version of the server expects.
+    tags = {image_name_and_tag(s["image"])[1] for s in [server, *jobs.values()]}
+    assert len(tags) == 1, tags
+    script = ROOT / "infra" / "temporal-setup" / "schema.sh"
+    text = script.read_text()
+    assert "temporal-sql-tool" in text and text.count("update-schema") >= 2
+    for job in jobs.values():
+        assert job["restart"] == "on-failure"
 
 
 def test_processes_start_after_their_set_up_jobs() -> None:
@@ -317,9 +382,13 @@ def test_processes_start_after_their_set_up_jobs() -> None:
         assert needs(svc, migrate) == "service_completed_successfully", name
     for command in [("linkway", "relay"), *(c for c in PROCESSES if c[1] == "consume")]:
         assert needs(services[by_command[command]], topics) == "service_completed_successfully"
-    temporal = service_with_image(compose(), "temporalio/auto-setup:")
-    for command in [("linkway", "worker"), ("linkway", "api")]:
+    temporal = service_with_image(compose(), "temporalio/server:")
+    for command in [("linkway", "worker"), ("linkway", "api"), ("linkway", "consume", "providers")]:
         assert needs(services[by_command[command]], temporal) == "service_healthy"
+        # The server is up before its namespace exists: wait for the namespace job too.
+        assert needs(services[by_command[command]], "temporal-namespace") == (
+            "service_completed_successfully"
+        )
 
 
 def test_relay_runs_as_one_replica_and_the_others_may_scale() -> None:
