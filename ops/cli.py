@@ -21,17 +21,30 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-from pathlib import Path
-
-from sqlalchemy.engine import Engine
 
 from infra.settings import Settings, get_settings
+from ops.database import engine_at_head as _engine
+from ops.database import schema_is_current as _schema_is_current
+from ops.tasks import (
+    _docs_args,
+    _events_args,
+    _rebuild_args,
+    _reconcile_args,
+    _replay_args,
+    _status_args,
+    _token_args,
+    docs,
+    events,
+    rebuild,
+    reconcile,
+    replay,
+    status,
+    token,
+)
 
 log = logging.getLogger("linkway")
 Command = Callable[[Settings, argparse.Namespace], int]
@@ -230,154 +243,6 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def events(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a topic's events from the beginning, one JSON object per line."""
-    from messaging.reader import read
-
-    try:
-        for key, value, _ in read(settings.kafka_bootstrap, args.topic, follow=args.follow):
-            try:
-                body = json.loads(value)
-            except ValueError:
-                body = {"undecodable": True, "bytes": len(value)}
-            if args.full:
-                print(json.dumps(body))
-            else:
-                subject = key.decode() if key else ""
-                print(f"{body.get('time', '')}  {subject}  {body.get('type', body)}")
-    except LookupError as exc:
-        print(f"linkway: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-def token(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a demo bearer token (embedded default only): linkway token tier_one:north-wellbeing"""
-    from api.auth import mint_token
-    from api.tenancy import load
-
-    role, _, partner_id = args.identity.partition(":")
-    partner = load(settings.tenancy_file).partner(partner_id)
-    if partner is None or partner.role != role:
-        print(f"linkway: the tenancy has no {args.identity!r}", file=sys.stderr)
-        return 2
-    subject = args.subject or f"demo-{partner.role}.{partner.id}"
-    try:
-        print(mint_token(settings, partner.id, partner.role, subject, args.ttl))
-    except RuntimeError as exc:
-        print(f"linkway: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def replay(settings: Settings, args: argparse.Namespace) -> int:
-    """Publish outbox history again (same event ids): a referral, a time window, a topic."""
-    from infra.db import get_engine
-    from messaging.relay import make_producer
-    from messaging.replay import ReplayFailed, republish
-
-    producer = make_producer(settings)
-    try:
-        count = republish(
-            get_engine(settings),
-            producer,
-            referral_id=args.referral,
-            since=args.since,
-            until=args.until,
-            topic=args.topic,
-        )
-    except ValueError as exc:
-        print(f"linkway: {exc}", file=sys.stderr)
-        return 2
-    except ReplayFailed as exc:
-        print(f"linkway: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        producer.close(timeout=10)
-    print(f"replayed {count} events")
-    return 0
-
-
-def rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    """Rebuild a read model: referrals (timeline, from its topic), measures (from the outbox)."""
-    from infra.db import get_engine
-    from messaging.replay import rebuild_referrals
-
-    if args.model == "measures":
-        from activities.readmodel import rebuild_measurements
-
-        print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
-        return 0
-
-    try:
-        count = rebuild_referrals(settings.kafka_bootstrap, get_engine(settings), fresh=args.fresh)
-    except LookupError as exc:
-        print(f"linkway: {exc}", file=sys.stderr)
-        return 1
-    print(f"applied {count} events")
-    return 0
-
-
-def docs(settings: Settings, args: argparse.Namespace) -> int:
-    """Regenerate the published contract under docs/ (or, with --check, report drift)."""
-    from api.openapi import check_openapi, write_openapi
-    from messaging.asyncapi import check_docs, write_docs
-
-    root = Path(args.root)
-    if args.check:
-        drift = check_docs(root) + check_openapi(root)
-        for stale in drift:
-            print(f"out of date: {stale}")
-        if drift:
-            print("run `make docs` and commit the result", file=sys.stderr)
-        return 1 if drift else 0
-    for written in [*write_docs(root), *write_openapi(root)]:
-        print(f"wrote {written}")
-    return 0
-
-
-def status(settings: Settings, args: argparse.Namespace) -> int:
-    """Is anything stuck, and where? Database, relay, Temporal, workers, consumer lag."""
-    from ops import health
-    from workflows import TASK_QUEUE
-
-    if not _schema_is_current(settings, "status"):
-        return 2
-    engine = _engine(settings, "status")
-    checks = asyncio.run(health.status(settings, engine, TASK_QUEUE))
-    if args.json:
-        print(json.dumps([c.__dict__ for c in checks]))
-    else:
-        for check in checks:
-            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:28} {check.detail}")
-    return 0 if all(c.ok for c in checks) else 1
-
-
-def _engine(settings: Settings, process: str) -> Engine:
-    """The database, once its schema is at head (``ops.schema.require_current``)."""
-    from infra.db import get_engine
-    from ops import schema
-
-    engine = get_engine(settings)
-    schema.require_current(engine, process)
-    return engine
-
-
-def _schema_is_current(settings: Settings, process: str) -> bool:
-    """A long-running process checks the schema before it starts, and refuses to start
-    (exit code 2) with what to do, rather than fail on its first query."""
-    from ops import schema
-
-    try:
-        _engine(settings, process)
-    except schema.SchemaError as exc:
-        print(str(exc), file=sys.stderr)
-        return False
-    return True
-
-
 def _provider_topics(settings: Settings) -> list[str]:
     """One handoff topic per provider organisation in the service directory."""
     from sqlmodel import Session
@@ -401,35 +266,6 @@ def _run_until_signal(main: Callable[[], Awaitable[None]]) -> int:
     return 0
 
 
-def reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    """Reconcile the payment ledger with the outcome events; exit 1 if they differ."""
-    from infra.settings import PaymentSettings
-    from payments import report
-    from payments.engine import PaymentEngine
-
-    if not _schema_is_current(settings, "reconcile"):
-        return 2
-    engine = _engine(settings, "reconcile")
-    payments = PaymentEngine.from_settings(engine, PaymentSettings(), settings.data_dir)
-
-    def progress(done: int, total: int) -> None:
-        # On stderr, rewritten in place, so the report on stdout stays clean to redirect.
-        share = done / total if total else 1.0
-        bar = "#" * int(share * 30)
-        print(f"\r[{bar:<30}] {done}/{total} events", end="", file=sys.stderr, flush=True)
-
-    result = payments.reconcile(progress=None if args.quiet else progress)
-    if not args.quiet:
-        print(file=sys.stderr)
-    text = report.to_csv(result) if args.format == "csv" else report.to_json(result)
-    if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
-    print(report.summary(result), file=sys.stderr)
-    return 0 if result.ok else 1
-
-
 def _no_args(parser: argparse.ArgumentParser) -> None:
     pass
 
@@ -450,49 +286,6 @@ def _topics_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "extra", nargs="*", help="further topics, e.g. linkway.handoffs.<provider-id>"
     )
-
-
-def _events_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("topic", help="e.g. linkway.referrals")
-    parser.add_argument("--follow", action="store_true", help="keep waiting for new events")
-    parser.add_argument("--full", action="store_true", help="print whole events as JSON")
-
-
-def _replay_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--referral", metavar="ID", help="only this referral's events")
-    parser.add_argument("--since", type=_instant, metavar="ISO", help="recorded at or after")
-    parser.add_argument("--until", type=_instant, metavar="ISO", help="recorded before")
-    parser.add_argument("--topic", metavar="T", help="only events on this topic")
-
-
-def _instant(text: str) -> datetime:
-    return datetime.fromisoformat(text)
-
-
-def _token_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("identity", help="<role>:<partner id>, e.g. tier_one:north-wellbeing")
-    parser.add_argument("--subject", help="the token's pseudonymous subject")
-    parser.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
-
-
-def _rebuild_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=["referrals", "measures"])
-    parser.add_argument("--fresh", action="store_true", help="empty the table first")
-
-
-def _status_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="one JSON list of checks")
-
-
-def _docs_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--check", action="store_true", help="fail if docs/ is out of date")
-    parser.add_argument("--root", default=".", help="the repository root")
-
-
-def _reconcile_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--format", choices=["json", "csv"], default="json")
-    parser.add_argument("--output", metavar="FILE", help="write the report here, not stdout")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] = {
