@@ -23,7 +23,6 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from activities.readmodel import HandoffRow, ReferralRow
@@ -35,9 +34,22 @@ from api.params import IdPath
 from api.people import audit_failed
 from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
+from api.provider_schemas import (
+    Attendance,
+    BatchReport,
+    Completion,
+    Contact,
+    ProviderHandoff,
+    Rejection,
+    RowError,
+    RowResult,
+    Submitted,
+    Waitlist,
+    WaitlistBand,
+)
 from api.strict import check_strictly
 from events import provider
-from events.ids import CODE_PATTERN, Code
+from events.ids import CODE_PATTERN
 from inbound.provider_facts import (
     FactRefused,
     ProviderEvent,
@@ -49,85 +61,6 @@ from inbound.provider_facts import (
 
 router = APIRouter(prefix="/provider", tags=["provider"])
 TierTwo = Annotated[Caller, Depends(require("tier_two"))]
-WaitlistBand = Literal["under_1_month", "1_to_3_months", "over_3_months"]
-AttendanceStatus = Literal[
-    "attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider"
-]
-
-
-class ProviderHandoff(BaseModel):
-    handoff_id: str
-    referral_id: str
-    episode: int
-    service_id: str
-    status: str = Field(description="FHIR Task status: requested, accepted, in-progress...")
-    reason_code: str | None
-    waitlist_band: str | None
-    requested_at: datetime
-    respond_by: datetime | None = Field(description="Absent once the provider has answered.")
-    support_level: str | None
-    attended: int
-
-
-# Bodies refuse unknown fields, as casework bodies do: a field the API does not know
-# (a free-text reason, a date) would otherwise be dropped without the sender knowing.
-class Rejection(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason_code: Code
-
-
-class Waitlist(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    waitlist_band: WaitlistBand
-
-
-class Completion(BaseModel):
-    delivered_code: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[a-z0-9_.-]+$",
-        description="What was delivered, as a code (e.g. course_completed).",
-    )
-    sessions_delivered: int | None = Field(default=None, ge=0, le=1000)
-
-
-class Attendance(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    session_date: date = Field(
-        description="not before the handoff was requested, nor after today (a day's grace)"
-    )
-    status: AttendanceStatus
-
-
-class Submitted(BaseModel):
-    event_id: str
-    duplicate: bool = Field(description="True when this report had been received before.")
-
-
-class RowResult(BaseModel):
-    line: int
-    handoff_id: str
-    session_date: date
-    status: str
-    event_id: str
-    duplicate: bool
-
-
-class RowError(BaseModel):
-    line: int
-    handoff_id: str | None
-    error: str
-
-
-class BatchReport(BaseModel):
-    applied: int
-    duplicates: int
-    rejected: int
-    rows: list[RowResult]
-    errors: list[RowError]
 
 
 def _facts(request: Request) -> ProviderFacts:
@@ -207,16 +140,6 @@ def _shown(row: HandoffRow, referral: ReferralRow | None) -> ProviderHandoff:
 # Only while the handoff is live: a rejected, cancelled (consent withdrawn, episode ended),
 # completed or failed handoff gives the provider no further access to the person.
 _CONTACTABLE = ("requested", "accepted", "in-progress", "on-hold")
-
-
-class Contact(BaseModel):
-    """What a provider needs to make contact, and no more: no NHS number, date of birth,
-    address or notes."""
-
-    given_name: str
-    family_name: str
-    phone: str | None = None
-    email: str | None = None
 
 
 @router.get(
