@@ -26,16 +26,17 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from api.auth import Caller, require
 from api.commands import IdempotencyKey, caller_key
 from api.deps import deps
 from api.idempotency import once
+from api.payment_bodies import DisputeRequest, HeldCheckpoint, PaidRequest, ResolveRequest
 from api.problems import Problem, responses
 from api.strict import check_strictly
 from events.ids import Id
@@ -96,8 +97,6 @@ def _visible(caller: Caller, view: ClaimView) -> ClaimView:
 # here and never reaches the database.
 ClaimId = Annotated[Id, Path(description="the claim's id, as listed")]
 Period = Query(default=None, pattern=r"^[0-9]{4}-[0-9]{2}$", description="YYYY-MM")
-# The ledger's sequence numbers are PostgreSQL BIGINTs: nothing larger is a seq.
-MAX_SEQ = 2**63 - 1
 
 
 def payment_engine(request: Request) -> PaymentEngine:
@@ -182,22 +181,6 @@ def get_evidence(claim_id: ClaimId, caller: Reader, engine: Payments) -> Evidenc
 
 
 # Command bodies refuse unknown fields (a misspelt field would otherwise be ignored).
-_STRICT = ConfigDict(extra="forbid")
-
-
-class DisputeRequest(BaseModel):
-    model_config = _STRICT
-    reason_code: Id
-
-
-class ResolveRequest(BaseModel):
-    model_config = _STRICT
-    outcome: Literal["upheld", "reversed"]
-
-
-class PaidRequest(BaseModel):
-    model_config = _STRICT
-    payment_ref: Id
 
 
 @router.post("/claims/{claim_id}/validate", response_model=ClaimView)
@@ -340,13 +323,6 @@ def get_payer_statements_csv(
 
 
 # --- the ledger ---------------------------------------------------------------------------
-
-
-class HeldCheckpoint(BaseModel):
-    model_config = _STRICT
-    seq: int = Field(ge=0, le=MAX_SEQ)
-    head_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
-    signature: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 def _verification(engine: PaymentEngine, result: VerifyResult) -> Verification:
