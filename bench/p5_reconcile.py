@@ -1,7 +1,7 @@
 """P5 reconciliation: outcome events reconciled per second (``PaymentEngine.reconcile``:
 read the consumed outcome events, recompute the expected claims with the rate card's
 rules, compare with the ledger to the penny) against reading and parsing the same
-events from the same store (``payments.store.consumed``, the read reconcile starts with).
+events from the same store (``payments.event_store.consumed``, the read reconcile starts with).
 
 The store is filled directly, not through the consumer: four outcome facts per referral
 (engagement, connection, wellbeing at review, sustained) spread over the contract's
@@ -30,7 +30,7 @@ from events.examples import LINKWAY_SOURCE, example
 from events.outcome import OutcomeEvent
 from infra.db import make_engine
 from ops.tables import create_tables
-from payments import store
+from payments import event_store, store
 from payments.claims import claim_id
 from payments.engine import PaymentEngine, PaymentSettings
 from payments.entries import claim_entry
@@ -105,7 +105,7 @@ def fill(engine: Engine, events: list[tuple[str, OutcomeEvent]], book: Any) -> N
         fields["claim_id"] = claim_id(decision.key)  # type: ignore[arg-type]
         entries.append(fields)
     with Session(engine) as session:
-        session.execute(insert(store.OutcomeEventRow), rows)
+        session.execute(insert(event_store.OutcomeEventRow), rows)
         if entries:
             session.execute(insert(store.LedgerRow), entries)
         session.commit()
@@ -130,7 +130,7 @@ async def run(env: Env) -> list[Result]:
     def read() -> float:
         t0 = time.perf_counter()
         with Session(engine) as session:
-            n = len(store.consumed(session, types=KINDS))
+            n = len(event_store.consumed(session, types=KINDS))
         assert n == count
         return count / (time.perf_counter() - t0)
 

@@ -30,7 +30,7 @@ from events.payment import ClaimStatusChanged
 from events.referral import ReferralReentered
 from infra.db import transaction
 from messaging import outbox
-from payments import store
+from payments import event_store
 from payments.base import ENGINE_ACTOR, EngineBase, made_entry, measures_of, outcome_of, record_of
 from payments.claims import FIRST_APPROVAL, ClaimKey, ClaimRecord, claim_id, transition
 from payments.duties import DutyCheck, check_approver, check_validator
@@ -57,12 +57,12 @@ class ClaimLifecycle(EngineBase):
         if envelope.type != data.TYPE:
             raise ValueError(f"envelope type {envelope.type} does not match {data.TYPE}")
         self._ledger.lock(session)
-        if not store.record_event(
+        if not event_store.record_event(
             session, envelope, data.referral_id, data.episode, data.occurred_at
         ):
             return []
         claims = self._ledger.claims(session)
-        starts = store.episode_starts(session, ReferralReentered.TYPE, data.referral_id)
+        starts = event_store.episode_starts(session, ReferralReentered.TYPE, data.referral_id)
         started = starts.get((data.referral_id, data.episode))
         decisions: list[ClaimDecision] = []
         for contract in self.book.contracts_for(data.partner_id):
@@ -86,7 +86,7 @@ class ClaimLifecycle(EngineBase):
         caller's transaction. False for a redelivery. Without it the window is counted
         to the outcome's date instead of the episode's start."""
         self._ledger.lock(session)
-        return store.record_event(
+        return event_store.record_event(
             session, envelope, data.referral_id, data.episode, data.occurred_at
         )
 
@@ -184,7 +184,7 @@ class ClaimLifecycle(EngineBase):
     def _problems(self, session: Session, record: ClaimRecord, own: list[LedgerEntry]) -> list[str]:
         made = made_entry(own)
         ids = list(record.evidence_event_ids)
-        found = store.consumed(session, ids=ids[:1])
+        found = event_store.consumed(session, ids=ids[:1])
         outcome = outcome_of(found[0]) if found else None
         if outcome is None:
             return [f"the outcome event {ids[0] if ids else '(none)'} is not in the event store"]
@@ -193,7 +193,7 @@ class ClaimLifecycle(EngineBase):
         except RateCardError as exc:
             return [str(exc)]
         claims = self._ledger.claims(session)
-        starts = store.episode_starts(session, ReferralReentered.TYPE, record.key.referral_id)
+        starts = event_store.episode_starts(session, ReferralReentered.TYPE, record.key.referral_id)
         history = History.of(
             claims.values(),
             record.key,
@@ -201,8 +201,8 @@ class ClaimLifecycle(EngineBase):
             record.period,
             starts.get((record.key.referral_id, record.key.episode)),
         )
-        known = {e.id for e in store.consumed(session, ids=ids)}
-        known |= {row.event_id for row in store.published(session, ids)}
+        known = {e.id for e in event_store.consumed(session, ids=ids)}
+        known |= {row.event_id for row in event_store.published(session, ids)}
         result = validate_claim(record, outcome, card, history, known, self._clock())
         problems = list(result.problems)
         measured = {m.measurement_id for m in measures_of(outcome)}

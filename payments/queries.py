@@ -10,7 +10,7 @@ from typing import Any
 from sqlmodel import Session
 
 from events.envelope import CloudEvent
-from payments import store
+from payments import event_store
 from payments.base import EngineBase, made_entry, measures_of, outcome_of
 from payments.claims import ClaimKey
 from payments.errors import RateCardError
@@ -81,8 +81,8 @@ class ClaimQueries(EngineBase):
             view = self._view(own)
             made = made_entry(own)
             ids = list(made.evidence_event_ids)
-            stored = {env.id: env for env in store.consumed(session, ids=ids)}
-            mine = {row.event_id: row for row in store.published(session, ids)}
+            stored = {env.id: env for env in event_store.consumed(session, ids=ids)}
+            mine = {row.event_id: row for row in event_store.published(session, ids)}
         events = [_event_view(event_id, stored, mine) for event_id in ids]
         outcome = outcome_of(stored.get(ids[0])) if ids else None
         terms, verdict = None, "the outcome event is not in the event store"

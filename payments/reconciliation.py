@@ -16,7 +16,7 @@ from sqlmodel import Session
 
 from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
-from payments import store
+from payments import event_store
 from payments.base import EngineBase, outcome_of
 from payments.claims import claim_id
 from payments.reconcile import claims_and_reversals, reconcile
@@ -33,13 +33,13 @@ class Reconciling(EngineBase):
         list every difference from the ledger, to the penny."""
         read = 0
         with Session(self.engine) as session:
-            starts = store.episode_starts(session, ReferralReentered.TYPE)
+            starts = event_store.episode_starts(session, ReferralReentered.TYPE)
             ledger, undo = claims_and_reversals(self._ledger.stream(session))
-            total = store.count_consumed(session, OUTCOME_TYPES) if progress else 0
+            total = event_store.count_consumed(session, OUTCOME_TYPES) if progress else 0
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
                 nonlocal read
-                for env in store.consumed_in_batches(session, OUTCOME_TYPES):
+                for env in event_store.consumed_in_batches(session, OUTCOME_TYPES):
                     read += 1
                     if progress and read % _EVERY == 0:
                         progress(read, total)

@@ -1,9 +1,7 @@
 """The payment engine's tables, and the only code that writes them.
 
 - ``ledger_entries``: the hash-chained ledger (``payments.ledger``), one row per entry;
-- ``outcome_events``: every event the engine consumed, as received, in consumed order:
-  the outcome facts and the re-entry facts that start an episode's exclusion window. It
-  is the evidence store and the input to reconciliation;
+- ``outcome_events``: every event the engine consumed (``payments.event_store``);
 - ``ledger_checkpoints``: signed heads of the chain;
 - ``ledger_lock``: one row that serialises appends (``LedgerRepository.lock``).
 
@@ -16,27 +14,22 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import DateTime, Index, Select, func, update
+from sqlalchemy import Index, Select, func, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import RowMapping
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from events.envelope import CloudEvent
-from messaging.outbox import OutboxRow
-from payments import guards
+from payments import guards  # event_store: its table, guarded below
 from payments.claims import ClaimKey, ClaimRecord, claim_id
+from payments.columns import utc, utc_column
 from payments.entries import current_claims
 from payments.errors import UnreadableEntry
 from payments.ledger import GENESIS_HASH, Checkpoint, EntryBody, LedgerEntry, append
-
-
-def _utc_column() -> DateTime:
-    return DateTime(timezone=True)
 
 
 class LedgerRow(SQLModel, table=True):
@@ -66,26 +59,11 @@ class LedgerRow(SQLModel, table=True):
     measurement_ids: str = "[]"
     reason: str = ""
     actor_id: str = Field(max_length=64)
-    occurred_at: datetime = Field(sa_type=_utc_column())
-    recorded_at: datetime = Field(sa_type=_utc_column())
+    occurred_at: datetime = Field(sa_type=utc_column())
+    recorded_at: datetime = Field(sa_type=utc_column())
     # JSON [[payer, pence], ...] of a co-funded claim. Last, with a server default, as
     # migration 0002 added it to ledgers that already had entries.
     shares: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
-
-
-class OutcomeEventRow(SQLModel, table=True):
-    __tablename__ = "outcome_events"
-    __table_args__ = (Index("ix_outcome_events_episode", "referral_id", "episode"),)
-
-    # Consumed order: rows are inserted under the ledger lock, so this is commit order.
-    seq: int | None = Field(default=None, primary_key=True)
-    event_id: str = Field(unique=True, max_length=64)
-    type: str = Field(max_length=120, index=True)
-    referral_id: str = Field(max_length=64)
-    episode: int
-    occurred_at: datetime = Field(sa_type=_utc_column())
-    consumed_at: datetime = Field(sa_type=_utc_column())
-    envelope: str  # the CloudEvent as received (JSON)
 
 
 class CheckpointRow(SQLModel, table=True):
@@ -96,7 +74,7 @@ class CheckpointRow(SQLModel, table=True):
     head_hash: str = Field(max_length=64)
     signature: str = Field(max_length=64)
     actor_id: str = Field(max_length=64)
-    created_at: datetime = Field(sa_type=_utc_column())
+    created_at: datetime = Field(sa_type=utc_column())
 
 
 class LedgerLock(SQLModel, table=True):
@@ -104,11 +82,6 @@ class LedgerLock(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=16)
     appends: int = 0
-
-
-def utc(moment: datetime) -> datetime:
-    """SQLite returns naive times; every time this module stores is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 class LedgerRepository:
@@ -229,84 +202,6 @@ def _entry(row: RowMapping) -> LedgerEntry:
     return entry
 
 
-# --- the event store ------------------------------------------------------------------------
-
-
-def record_event(
-    session: Session, envelope: CloudEvent, referral_id: str, episode: int, occurred_at: datetime
-) -> bool:
-    """Store a consumed event; False when its id is already stored (a redelivery)."""
-    if has_event(session, envelope.id):
-        return False
-    session.add(
-        OutcomeEventRow(
-            event_id=envelope.id,
-            type=envelope.type,
-            referral_id=referral_id,
-            episode=episode,
-            occurred_at=utc(occurred_at),
-            consumed_at=datetime.now(UTC),
-            envelope=envelope.model_dump_json(),
-        )
-    )
-    session.flush()
-    return True
-
-
-def has_event(session: Session, event_id: str) -> bool:
-    found = session.exec(select(OutcomeEventRow.seq).where(OutcomeEventRow.event_id == event_id))
-    return found.first() is not None
-
-
-def consumed(
-    session: Session, types: Collection[str] | None = None, ids: Collection[str] | None = None
-) -> list[CloudEvent]:
-    """Stored events in consumed order, optionally only these types or ids."""
-    stmt = select(OutcomeEventRow.envelope).order_by(col(OutcomeEventRow.seq))
-    if types is not None:
-        stmt = stmt.where(col(OutcomeEventRow.type).in_(list(types)))
-    if ids is not None:
-        stmt = stmt.where(col(OutcomeEventRow.event_id).in_(list(ids)))
-    return [CloudEvent.model_validate_json(raw) for raw in session.exec(stmt)]
-
-
-def consumed_in_batches(
-    session: Session, types: Collection[str], batch: int = 5_000
-) -> Iterator[CloudEvent]:
-    """``consumed`` as a stream, ``batch`` rows at a time, so reconciling a contract
-    year of millions of events holds one batch of envelopes, not all of them."""
-    stmt = (
-        select(OutcomeEventRow.envelope)
-        .where(col(OutcomeEventRow.type).in_(list(types)))
-        .order_by(col(OutcomeEventRow.seq))
-        .execution_options(yield_per=batch)
-    )
-    for raw in session.exec(stmt):
-        yield CloudEvent.model_validate_json(raw)
-
-
-def count_consumed(session: Session, types: Collection[str]) -> int:
-    stmt = select(func.count()).where(col(OutcomeEventRow.type).in_(list(types)))
-    return int(session.exec(stmt).one())
-
-
-def episode_starts(
-    session: Session, reentry_type: str, referral_id: str | None = None
-) -> dict[tuple[str, int], datetime]:
-    """When each re-entered episode began (of one referral, if given), from the stored
-    re-entry events."""
-    stmt = select(OutcomeEventRow).where(OutcomeEventRow.type == reentry_type)
-    if referral_id is not None:
-        stmt = stmt.where(OutcomeEventRow.referral_id == referral_id)
-    return {(row.referral_id, row.episode): utc(row.occurred_at) for row in session.exec(stmt)}
-
-
-def published(session: Session, ids: Collection[str]) -> list[OutboxRow]:
-    """Linkway's own events with these ids (the pathway's evidence events)."""
-    stmt = select(OutboxRow).where(col(OutboxRow.event_id).in_(list(ids)))
-    return list(session.exec(stmt))
-
-
 # --- checkpoints ----------------------------------------------------------------------------
 
 
@@ -331,5 +226,6 @@ def last_checkpoint_seq(session: Session) -> int:
     return session.exec(select(func.coalesce(func.max(CheckpointRow.seq), 0))).one()
 
 
-# Now that the tables above are in the metadata: create_tables installs their guards.
+# Now that the tables above (and the event store's) are in the metadata: create_tables
+# installs their guards.
 guards.listen()

@@ -10,7 +10,7 @@ ledger holding exactly the claims those events earn, chained as the engine appen
 with one reversal per thousand claims so the replay takes reversals back too. The caps
 fill early (the contract total is about 6,000 full episodes), so most claims are capped
 entries, as at national scale. Two floors are timed: reading and parsing the envelopes
-(``store.consumed_in_batches``) and that plus parsing each event's data into its outcome
+(``event_store.consumed_in_batches``) and that plus parsing each event's data into its outcome
 model (what reconciliation must do before deciding anything). Prints rates, ratios and
 peak RSS.
 """
@@ -36,7 +36,7 @@ from events.outcome import OUTCOME_TYPES, OutcomeEvent, SustainedReviewed
 from infra.db import make_engine
 from infra.settings import PaymentSettings
 from ops.tables import create_tables
-from payments import store
+from payments import event_store, store
 from payments.base import outcome_of
 from payments.claims import ClaimKey, claim_id
 from payments.engine import PaymentEngine
@@ -93,10 +93,10 @@ def fill(engine: Any, count: int, book: Any) -> int:
                 }
             )
             if len(rows) == BATCH:
-                session.execute(insert(store.OutcomeEventRow), rows)
+                session.execute(insert(event_store.OutcomeEventRow), rows)
                 rows = []
         if rows:
-            session.execute(insert(store.OutcomeEventRow), rows)
+            session.execute(insert(event_store.OutcomeEventRow), rows)
         session.commit()
     decisions = expected_claims(outcomes(count), book)
     prev: LedgerEntry | None = None
@@ -161,7 +161,7 @@ def main() -> None:
     def read_envelopes() -> float:
         t = time.perf_counter()
         with Session(engine) as session:
-            n = sum(1 for _ in store.consumed_in_batches(session, OUTCOME_TYPES))
+            n = sum(1 for _ in event_store.consumed_in_batches(session, OUTCOME_TYPES))
         assert n == args.events
         return n / (time.perf_counter() - t)
 
@@ -169,7 +169,9 @@ def main() -> None:
         t = time.perf_counter()
         with Session(engine) as session:
             n = sum(
-                1 for env in store.consumed_in_batches(session, OUTCOME_TYPES) if outcome_of(env)
+                1
+                for env in event_store.consumed_in_batches(session, OUTCOME_TYPES)
+                if outcome_of(env)
             )
         assert n == args.events
         return n / (time.perf_counter() - t)

@@ -29,7 +29,7 @@ from infra.settings import PaymentSettings
 from messaging import outbox
 from messaging.outbox import OutboxRow
 from ops.tables import create_tables
-from payments import guards, store
+from payments import event_store, guards, store
 from payments.base import ENGINE_ACTOR
 from payments.claims import ClaimKey, claim_id
 from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
@@ -496,7 +496,7 @@ def test_reconciliation_finds_exactly_the_seeded_discrepancies(engine: Engine) -
     repo = store.LedgerRepository()
     with transaction(engine) as session:
         # an outcome the engine stored but never decided: its claim is missing
-        store.record_event(session, envelope(skipped), "r-9", 1, skipped.occurred_at)
+        event_store.record_event(session, envelope(skipped), "r-9", 1, skipped.occurred_at)
         # a claim no outcome earns, and a capped claim re-claimed behind the rules' back
         for referral, kind in (("r-ghost", "claimed"), ("r-2", "claimed")):
             repo.append(session, forged_body(referral, kind))
