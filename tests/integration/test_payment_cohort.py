@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -129,9 +130,25 @@ async def declined(client) -> str:
     return (await state_of(handle)).referral_id
 
 
+@pytest.fixture
+def own_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of the cohort's own: the payment engine reads the outcomes topic from its
+    start, and the statements and caps it checks must hold only the cohort's outcomes, not
+    those of every test (or the other database's run) that shared the session's broker."""
+    from ops.devstack import start_broker
+
+    port = free_port()
+    child = start_broker("127.0.0.1", port, tmp_path_factory.mktemp("cohort-broker"))
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        child.stop()
+
+
 async def test_cohort_earns_exactly_the_hand_computed_claims(
-    dev_env, broker, tmp_path, database_url
+    dev_env, own_broker, tmp_path, database_url
 ):
+    broker = own_broker
     async with running_stack(
         temporal_address(dev_env), broker, tmp_path, free_port(), database_url=database_url
     ) as stack:
