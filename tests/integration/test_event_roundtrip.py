@@ -17,7 +17,7 @@ from kafka.admin import NewTopic
 from events.catalogue import parse, registry
 from events.examples import example, example_event
 from messaging.asyncapi import SCHEMAS_DIR
-from messaging.relay import CLOUDEVENTS_CONTENT_TYPE
+from messaging.producer import CLOUDEVENTS_CONTENT_TYPE
 
 pytestmark = pytest.mark.integration
 
