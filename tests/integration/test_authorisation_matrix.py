@@ -51,6 +51,8 @@ COMMAND_BODIES: dict[str, dict[str, Any]] = {
     "consent/withdraw": {},
     "consent/give": {},
     "deadlines": {"deadline": "first_contact", "due_at": "2030-01-01T00:00:00Z"},
+    "handoffs/cancel": {"handoff_id": "h-1", "reason_code": "no_longer_needed"},
+    "completion-report": {"ongoing_plan": ["self_managing"]},
 }
 READERS = {"referrer", "tier_one", "contract_manager", "admin"}
 PAYMENT_ACTIONS = ("approve", "dispute", "paid", "resolve", "validate")
@@ -87,6 +89,14 @@ def operations() -> list[Op]:
         Op("GET", "/referrals/{referral_id}/notes", frozenset({"tier_one"})),
         Op("GET", "/caseload", frozenset(VIEWERS)),
         Op("GET", "/audit", frozenset({"admin"})),
+        # Only once an episode has ended with a report; its scoping is tested with it
+        # (tests/integration/test_completion_report.py).
+        Op(
+            "GET",
+            "/referrals/{referral_id}/completion-report",
+            frozenset({"tier_one"}),
+            role_only=True,
+        ),
     ]
     everyone = frozenset(r.split(":")[0] for r in IDENTITIES)
     for method, path, roles in [
@@ -103,7 +113,7 @@ def operations() -> list[Op]:
         ("POST", "/provider/attendance", frozenset({"tier_two"})),
         *[
             ("POST", f"/provider/handoffs/{{handoff_id}}/{verb}", frozenset({"tier_two"}))
-            for verb in ("accept", "reject", "waitlist", "attendance")
+            for verb in ("accept", "reject", "waitlist", "complete", "attendance")
         ],
         *[
             (method, f"/payments{tail}", frozenset({"contract_manager", "tier_one"}))
@@ -232,7 +242,8 @@ async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: T
     }
     ops = operations()
     served = json.loads((await http.get("/openapi.json")).text)["paths"]
-    every = {f"{m.upper()} {p}" for p, item in served.items() for m in item if p != "/health"}
+    probes = {"/health", "/livez", "/readyz"}  # open by design: they say nothing of anyone
+    every = {f"{m.upper()} {p}" for p, item in served.items() for m in item if p not in probes}
     assert every == {op.label for op in ops}, "the matrix must cover every endpoint"
 
     for identity in IDENTITIES:
