@@ -24,7 +24,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import RowMapping
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from payments import guards  # event_store: its table, guarded below
+from payments import event_store, guards  # noqa: F401  (event_store: its table is guarded below)
 from payments.claims import ClaimKey, ClaimRecord, claim_id
 from payments.columns import utc, utc_column
 from payments.entries import current_claims
