@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     # Outbox relay
     relay_batch_size: int = 200
     relay_poll_seconds: float = 0.2
+    # The publishing lease (messaging/lease.py): how long it lasts without renewal, and
+    # how often the active relay renews it and a standby tries to take it. A relay that
+    # dies is replaced within about lease + renew seconds.
+    relay_lease_seconds: float = Field(default=6.0, gt=0)
+    relay_renew_seconds: float = Field(default=1.0, gt=0)
+
+    # Each process but the API (which has /livez and /readyz on its own port) answers
+    # GET /livez and /readyz on this port for its container platform; 0 turns it off.
+    health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: str = "0.0.0.0"
 
     # How long a stopping process lets the work in flight finish (an HTTP request, a
     # workflow activity, a consumer's message) before it exits; keep the container

@@ -1,0 +1,38 @@
+"""The publishing lease: several relays run, the one holding the lease publishes.
+
+Revision ID: 0003_relay_lease
+Revises: 0002
+
+Why: the outbox relay ran as exactly one replica, so its host was a single point of
+failure. A lease row per name (``relay``) with a holder, an expiry on the database's
+clock and a fencing token lets any number of relays run: one publishes, the others take
+over when its lease lapses, and a deposed relay's token no longer renews (see
+messaging/lease.py). A new table, created empty: the first relay to start inserts its
+row. Nothing to backfill.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_relay_lease"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "leases",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("token", sa.Integer(), nullable=False),
+        sa.Column("acquired_at", sa.Float(), nullable=False),
+        sa.Column("expires_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("leases")
