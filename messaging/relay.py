@@ -66,6 +66,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from infra.db import transaction
+from infra.health import Health
 from infra.settings import Settings
 from messaging.lease import Lease
 from messaging.outbox import OutboxRow, unpublished
@@ -129,6 +130,7 @@ class OutboxRelay:
         new_producer: Callable[[], KafkaProducer] | None = None,
         log_ends: LogEnds | None = None,
         lease: Lease | None = None,
+        health: Health | None = None,
     ) -> None:
         check_producer(producer)
         if settings.relay_renew_seconds * 2 > settings.relay_lease_seconds:
@@ -151,8 +153,9 @@ class OutboxRelay:
         self.renew_seconds = settings.relay_renew_seconds
         # "starting", "active" or "standby": what the relay last found; for its probes.
         self.role = "starting"
-        # When the loop last came round (monotonic); a probe's liveness.
-        self.heartbeat = time.monotonic()
+        # Its probes: live while the loop comes round; ready while the database answers
+        # (a standby is ready: it is doing its job, which is to wait).
+        self.health = health or Health("relay")
 
     @property
     def active(self) -> bool:
@@ -165,6 +168,14 @@ class OutboxRelay:
         held = self.lease.acquire()
         self._become("active" if held else "standby")
         return held
+
+    def _report(self, ok: bool, reason: str | None = None) -> None:
+        detail: dict[str, Any] = {"role": self.role, "active": self.active}
+        if self.active:
+            detail["token"] = self.lease.token
+        if reason:
+            detail["reason"] = reason
+        self.health.ready(ok, **detail)
 
     def _renew_or_stand_down(self) -> None:
         held = self.lease.acquire()
@@ -372,20 +383,24 @@ class OutboxRelay:
         backoff = self.poll_seconds
         try:
             while not self._stop.is_set():
-                self.heartbeat = time.monotonic()
+                self.health.beat()
                 try:
                     if not self.lead():
+                        self._report(True)
                         self._stop.wait(self.renew_seconds)
                         continue
+                    self._report(True)
                     count = self.publish_pending()
                     backoff = self.poll_seconds
                 except Deposed:
                     self._become("standby")
+                    self._report(True)
                     if self.producer is not None:
                         self._discard(self.producer)
                     self._stop.wait(self.renew_seconds)
                     continue
                 except Exception as exc:
+                    self._report(False, reason=type(exc).__name__)
                     log.warning(
                         "relay: publish failed (%s); retrying in %.1fs",
                         *(type(exc).__name__, backoff),
