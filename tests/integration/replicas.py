@@ -4,6 +4,7 @@ kill it (SIGKILL), pause it (SIGSTOP) and resume it (SIGCONT), and read its log.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -90,5 +91,6 @@ class Replica:
         self.child = self._start()
 
     def stop(self) -> None:
-        self.resume()  # a paused process cannot act on SIGTERM
+        with contextlib.suppress(ProcessLookupError):  # already gone (killed)
+            self.resume()  # a paused process cannot act on SIGTERM
         self.child.stop(timeout=15)
