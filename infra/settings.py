@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     # effective limit is this times the replica count (or put a gateway in front).
     api_rate_per_second: float = 20.0
     api_rate_burst: int = 60
+    # One bucket per caller in the database, shared by every API replica (compose turns
+    # it on); off, each API process keeps its own buckets.
+    api_rate_shared: bool = False
 
     # Authentication: bearer JWTs. Production sets jwks_url (the identity provider's
     # JWKS); the embedded default signs and verifies with a key generated once under

@@ -38,6 +38,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel
 
+from infra.db import clock_sql
+
 log = logging.getLogger("linkway.lease")
 
 RELAY_LEASE = "relay"
@@ -67,10 +69,7 @@ class LeaseState:
 
 def now_sql(engine_or_conn: Engine | Connection) -> str:
     """The database's clock, in seconds since the epoch, as an SQL expression."""
-    if engine_or_conn.dialect.name == "postgresql":
-        # clock_timestamp, not now(): now() is fixed at the start of the transaction.
-        return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
-    return "((julianday('now') - 2440587.5) * 86400.0)"
+    return clock_sql(engine_or_conn.dialect.name)
 
 
 def holder_id() -> str:

@@ -9,6 +9,10 @@ clock and a fencing token lets any number of relays run: one publishes, the othe
 over when its lease lapses, and a deposed relay's token no longer renews (see
 messaging/lease.py). A new table, created empty: the first relay to start inserts its
 row. Nothing to backfill.
+
+With it, ``rate_buckets``: each API caller's token bucket, shared by every API replica
+when ``LINKWAY_API_RATE_SHARED`` is on, so a caller's rate limit holds however many
+replicas run. Created empty; a caller's row is made on its first request.
 """
 
 from __future__ import annotations
@@ -33,6 +37,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
 
+    op.create_table(
+        "rate_buckets",
+        sa.Column("key", sa.String(length=200), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("key"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("rate_buckets")
     op.drop_table("leases")
