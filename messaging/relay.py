@@ -389,8 +389,8 @@ class OutboxRelay:
                         self._report(True)
                         self._stop.wait(self.renew_seconds)
                         continue
-                    self._report(True)
                     count = self.publish_pending()
+                    self._report(True)
                     backoff = self.poll_seconds
                 except Deposed:
                     self._become("standby")
