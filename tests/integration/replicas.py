@@ -45,13 +45,16 @@ class Replica:
             **env,
             "LINKWAY_HEALTH_PORT": str(self.port),
             "LINKWAY_HEALTH_HOST": "127.0.0.1",
+            # The checkout's packages, wherever the test runner stands.
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p
+            ),
         }
         self._log_dir = log_dir
         self.child = self._start()
 
     def _start(self) -> ChildProcess:
         argv = [sys.executable, "-m", "ops.cli", *self.command]
-        os.chdir(ROOT)
         return ChildProcess(self.name, argv, self._log_dir, env=self._env)
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
