@@ -5,13 +5,15 @@ when the setting is on."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from api.auth import Authenticator
+from api.auth import Authenticator, mint_token
 from api.limits import RateLimiter, SharedRateLimiter
 from infra.settings import Settings
+from tests.unit.test_limits import app_with_limits
 
 pytestmark = pytest.mark.both_databases
 
@@ -40,3 +42,23 @@ def test_the_api_shares_its_buckets_when_the_setting_is_on(settings: Settings) -
     shared = Authenticator(settings.model_copy(update={"api_rate_shared": True}))
     assert isinstance(shared.limiter, SharedRateLimiter)
     assert isinstance(Authenticator(settings).limiter, RateLimiter)
+
+
+async def test_a_caller_spreading_requests_over_two_api_replicas_meets_one_limit(
+    settings: Settings, engine: Engine
+) -> None:
+    """Two API apps (two replicas) on one database, a load balancer alternating between
+    them: the caller's third request is refused whichever replica it reaches."""
+    shared = settings.model_copy(
+        update={"api_rate_shared": True, "api_rate_per_second": 0.5, "api_rate_burst": 2}
+    )
+    token = mint_token(shared, "north-wellbeing", "tier_one", "lw-1")
+    headers = {"Authorization": f"Bearer {token}"}
+    replicas = [app_with_limits(shared), app_with_limits(shared)]
+    answers = []
+    for n in range(4):
+        transport = httpx.ASGITransport(replicas[n % 2])
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            answers.append(await client.post("/echo", json={}, headers=headers))
+    assert [a.status_code for a in answers] == [200, 200, 429, 429]
+    assert answers[2].headers["retry-after"] == "2"
