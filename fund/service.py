@@ -272,7 +272,7 @@ class FundService:
                     func.sum(GrantRow.amount_pence),
                     func.sum(GrantRow.spent_pence),
                 )
-                .where(GrantRow.fund_id == fund_id)
+                .where(col(GrantRow.fund_id) == fund_id)
                 .group_by(col(GrantRow.purpose), col(GrantRow.partner_id), col(GrantRow.status))
             )
             for purpose, partner, status, count, amount, spent in session.execute(stmt).all():
