@@ -88,8 +88,13 @@ LongTermCondition = Literal[
     "none",
     "prefer_not_to_say",
 ]
+# One line of text (the pattern of ``infra.text.Line``: no control characters, no line or
+# paragraph separators), so a write-in is never a paragraph or a terminal escape.
 WriteIn = Annotated[
-    str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")
+    str,
+    StringConstraints(
+        min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+    ),
 ]
 
 
