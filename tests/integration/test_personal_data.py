@@ -63,6 +63,8 @@ SECRETS = [
     "SY117AA",
     "mental_health_condition",
 ]
+# Category codes are public (a 422 lists the allowed ones); only the data must not hold them.
+EQUALITY_CODES = {"asian_bangladeshi", "different_from_sex_at_birth", "mental_health_condition"}
 EQUALITY = {
     "age_band": "75-84",
     "sex": "female",
@@ -174,7 +176,11 @@ async def test_nothing_linkway_emits_carries_personal_data(
         assert answers.json()["imd_decile"] == 1  # the packaged sample's SY11 7AA
         counted = await send("GET", "/equality/report", "contract_manager:commissioner")
         assert counted.status_code == 200 and counted.json()["people"] == "<5"
-        assert not leaks(counted.text)
+        # The categories are the report's rows; with one person, every count is hidden.
+        cells = [
+            v for q in counted.json()["questions"] for v in [*q["counts"].values(), q["total"]]
+        ]
+        assert set(cells) == {"<5"}
         bad = {**EQUALITY, "ethnicity": "Zephyrine"}
         assert (await send("PUT", equality_url, NORTH, bad)).status_code == 422
 
@@ -256,7 +262,7 @@ async def test_nothing_linkway_emits_carries_personal_data(
 
     for answer in errors:
         assert answer.headers["content-type"] == "application/problem+json", answer.text
-        assert not leaks(answer.text), answer.text
+        assert not set(leaks(answer.text)) - EQUALITY_CODES, answer.text
         assert "Traceback" not in answer.text
     # Protobuf carries payload bytes as they are, so personal data would show in plain.
     raw_history = b"".join(event.SerializeToString() for event in history.events)
