@@ -6,7 +6,7 @@ The published sources are the English Indices of Deprivation 2019 (MHCLG, 26 Sep
 decile of each of England's 32,844 LSOAs, 2011 boundaries), and an ONS postcode to LSOA
 (2011) lookup (the ONS Postcode Directory, or the "PCD to OA to LSOA to MSOA to LAD"
 best-fit file). Neither is on a package registry, so Linkway ships the format, the
-loader and a small sample; ``linkway imd import`` joins the two published files into the
+loader and a small sample; ``linkway imd`` joins the two published files into the
 compact lookup an operator points ``LINKWAY_IMD_LOOKUP`` at (docs/equality.md).
 
 The lookup file (optionally gzipped)::

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # Database: SQLite file under data_dir unless a URL is given (postgresql+psycopg://...).
     database_url: str | None = None
 
-    # Equality monitoring: the postcode -> IMD decile lookup file (`linkway imd import`
+    # Equality monitoring: the postcode -> IMD decile lookup file (`linkway imd`
     # builds it from the published files; docs/equality.md). Unset: the packaged sample.
     imd_lookup: Path | None = None
 
