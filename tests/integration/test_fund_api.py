@@ -15,8 +15,9 @@ from typing import cast
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 from temporalio.client import Client
 
 from activities.readmodel import ReferralRow
@@ -24,8 +25,11 @@ from api import tenancy
 from api.app import create_app
 from api.auth import Role, mint_token
 from api.deps import Deps
+from api.idempotency import IdempotencyRecord
 from api.personal_data import PersonalDataStore, load_keys
+from fund.tables import GrantRow
 from infra.settings import Settings
+from messaging.outbox import OutboxRow
 from pathway import config as pathway_config
 from tests.unit.test_payment_engine import payments
 
@@ -176,3 +180,45 @@ async def test_a_grant_from_request_to_statement_with_its_refusals(
     assert statement["by_purpose"]["travel"]["spent_pence"] == 4_250
     assert statement["by_partner"]["north-wellbeing"]["grants_approved"] == 1
     assert "Arriva" not in str(statement)  # the supplier stays with the grant
+
+
+async def test_a_grant_request_retried_after_a_crash_between_its_two_writes_makes_one_grant(
+    app: FastAPI, http: httpx.AsyncClient, who: Headers, engine: Engine
+) -> None:
+    """The grant and its event commit; the process dies before the Idempotency-Key
+    records the answer. The client's retry (once the dead holder's lease has run out)
+    finds the grant made under the key's reserved id: one grant, one event."""
+    cm = who("cm-1", "contract_manager", "commissioner")
+    body = {"contract_id": "c-2", "period": "2026-27", "budget_pence": 10_000}
+    fund = (await http.post("/funds", json=body, headers=cm)).json()["fund_id"]
+    store = app.state.deps.idempotency
+    finish = store.finish
+
+    def crash(*_: object) -> None:
+        raise SystemExit("the process died here")
+
+    store.finish = crash
+    grant = {"referral_id": "r-north", "goal_id": "goal-1", "purpose": "travel",
+             "supplier": "Arriva", "amount_pence": 900}  # fmt: skip
+    key = uuid.uuid4().hex
+    with pytest.raises(SystemExit):
+        await http.post(
+            f"/funds/{fund}/grants",
+            json=grant,
+            headers=who("lw-1", "tier_one", "north-wellbeing", key),
+        )
+    store.finish = finish
+    with Session(engine) as session:  # the dead holder's lease runs out
+        session.execute(
+            update(IdempotencyRecord).values(created_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+        session.commit()
+    retried = await http.post(
+        f"/funds/{fund}/grants", json=grant, headers=who("lw-1", "tier_one", "north-wellbeing", key)
+    )
+    assert retried.status_code == 201, retried.text
+    with Session(engine) as session:
+        grants = session.exec(select(GrantRow).where(GrantRow.fund_id == fund)).all()
+        events = session.exec(select(OutboxRow).where(OutboxRow.key == fund)).all()
+    assert [g.grant_id for g in grants] == [retried.json()["grant_id"]]
+    assert len(events) == 2  # opened, requested: nothing twice
