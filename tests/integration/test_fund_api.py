@@ -33,7 +33,7 @@ from messaging.outbox import OutboxRow
 from pathway import config as pathway_config
 from tests.unit.test_payment_engine import payments
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 PROBLEM = "application/problem+json"
 Headers = Callable[..., dict[str, str]]
 
