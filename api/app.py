@@ -19,6 +19,8 @@ from api import (
     commands,
     completion_report,
     directory,
+    equality,
+    fund,
     payments,
     people,
     probes,
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
         app.include_router(module.router)
+    app.include_router(fund.router)
+    app.include_router(equality.router)
     app.include_router(completion_report.router)
     app.include_router(probes.router)
     telemetry.instrument_app(app)  # server spans: the root of every request's trace

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from events import completion, handoff, outcome, payment, provider, referral, topics
+from events import completion, fund, handoff, outcome, payment, provider, referral, topics
 from events.catalogue import EventData
 from events.envelope import CloudEvent, new_event
 
@@ -21,6 +21,7 @@ PROVIDER_SOURCE_PREFIX = "urn:linkway:provider:"
 REFERRAL_ID = "5b0e6f5e-8f43-4c43-9a39-1f7c2d8e4a10"
 HANDOFF_ID = "c3a1d2e4-7b6f-4e0a-8d1c-2f9e5a7b3c61"
 PROVIDER_ID = "walking-group"
+FUND_ID = "8e1f3a5c-7b9d-4f2e-a6c8-0d2e4f6a8b1c"
 _COMMON = {"referral_id": REFERRAL_ID, "partner_id": "north-wellbeing", "locality": "oswestry"}
 _EVIDENCE = ["0b7c5d3e-1f2a-4b6c-9d8e-7f6a5b4c3d21", "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c65"]
 
@@ -216,6 +217,34 @@ EXAMPLES: dict[str, EventData] = {
             ledger_entry_hash="9f2b7c1e4d8a3f6b0c5e2d9a7f4b1c8e3d6a0f5b2c9e7d4a1f8b3c6e0d5a2f7b",
             occurred_at=_at(5, 14, 11),
         ),
+        fund.FundOpened(
+            fund_id=FUND_ID,
+            contract_id="demo-county-sp-2026",
+            period="2026-27",
+            budget_pence=500_000,
+            purposes=["physical_activity", "travel", "equipment"],
+            max_grant_pence=15_000,
+            occurred_at=_at(4, 1, 9),
+        ),
+        fund.FundBudgetChanged(
+            fund_id=FUND_ID,
+            budget_pence=650_000,
+            previous_budget_pence=500_000,
+            reason_code="in_year_top_up",
+            occurred_at=_at(9, 1, 9),
+        ),
+        fund.GrantStatusChanged(
+            grant_id="2d4f6a8c-0e1b-4c3d-9e5f-7a9b1c3d5e7f",
+            fund_id=FUND_ID,
+            referral_id=REFERRAL_ID,
+            goal_id="goal-1",
+            partner_id="north-wellbeing",
+            purpose="physical_activity",
+            status="approved",
+            amount_pence=4_500,
+            spent_pence=0,
+            occurred_at=_at(5, 20, 14),
+        ),
     ]
 }
 
@@ -237,10 +266,10 @@ def source_for(data: EventData) -> str:
 def example_event(type_: str) -> CloudEvent:
     """The example wrapped in its envelope, with a stable id so generated docs never drift."""
     data = example(type_)
-    fields = data.model_dump()  # every event names its referral and when it happened
+    fields = data.model_dump()  # every event names its referral (or fund) and when
     return new_event(
         type_,
-        fields["referral_id"],
+        str(fields["fund_id"] if data.TOPIC == topics.FUND else fields["referral_id"]),
         data.model_dump(mode="json"),
         source_for(data),
         event_id=str(uuid5(NAMESPACE_URL, f"https://linkway.example/events/{type_}")),

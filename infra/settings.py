@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Database: SQLite file under data_dir unless a URL is given (postgresql+psycopg://...).
     database_url: str | None = None
 
+    # Equality monitoring: the postcode -> IMD decile lookup file (`linkway imd`
+    # builds it from the published files; docs/equality.md). Unset: the packaged sample.
+    imd_lookup: Path | None = None
+
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000

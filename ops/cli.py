@@ -14,6 +14,7 @@ linkway rebuild MODEL       rebuild a read model: referrals (from its topic), me
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
+linkway imd ...             build the postcode to IMD decile lookup from the published files
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 from infra.settings import Settings, get_settings
 from ops.database import engine_at_head as _engine
 from ops.database import schema_is_current as _schema_is_current
+from ops.imd import imd, imd_args
 from ops.tasks import (
     _docs_args,
     _events_args,
@@ -333,6 +335,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
     "status": (status, _status_args),
+    "imd": (imd, imd_args),
 }
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The publishing lease: several relays run, the one holding the lease publishes.
 
-Revision ID: 0003_relay_lease
+Revision ID: 0003
 Revises: 0002
 
 Why: the outbox relay ran as exactly one replica, so its host was a single point of
@@ -20,7 +20,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_relay_lease"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
-from api.personal_data import AuditRecord, NoteRecord, PersonRecord
+from api.personal_data import AuditRecord, EqualityRecord, NoteRecord, PersonRecord
 from api.tenancy import load
 from infra.db import get_engine
 from pathway.rules import COMMANDS
@@ -57,6 +57,7 @@ COMMAND_BODIES: dict[str, dict[str, Any]] = {
 READERS = {"referrer", "tier_one", "contract_manager", "admin"}
 PAYMENT_ACTIONS = ("approve", "dispute", "paid", "resolve", "validate")
 VIEWERS = {"tier_one", "contract_manager", "admin"}
+FUND_ACTIONS = ("approve", "refuse", "spend", "cancel")
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ def operations() -> list[Op]:
         Op("PUT", "/referrals/{referral_id}/person", frozenset({"tier_one"}), person),
         Op("POST", "/referrals/{referral_id}/notes", frozenset({"tier_one"}), {"text": "n"}, True),
         Op("GET", "/referrals/{referral_id}/notes", frozenset({"tier_one"})),
+        Op("PUT", "/referrals/{referral_id}/equality", frozenset({"tier_one"}), {"carer": "no"}),
+        Op("GET", "/referrals/{referral_id}/equality", frozenset({"tier_one"})),
         Op("GET", "/caseload", frozenset(VIEWERS)),
         Op("GET", "/audit", frozenset({"admin"})),
         # Only once an episode has ended with a report; its scoping is tested with it
@@ -138,6 +141,23 @@ def operations() -> list[Op]:
                 ("GET", "/payer-statements.csv"),
             ]
         ],
+        # The Well-being Action Fund: its own scoping (a partner's grants) is tested in
+        # tests/integration/test_fund_api.py.
+        ("POST", "/funds", frozenset({"contract_manager"})),
+        ("POST", "/funds/{fund_id}/budget", frozenset({"contract_manager"})),
+        ("POST", "/funds/{fund_id}/grants", frozenset({"tier_one"})),
+        *[
+            (method, f"/funds{tail}", frozenset({"contract_manager", "tier_one"}))
+            for method, tail in [
+                ("GET", ""),
+                ("GET", "/{fund_id}"),
+                ("GET", "/{fund_id}/statement"),
+                ("GET", "/{fund_id}/grants"),
+                ("GET", "/{fund_id}/grants/{grant_id}"),
+                *[("POST", f"/{{fund_id}}/grants/{{grant_id}}/{v}") for v in FUND_ACTIONS],
+            ]
+        ],
+        ("GET", "/equality/report", frozenset({"contract_manager", "tier_one"})),
     ]:
         ops.append(Op(method, path, roles, role_only=True))
     for spec in COMMANDS:
@@ -188,7 +208,9 @@ def footprint(api: ThreadedApi, referral_id: str, version: int) -> tuple:
         audits = session.exec(
             select(func.count()).where(col(AuditRecord.referral_id) == referral_id)
         ).one()
-    return version, person.ciphertext if person else None, notes, audits
+        equality = session.get(EqualityRecord, referral_id)
+    answers = equality.ciphertext if equality else None
+    return version, person.ciphertext if person else None, notes, audits, answers
 
 
 async def version_of(http: httpx.AsyncClient, api: ThreadedApi, referral_id: str) -> int:
@@ -222,7 +244,7 @@ async def call(
         }
     url = op.path.replace("{referral_id}", referral_id)
     # A personal-data read must say why.
-    reads = op.method == "GET" and op.path.endswith(("/person", "/notes"))
+    reads = op.method == "GET" and op.path.endswith(("/person", "/notes", "/equality"))
     params = {"purpose": "direct_care"} if reads else None
     return await http.request(
         op.method, url, json=body, params=params, headers=api.auth(identity, op.creates)
