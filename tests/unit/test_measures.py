@@ -84,10 +84,10 @@ def change(
 
 
 def test_packaged_registry_holds_the_six_design_instruments(registry: Registry) -> None:
-    assert registry.codes() == ["ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"]
+    assert registry.codes() == ["MYCAW", "ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"]
 
 
-@pytest.mark.parametrize("code", ["ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"])
+@pytest.mark.parametrize("code", ["MYCAW", "ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"])
 def test_every_instrument_has_a_name_version_and_licence_note(
     registry: Registry, code: str
 ) -> None:
@@ -106,7 +106,9 @@ def test_default_registry_is_loaded_once() -> None:
 
 
 def test_unknown_instrument_is_rejected_naming_the_known_ones(registry: Registry) -> None:
-    with pytest.raises(UnknownInstrument, match="instrument must be a known instrument: ONS4"):
+    with pytest.raises(
+        UnknownInstrument, match="instrument must be a known instrument: MYCAW, ONS4"
+    ):
         registry.get("GAD7")
     with pytest.raises(UnknownInstrument):
         registry.score("GAD7", {"1": 1})
