@@ -27,6 +27,7 @@ from api import (
     referrals,
     schemas,
     tenancy,
+    worktime,
 )
 from api.auth import Authenticator
 from api.deps import Deps
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
+    modules = (referrals, commands, people, caseload, worktime, audit, providers, directory)
+    for module in (*modules, payments):
         app.include_router(module.router)
     app.include_router(completion_report.router)
     app.include_router(probes.router)
