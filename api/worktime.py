@@ -98,16 +98,17 @@ async def activity_summary(
     if start and end and start >= end:
         raise Problem(422, "Invalid request", "since must be before until")
     worker = caller.actor_id if link_worker_id == "me" else link_worker_id
-    query = _activities(caller, worker, start, end)
     with Session(deps(request).engine) as session:
         rows = session.exec(
-            query.with_only_columns(
+            select(
                 col(key),
                 col(ActivityRow.activity_type),
                 col(ActivityRow.direct),
                 func.sum(ActivityRow.minutes),
                 func.count(),
-            ).group_by(col(key), col(ActivityRow.activity_type), col(ActivityRow.direct))
+            )
+            .where(*_activities(caller, worker, start, end))
+            .group_by(col(key), col(ActivityRow.activity_type), col(ActivityRow.direct))
         ).all()
     sums: dict[str, _Sums] = defaultdict(_Sums)
     for name, activity_type, direct, minutes, sessions in rows:
@@ -137,18 +138,21 @@ async def capacity(
         cases = cases.where(ReferralRow.link_worker_id == worker)
     with Session(d.engine) as session:
         referrals = session.exec(cases).all()
+        # Episodes opened in the last 12 months, bar those declined at triage, counted
+        # for the link worker the referral has now.
         starts = session.exec(
-            cases.with_only_columns(col(ReferralRow.link_worker_id), func.count())
+            select(col(ReferralRow.link_worker_id), func.count())
             .join(EpisodeRow, col(EpisodeRow.referral_id) == col(ReferralRow.referral_id))
             .where(
+                col(ReferralRow.referral_id).in_(cases.with_only_columns(ReferralRow.referral_id)),
                 col(EpisodeRow.opened_at) >= now - YEAR,
                 func.coalesce(col(EpisodeRow.dormant_reason), "") != "declined",
             )
             .group_by(col(ReferralRow.link_worker_id))
         ).all()
         logged = session.exec(
-            _activities(caller, worker, month_start, None)
-            .with_only_columns(col(ActivityRow.link_worker_id), func.sum(ActivityRow.minutes))
+            select(col(ActivityRow.link_worker_id), func.sum(ActivityRow.minutes))
+            .where(*_activities(caller, worker, month_start, None))
             .group_by(col(ActivityRow.link_worker_id))
         ).all()
     per: dict[str, dict[str, Any]] = defaultdict(
@@ -189,19 +193,19 @@ async def capacity(
 
 def _activities(
     caller: Caller, worker: str | None, start: datetime | None, end: datetime | None
-) -> Any:
-    """The caller's visible, not deleted activities, optionally of one link worker and
-    started in [start, end)."""
-    query: Any = select(ActivityRow).where(col(ActivityRow.deleted).is_(False))
+) -> list[Any]:
+    """Conditions for the caller's visible, not deleted activities, optionally of one
+    link worker and started in [start, end)."""
+    where: list[Any] = [col(ActivityRow.deleted).is_(False)]
     if caller.role == "tier_one":
-        query = query.where(col(ActivityRow.locality).in_(caller.localities))
+        where.append(col(ActivityRow.locality).in_(caller.localities))
     if worker:
-        query = query.where(ActivityRow.link_worker_id == worker)
+        where.append(ActivityRow.link_worker_id == worker)
     if start:
-        query = query.where(col(ActivityRow.started_at) >= start)
+        where.append(col(ActivityRow.started_at) >= start)
     if end:
-        query = query.where(col(ActivityRow.started_at) < end)
-    return query
+        where.append(col(ActivityRow.started_at) < end)
+    return where
 
 
 class _Sums:
