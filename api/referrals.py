@@ -266,7 +266,7 @@ def _trajectory(measures: list[MeasurementRow]) -> list[schemas.Trajectory]:
             instrument=code,
             points=[
                 schemas.TrajectoryPoint(
-                    phase=m.phase,  # type: ignore[arg-type]
+                    phase=m.phase,
                     administered_at=m.administered_at,
                     raw=json.loads(m.raw),
                     derived=json.loads(m.derived),

@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from sqlalchemy import func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from activities.readmodel import ActivityRow, EpisodeRow, ReferralRow
@@ -99,8 +100,8 @@ async def activity_summary(
         raise Problem(422, "Invalid request", "since must be before until")
     worker = caller.actor_id if link_worker_id == "me" else link_worker_id
     with Session(deps(request).engine) as session:
-        rows = session.exec(
-            select(
+        rows = session.execute(
+            sa_select(
                 col(key),
                 col(ActivityRow.activity_type),
                 col(ActivityRow.direct),
@@ -144,7 +145,9 @@ async def capacity(
             select(col(ReferralRow.link_worker_id), func.count())
             .join(EpisodeRow, col(EpisodeRow.referral_id) == col(ReferralRow.referral_id))
             .where(
-                col(ReferralRow.referral_id).in_(cases.with_only_columns(ReferralRow.referral_id)),
+                col(ReferralRow.referral_id).in_(
+                    cases.with_only_columns(col(ReferralRow.referral_id))
+                ),
                 col(EpisodeRow.opened_at) >= now - YEAR,
                 func.coalesce(col(EpisodeRow.dormant_reason), "") != "declined",
             )
