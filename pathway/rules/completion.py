@@ -12,6 +12,7 @@ from events.completion import CompletionReported, GoalResult, MeasureChange, Ser
 from pathway import commands as cmd
 from pathway.rules import outcomes
 from pathway.rules.base import Conflict, Context, Decision, Rejected, lifecycle, scores
+from pathway.rules.goals import UNSPECIFIED
 from pathway.state import CaseState, Episode, Goal
 
 # A goal's attainment as the report states it, from its status at the last measurement.
@@ -78,14 +79,14 @@ def _goal_results(ep: Episode, c: cmd.RecordCompletionReport) -> list[GoalResult
             **_structured(ep, goal.number),
         )
         for goal in ep.goals
-        if goal.at_review or goal.at_followup
+        if goal.category != UNSPECIFIED and (goal.at_review or goal.at_followup)
     ]
 
 
 def _structured(ep: Episode, number: int) -> dict[str, str | None]:
     goal: Goal | None = ep.goals[number - 1] if number <= len(ep.goals) else None
-    if goal is None:
-        return {}
+    if goal is None or goal.category == UNSPECIFIED:
+        return {}  # a goal of a count-only plan: nothing was said about it but its number
     return {"category": goal.category, "at_review": goal.at_review, "at_followup": goal.at_followup}
 
 
