@@ -29,6 +29,7 @@ from api import (
     referrals,
     schemas,
     tenancy,
+    worktime,
 )
 from api.auth import Authenticator
 from api.deps import Deps
@@ -96,7 +97,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
+    modules = (referrals, commands, people, caseload, worktime, audit, providers, directory)
+    for module in (*modules, payments):
         app.include_router(module.router)
     app.include_router(fund.router)
     app.include_router(equality.router)

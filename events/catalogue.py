@@ -159,6 +159,7 @@ def _personal_fields(value: Any) -> str | None:
 def _load_all() -> None:
     # Importing the modules registers their models; kept here so ``parse`` sees them all.
     from events import (  # noqa: F401
+        casework,
         completion,
         fund,
         handoff,

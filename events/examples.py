@@ -11,7 +11,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
-from events import completion, fund, handoff, outcome, payment, provider, referral, topics
+from events import (
+    casework,
+    completion,
+    fund,
+    handoff,
+    outcome,
+    payment,
+    provider,
+    referral,
+    topics,
+)
 from events.catalogue import EventData
 from events.envelope import CloudEvent, new_event
 
@@ -42,8 +52,21 @@ def _swemwbs(total: int, metric: float, month: int, day: int) -> referral.Measur
 
 
 BASELINE = _swemwbs(21, 19.25, 5, 12)
+MIDPOINT = _swemwbs(23, 20.73, 6, 25)
 REVIEW = _swemwbs(25, 22.35, 8, 11)
 FOLLOWUP = _swemwbs(26, 23.21, 11, 10)
+
+
+ACTIVITY_ID = "7d2e9f10-3c4b-4a5d-9e6f-0a1b2c3d4e5f"
+_ACTIVITY: dict[str, Any] = {
+    "activity_id": ACTIVITY_ID,
+    "link_worker_id": "lw-0042",
+    "activity_type": "home_visit",
+    "direct": True,
+    "started_at": _at(6, 2),
+    "minutes": 55,
+    "note_recorded": True,
+}
 
 
 def _lifecycle(stage: str, month: int, day: int, **extra: Any) -> dict[str, Any]:
@@ -96,7 +119,51 @@ EXAMPLES: dict[str, EventData] = {
             midpoint_due=_at(6, 25),
             review_due=_at(8, 14),
         ),
-        referral.CheckinRecorded(**_lifecycle("supported", 6, 25), on_track=True),
+        referral.CheckinRecorded(
+            **_lifecycle("supported", 6, 25),
+            on_track=True,
+            measures=[MIDPOINT],
+            improved_instruments=[],
+        ),
+        casework.ActivityLogged(**_lifecycle("supported", 6, 2), **_ACTIVITY),
+        casework.ActivityCorrected(**_lifecycle("supported", 6, 3), **{**_ACTIVITY, "minutes": 50}),
+        casework.ActivityDeleted(
+            **_lifecycle("supported", 6, 4), activity_id=ACTIVITY_ID, reason_code="logged_in_error"
+        ),
+        casework.GoalsUpdated(
+            **_lifecycle("ongoing_support", 8, 11),
+            phase="review",
+            plan_version=1,
+            goals=[
+                casework.GoalState(
+                    goal=1,
+                    category="family_friends",
+                    target_date=date(2026, 8, 1),
+                    status="achieved",
+                    at_review="achieved",
+                    words_recorded=True,
+                ),
+                casework.GoalState(
+                    goal=2,
+                    category="work_volunteering",
+                    status="in_progress",
+                    at_review="in_progress",
+                    words_recorded=False,
+                ),
+            ],
+        ),
+        casework.Signposted(
+            **_lifecycle("supported", 5, 20),
+            plan_version=1,
+            signposts=[
+                casework.SignpostRef(
+                    service_id="citizens-advice-benefits", category="benefits_advice"
+                ),
+                casework.SignpostRef(category="community_transport"),
+            ],
+            check_due=_at(6, 17),
+        ),
+        casework.SignpostChecked(**_lifecycle("dormant", 6, 17), outcome="connected"),
         referral.ReferralReviewed(
             **_lifecycle("ongoing_support", 8, 11),
             decision="ongoing_support",

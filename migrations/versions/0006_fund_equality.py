@@ -2,7 +2,7 @@
 (equality_monitoring, ciphertext in the personal-data store).
 
 Revision ID: 0006
-Revises: 0003
+Revises: 0005
 Created: 2026-12-02
 
 Why: issue 13 (casework as link workers do it): link workers draw small grants for a
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0003"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 

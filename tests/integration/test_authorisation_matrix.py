@@ -15,6 +15,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -36,6 +37,13 @@ WEMWBS = {
     "consent_ref": "c-1",
     "answers": {str(i): 3 for i in range(1, 15)},
 }
+# A phone call a minute ago: inside any referral's time, whenever the test runs.
+ACTIVITY = {
+    "activity_type": "phone",
+    "direct": True,
+    "started_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+    "minutes": 10,
+}
 COMMAND_BODIES: dict[str, dict[str, Any]] = {
     "accept": {},
     "decline": {"reason_code": "out_of_area"},
@@ -53,6 +61,10 @@ COMMAND_BODIES: dict[str, dict[str, Any]] = {
     "deadlines": {"deadline": "first_contact", "due_at": "2030-01-01T00:00:00Z"},
     "handoffs/cancel": {"handoff_id": "h-1", "reason_code": "no_longer_needed"},
     "completion-report": {"ongoing_plan": ["self_managing"]},
+    "signpost-check": {"outcome": "connected"},
+    "activities": {**ACTIVITY},
+    "activities/correct": {**ACTIVITY, "activity_id": "a-1"},
+    "activities/delete": {"activity_id": "a-1", "reason_code": "logged_in_error"},
 }
 READERS = {"referrer", "tier_one", "contract_manager", "admin"}
 PAYMENT_ACTIONS = ("approve", "dispute", "paid", "resolve", "validate")
@@ -91,6 +103,10 @@ def operations() -> list[Op]:
         Op("PUT", "/referrals/{referral_id}/equality", frozenset({"tier_one"}), {"carer": "no"}),
         Op("GET", "/referrals/{referral_id}/equality", frozenset({"tier_one"})),
         Op("GET", "/caseload", frozenset(VIEWERS)),
+        Op("GET", "/referrals/{referral_id}/activities", frozenset(VIEWERS)),
+        # Sums over the caller's scope; that scoping is tested with them (test_worktime.py).
+        Op("GET", "/activities/summary", frozenset(VIEWERS), role_only=True),
+        Op("GET", "/caseload/capacity", frozenset(VIEWERS), role_only=True),
         Op("GET", "/audit", frozenset({"admin"})),
         # Only once an episode has ended with a report; its scoping is tested with it
         # (tests/integration/test_completion_report.py).
