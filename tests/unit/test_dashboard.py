@@ -25,6 +25,7 @@ from api.dashboard.panels import Panel, Series, as_csv, suppress
 from api.dashboard.sources import FUNNEL_STEPS, SOURCES, load
 from api.deps import Deps
 
+pytestmark = pytest.mark.both_databases  # the panels' queries, on SQLite and PostgreSQL
 ROOT = Path(__file__).resolve().parents[2]
 MANAGER = Caller("cm-1", "contract_manager", "commissioner")
 NORTH = Caller("lw-1", "tier_one", "north-wellbeing", ("oswestry", "shrewsbury"))
