@@ -1,16 +1,18 @@
-"""Where every dashboard panel gets its numbers: the one module to change when the
-reporting read models (issue 14, items 1-3) land, by pointing each loader at the KPI it
-draws and each ``csv`` at that KPI's export.
+"""Where every dashboard panel gets its numbers: the one module that decides.
 
-Until then the panels read what the API already keeps: the referral, episode, handoff and
-measurement read models (``activities.readmodel``) and the payment engine's statements.
-Each loader is scoped like every other read (``api.scope.scoped``: a Tier One partner
+With the reporting read models in the build (issue 14, items 1-3), each panel is its
+reporting KPI (``api.dashboard.reports``: the table ``GET /reports/{kpi}`` serves, its
+CSV the KPI's export). Without them (``load`` falls back), the panels read what the API
+already keeps: the referral, episode, handoff and measurement read models
+(``activities.readmodel``) and the payment engine's statements, with the interim
+definitions in docs/reporting.md ("Dashboard panels before the reporting read models").
+Once reporting is merged, the fallback loaders here can go.
+
+Every loader is scoped like every other read (``api.scope.scoped``: a Tier One partner
 sees its own localities; the payment statements its own partner's). A panel whose source
 this server does not have answers ``available: false`` with the reason, and the page
-says so in its place.
-
-These interim definitions are in docs/reporting.md ("Dashboard panels"); the anchors in
-``DEFINITIONS`` are its headings.
+says so in its place. A panel's ``anchor`` is the heading of docs/reporting.md that
+defines it, named as the reporting KPIs name theirs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlmodel import Session, col, select
 
 from activities.readmodel import EpisodeRow, HandoffRow, MeasurementRow, ReferralRow
 from api.auth import Caller
+from api.dashboard import reports
 from api.dashboard.panels import Panel, PanelName, Series, Unit, suppress
 from api.deps import Deps
 from api.scope import scoped
@@ -105,7 +108,7 @@ def funnel(deps: Deps, caller: Caller) -> Panel:
     for ep in found.rows:
         for i, hit in enumerate(_reached(ep, found)):
             counts[i] += hit
-    return _panel(
+    return panel_of(
         "funnel",
         labels=list(FUNNEL_STEPS),
         series=[Series(name="episodes", values=[float(c) for c in counts])],
@@ -117,7 +120,7 @@ def trajectory(deps: Deps, caller: Caller) -> Panel:
         found = _episodes(session, caller)
     months = Counter(ep.opened_at.strftime("%Y-%m") for ep in found.rows)
     labels = sorted(months)
-    return _panel(
+    return panel_of(
         "trajectory",
         labels=labels,
         series=[Series(name="received", values=[float(months[m]) for m in labels])],
@@ -126,7 +129,7 @@ def trajectory(deps: Deps, caller: Caller) -> Panel:
 
 
 def time_to_contact(deps: Deps, caller: Caller) -> Panel:
-    return _panel(
+    return panel_of(
         "time_to_contact",
         available=False,
         reason=(
@@ -146,7 +149,7 @@ def wemwbs_change(deps: Deps, caller: Caller) -> Panel:
     ]
     counts = [sum(1 for c in changes if low <= c <= high) for _, low, high in _BANDS]
     values, hidden = suppress(counts)
-    return _panel(
+    return panel_of(
         "wemwbs_change",
         labels=[label for label, _, _ in _BANDS],
         series=[Series(name="people", values=values)],
@@ -167,7 +170,7 @@ def payments(deps: Deps, caller: Caller) -> Panel:
     shares = [s.total.claimed_pence / s.cap_pence for s in statements if s.cap_pence]
     notes = [f"The fullest month claimed {max(shares):.1%} of its cap."] if shares else []
 
-    return _panel(
+    return panel_of(
         "payments",
         labels=labels,
         series=[
@@ -191,27 +194,30 @@ class Source:
 
 
 SOURCES: dict[PanelName, Source] = {
-    "funnel": Source(funnel, "Stage funnel", "episodes", "stage-funnel"),
+    "funnel": Source(funnel, "Stage funnel", "episodes", "funnel"),
     "trajectory": Source(
         trajectory,
         "Referrals received by month, against trajectory",
         "episodes",
-        "referrals-received-against-trajectory",
+        "referrals-trajectory",
     ),
     "time_to_contact": Source(
-        time_to_contact, "Time to first contact", "episodes", "time-to-first-contact"
+        time_to_contact,
+        "Days to first contact and to assessment",
+        "episodes",
+        "time-to-contact-distribution",
     ),
     "wemwbs_change": Source(
         wemwbs_change,
         "WEMWBS change from baseline to review",
         "people",
-        "wemwbs-change-distribution",
+        "measure-change-distribution",
     ),
     "payments": Source(
         payments,
         "Outcome payments against the monthly cap",
         "pounds",
-        "payments-against-caps",
+        "payments",
         csv="/payments/statements.csv",
         source="the payment engine's statements (GET /payments/statements)",
     ),
@@ -222,7 +228,7 @@ def definition_url(name: PanelName) -> str:
     return f"{DEFINITIONS}#{SOURCES[name].anchor}"
 
 
-def _panel(name: PanelName, **fields: object) -> Panel:
+def panel_of(name: PanelName, **fields: object) -> Panel:
     source = SOURCES[name]
     available = fields.get("available", True)
     return Panel.model_validate(
@@ -239,4 +245,5 @@ def _panel(name: PanelName, **fields: object) -> Panel:
 
 
 def load(name: PanelName, deps: Deps, caller: Caller) -> Panel:
-    return SOURCES[name].loader(deps, caller)
+    """The panel from its reporting KPI when the build has them, else from the fallback."""
+    return reports.panel(name, deps, caller, panel_of) or SOURCES[name].loader(deps, caller)

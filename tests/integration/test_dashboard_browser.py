@@ -41,7 +41,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
 CLAIMED_POUNDS = 2_200.0  # the cohort's claims: M1 x4, M2, M3, M4 (test_payment_cohort)
 CAP_POUNDS = 150_000.0  # the default rate card's monthly cap per Tier One partner
-# Episodes reaching each funnel step (docs/reporting.md#stage-funnel), by hand from the
+# Episodes reaching each funnel step (docs/reporting.md#funnel), by hand from the
 # cohort: improver and no_improvement reach every step; disengages is planned with a
 # handoff but attends nothing; comes_back_too_soon has two planned episodes; declined is
 # received only.
@@ -229,8 +229,8 @@ async def test_dashboard_in_a_browser(dev_env, own_broker, tmp_path, database_ur
 
                 # A number links to its definition, served from the package.
                 await page.click("#panel-funnel a.definition")
-                await page.wait_for_selector("#stage-funnel")
-                assert page.url.endswith("/dashboard/definitions#stage-funnel")
+                await page.wait_for_selector("#funnel")
+                assert page.url.endswith("/dashboard/definitions#funnel")
 
                 # A role the dashboard is not for is told so; the page does not break.
                 await page.goto(f"{base}/dashboard")

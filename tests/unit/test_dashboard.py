@@ -154,7 +154,7 @@ def test_wemwbs_change_bands_hide_counts_from_one_to_four(deps):
 def test_a_panel_whose_source_is_not_on_this_server_says_why_and_offers_no_csv(deps):
     panel = load("time_to_contact", deps, MANAGER)
     assert not panel.available and panel.reason and panel.csv is None
-    assert panel.definition == "/dashboard/definitions#time-to-first-contact"
+    assert panel.definition == "/dashboard/definitions#time-to-contact-distribution"
 
 
 def test_payments_show_a_tier_one_partner_only_its_own_statements(deps):
@@ -190,7 +190,7 @@ def test_every_panel_links_to_a_heading_of_docs_reporting():
 def test_the_served_definitions_are_docs_reporting_with_githubs_anchors():
     assert definitions.check(ROOT) == [], "run `make docs`: the packaged copy is stale"
     html = definitions.render()
-    assert '<h3 id="stage-funnel">Stage funnel</h3>' in html
+    assert '<h3 id="funnel">Funnel</h3>' in html
     assert definitions.slug("Time to first contact (days)") == "time-to-first-contact-days"
 
 
@@ -209,7 +209,7 @@ async def test_the_page_loads_everything_from_its_own_server_under_a_strict_poli
             asset = await http.get(url)
             assert asset.status_code == 200, url
         definitions_page = await http.get("/dashboard/definitions")
-        assert 'id="payments-against-caps"' in definitions_page.text
+        assert 'id="payments"' in definitions_page.text
 
 
 def test_every_dashboard_asset_ships_in_the_package():
