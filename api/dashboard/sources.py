@@ -11,8 +11,8 @@ Once reporting is merged, the fallback loaders here can go.
 Every loader is scoped like every other read (``api.scope.scoped``: a Tier One partner
 sees its own localities; the payment statements its own partner's). A panel whose source
 this server does not have answers ``available: false`` with the reason, and the page
-says so in its place. A panel's ``anchor`` is the heading of docs/reporting.md that
-defines it, named as the reporting KPIs name theirs.
+says so in its place. A panel's definition is the heading of docs/reporting.md named as
+its reporting KPI (``### funnel``), whichever source draws it.
 """
 
 from __future__ import annotations
@@ -188,36 +188,31 @@ class Source:
     loader: Callable[[Deps, Caller], Panel]
     title: str
     unit: Unit
-    anchor: str  # its definition: a heading of docs/reporting.md
     csv: str | None = None  # its export; None: the dashboard's own /dashboard/panels/<name>.csv
     source: str = "Linkway read models (interim, until the reporting read models)"
 
 
 SOURCES: dict[PanelName, Source] = {
-    "funnel": Source(funnel, "Stage funnel", "episodes", "funnel"),
+    "funnel": Source(funnel, "Stage funnel", "episodes"),
     "trajectory": Source(
         trajectory,
         "Referrals received by month, against trajectory",
         "episodes",
-        "referrals-trajectory",
     ),
     "time_to_contact": Source(
         time_to_contact,
         "Days to first contact and to assessment",
         "episodes",
-        "time-to-contact-distribution",
     ),
     "wemwbs_change": Source(
         wemwbs_change,
         "WEMWBS change from baseline to review",
         "people",
-        "measure-change-distribution",
     ),
     "payments": Source(
         payments,
         "Outcome payments against the monthly cap",
         "pounds",
-        "payments",
         csv="/payments/statements.csv",
         source="the payment engine's statements (GET /payments/statements)",
     ),
@@ -225,7 +220,8 @@ SOURCES: dict[PanelName, Source] = {
 
 
 def definition_url(name: PanelName) -> str:
-    return f"{DEFINITIONS}#{SOURCES[name].anchor}"
+    """Its definition: the heading of docs/reporting.md named as its reporting KPI."""
+    return f"{DEFINITIONS}#{reports.KPIS[name][0]}"
 
 
 def panel_of(name: PanelName, **fields: object) -> Panel:

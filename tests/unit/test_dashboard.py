@@ -22,7 +22,7 @@ from api.app import create_app
 from api.auth import Caller
 from api.dashboard import definitions
 from api.dashboard.panels import Panel, Series, as_csv, suppress
-from api.dashboard.sources import FUNNEL_STEPS, SOURCES, load
+from api.dashboard.sources import FUNNEL_STEPS, SOURCES, definition_url, load
 from api.deps import Deps
 
 pytestmark = pytest.mark.both_databases  # the panels' queries, on SQLite and PostgreSQL
@@ -154,7 +154,7 @@ def test_wemwbs_change_bands_hide_counts_from_one_to_four(deps):
 def test_a_panel_whose_source_is_not_on_this_server_says_why_and_offers_no_csv(deps):
     panel = load("time_to_contact", deps, MANAGER)
     assert not panel.available and panel.reason and panel.csv is None
-    assert panel.definition == "/dashboard/definitions#time-to-contact-distribution"
+    assert panel.definition == "/dashboard/definitions#time_to_contact_distribution"
 
 
 def test_payments_show_a_tier_one_partner_only_its_own_statements(deps):
@@ -184,14 +184,15 @@ def test_suppression_and_csv_of_a_chart():
 
 def test_every_panel_links_to_a_heading_of_docs_reporting():
     headings = definitions.anchors((ROOT / "docs" / "reporting.md").read_text())
-    assert {s.anchor for s in SOURCES.values()} <= headings
+    assert {definition_url(name).split("#")[1] for name in SOURCES} <= headings
 
 
 def test_the_served_definitions_are_docs_reporting_with_githubs_anchors():
     assert definitions.check(ROOT) == [], "run `make docs`: the packaged copy is stale"
     html = definitions.render()
-    assert '<h3 id="funnel">Funnel</h3>' in html
+    assert '<h3 id="funnel">funnel</h3>' in html
     assert definitions.slug("Time to first contact (days)") == "time-to-first-contact-days"
+    assert definitions.slug("`measure_change_distribution`") == "measure_change_distribution"
 
 
 async def test_the_page_loads_everything_from_its_own_server_under_a_strict_policy():
