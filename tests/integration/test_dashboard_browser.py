@@ -173,9 +173,13 @@ async def test_dashboard_in_a_browser(dev_env, own_broker, tmp_path, database_ur
         engine = get_engine(stack.settings)
         payments = PaymentEngine.from_settings(engine, PaymentSettings(), tmp_path)
         group = uuid.uuid4().hex[:6]
-        consumers = [payments_worker.build(stack.settings, engine, payments, group_id=group)]
+        consumers = [
+            payments_worker.build(stack.settings, engine, payments, group_id=f"payments-{group}")
+        ]
         if reporting_worker is not None:
-            consumers.append(reporting_worker.build(stack.settings, engine, group_id=group))
+            consumers.append(
+                reporting_worker.build(stack.settings, engine, group_id=f"reporting-{group}")
+            )
         for consumer in consumers:
             await consumer.start()
         try:
