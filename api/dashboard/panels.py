@@ -18,7 +18,9 @@ SUPPRESS_BELOW = 5
 
 class Series(BaseModel):
     name: str
-    kind: Literal["bar", "line"] = "bar"
+    # bar: an amount; line: a course over the labels (a trajectory); limit: a ceiling at
+    # each label (a cap), drawn as a dash so that one month still shows it.
+    kind: Literal["bar", "line", "limit"] = "bar"
     values: list[float | None] = Field(description="one per label; null where suppressed")
 
 

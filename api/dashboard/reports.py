@@ -122,7 +122,7 @@ def from_payments(r: Report) -> dict[str, Any]:
         "series": [
             Series(name="payable", values=[sums[m][0] / 100 for m in labels]),
             Series(name="paid", values=[sums[m][1] / 100 for m in labels]),
-            Series(name="cap", kind="line", values=[(caps[m] or 0) / 100 or None for m in labels]),
+            Series(name="cap", kind="limit", values=[(caps[m] or 0) / 100 or None for m in labels]),
         ],
         "suppressed": 0,
     }

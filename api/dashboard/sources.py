@@ -177,7 +177,7 @@ def payments(deps: Deps, caller: Caller) -> Panel:
             Series(name="claimed", values=pounds([s.total.claimed_pence for s in statements])),
             Series(name="approved", values=pounds([s.total.approved_pence for s in statements])),
             Series(name="paid", values=pounds([s.total.paid_pence for s in statements])),
-            Series(name="cap", kind="line", values=pounds([s.cap_pence for s in statements])),
+            Series(name="cap", kind="limit", values=pounds([s.cap_pence for s in statements])),
         ],
         notes=notes,
     )

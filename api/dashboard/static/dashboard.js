@@ -98,19 +98,15 @@
     const canvas = $("canvas", section);
     const horizontal = panel.panel === "funnel";
     const format = UNITS[panel.unit] || String;
-    const datasets = panel.series.map((s, i) => ({
-      type: s.kind,
-      label: s.name,
-      data: s.values,
-      backgroundColor: COLOURS[i % COLOURS.length],
-      borderColor: COLOURS[i % COLOURS.length],
-      maxBarThickness: 48,
-      // A line series is a limit (the cap): a wide dash at each label reads as one even
-      // for a single month, where a line would be a lone dot.
-      pointStyle: s.kind === "line" ? "line" : undefined,
-      pointRadius: s.kind === "line" ? 28 : undefined,
-      pointBorderWidth: s.kind === "line" ? 3 : undefined,
-    }));
+    const datasets = panel.series.map((s, i) => {
+      const colour = COLOURS[i % COLOURS.length];
+      const set = { label: s.name, data: s.values, backgroundColor: colour, borderColor: colour };
+      if (s.kind === "bar") return { ...set, type: "bar", maxBarThickness: 48 };
+      if (s.kind === "line") return { ...set, type: "line", pointRadius: 3 };
+      // A limit (a cap): a wide dash at each label, which reads as a ceiling even for a
+      // single month, where a line would be a lone dot.
+      return { ...set, type: "line", showLine: false, pointStyle: "line", pointRadius: 28, pointBorderWidth: 3 };
+    });
     const valueAxis = { beginAtZero: true, ticks: { callback: (v) => format(v) } };
     new Chart(canvas, {
       type: "bar",
