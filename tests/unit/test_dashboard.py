@@ -215,6 +215,11 @@ async def test_the_page_loads_everything_from_its_own_server_under_a_strict_poli
         for url in (u for u in linked if u.startswith("/dashboard/static/")):
             asset = await http.get(url)
             assert asset.status_code == 200, url
+        # Were the script not to run, the sign-in form posts (a body, which nothing logs):
+        # the token never lands in a URL; and the API refuses the post.
+        assert re.search(r'<form id="sign-in"[^>]*method="post"', page.text)
+        refused = await http.post("/dashboard", data={"token": "eyJ.secret.token"})
+        assert refused.status_code == 405 and "secret" not in refused.text
         definitions_page = await http.get("/dashboard/definitions")
         assert 'id="payments"' in definitions_page.text
 
