@@ -157,7 +157,12 @@
     if (!answer.ok) {
       return status(section, "unavailable", "Not available on this server (GET " + url + " answered " + answer.status + ").");
     }
-    const panel = await answer.json();
+    let panel;
+    try {
+      panel = await answer.json();
+    } catch (e) {
+      return status(section, "error", "The server's answer could not be read.");
+    }
     const links = $(".links", section);
     links.replaceChildren(link(panel.definition, "Definition", "definition"));
     if (!panel.available) {
@@ -170,6 +175,10 @@
     if (panel.suppressed) notes.push(panel.suppressed + " value(s) under 5 hidden.");
     if (panel.labels.length === 0) {
       status(section, "ready", "Nothing to show yet.");
+      $(".chart", section).hidden = true;
+    } else if (typeof Chart === "undefined") {
+      // The chart library did not load: the numbers still show, in the table.
+      status(section, "ready", [...notes, "The chart could not be drawn."].join(" "));
       $(".chart", section).hidden = true;
     } else {
       status(section, "ready", notes.join(" "));
