@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from api import (
     audit,
@@ -32,6 +33,7 @@ from api import (
     worktime,
 )
 from api.auth import Authenticator
+from api.dashboard import routes as dashboard
 from api.deps import Deps
 from api.limits import BodySizeLimit
 from api.personal_data import PersonalDataStore, load_keys
@@ -104,6 +106,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(equality.router)
     app.include_router(completion_report.router)
     app.include_router(probes.router)
+    app.include_router(dashboard.router)
+    # The dashboard's script, stylesheet and vendored chart library: package data.
+    app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC), name="dashboard-static")
     telemetry.instrument_app(app)  # server spans: the root of every request's trace
 
     @app.get("/health", tags=["operations"])

@@ -116,6 +116,7 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
                 "",
                 "Linkway is running on the embedded default.",
                 f"  API               {api}  (docs {api}/docs, OpenAPI {api}/openapi.json)",
+                f"  Dashboard         {api}/dashboard  (sign in: contract_manager, tier_one token)",
                 f"  Temporal UI       http://{host}:{settings.temporal_ui_port}",
                 f"  Temporal gRPC     {settings.temporal_address}",
                 f"  Kafka broker      {settings.kafka_bootstrap}",

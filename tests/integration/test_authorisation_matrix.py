@@ -126,6 +126,10 @@ def operations() -> list[Op]:
         ("PUT", "/directory/services/{service_id}", frozenset({"admin"})),
         ("PUT", "/directory/services/{service_id}/capacity", frozenset({"admin"})),
         ("POST", "/directory/import", frozenset({"admin"})),
+        # The dashboard's panels: the KPIs, for contract managers and Tier One partners
+        # (scoped in api.dashboard.sources; tests/integration/test_dashboard_browser.py).
+        ("GET", "/dashboard/panels/{panel}", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/dashboard/panels/{panel}.csv", frozenset({"contract_manager", "tier_one"})),
         ("GET", "/provider/handoffs", frozenset({"tier_two"})),
         ("GET", "/provider/handoffs/{handoff_id}", frozenset({"tier_two"})),
         ("GET", "/provider/handoffs/{handoff_id}/contact", frozenset({"tier_two"})),
@@ -280,7 +284,9 @@ async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: T
     }
     ops = operations()
     served = json.loads((await http.get("/openapi.json")).text)["paths"]
-    probes = {"/health", "/livez", "/readyz"}  # open by design: they say nothing of anyone
+    # Open by design: they say nothing of anyone (the dashboard's page and its definitions
+    # hold no data; the page asks for a token and sends it with each panel's fetch).
+    probes = {"/health", "/livez", "/readyz", "/dashboard", "/dashboard/definitions"}
     every = {f"{m.upper()} {p}" for p, item in served.items() for m in item if p not in probes}
     assert every == {op.label for op in ops}, "the matrix must cover every endpoint"
 
