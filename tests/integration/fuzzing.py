@@ -303,11 +303,24 @@ def send_chunked(case: schemathesis.Case, fuzz: Fuzzer, headers: dict, seed: int
         assert answer.status_code == 413, (case.operation.label, answer.status_code)
 
 
+def negates_authorization(case: schemathesis.Case) -> bool:
+    """A negative case whose flaw is its Authorization header (missing or malformed): sent
+    as drawn, without the identity's token, which would otherwise mend it."""
+    data = case.meta.phase.data if case.meta is not None else None
+    return (
+        case.meta is not None
+        and not case.meta.generation.mode.is_positive
+        and any(
+            (m.parameter or "").lower() == "authorization" for m in getattr(data, "mutations", ())
+        )
+    )
+
+
 def run_case(case: schemathesis.Case, fuzz: Fuzzer, calls: Counter[str]) -> None:
     calls[case.operation.label] += 1
     params = case.path_parameters or {}
     identity = identity_for(case.operation.path, case.method.upper())
-    headers = fuzz.api.auth(identity) if identity else {}
+    headers = fuzz.api.auth(identity) if identity and not negates_authorization(case) else {}
     steer(case, calls.total())
     seed = zlib.crc32(repr((case.body, case.query, case.path_parameters)).encode())
     positive = case.meta is not None and case.meta.generation.mode.is_positive
