@@ -35,6 +35,7 @@ re-send), rather than a new connection per request.
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -55,6 +56,8 @@ from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
 EXAMPLES = 100
+# Seconds spent sending and checking each operation's cases (not generating them).
+SECONDS: Counter[str] = Counter()
 PERSON = {"given_name": "Fuzz", "family_name": "Seed"}
 # Schema-valid is not always business-valid: a check digit, a locality no partner serves,
 # a command the referral's stage does not allow or an opaque cursor the server did not
@@ -318,6 +321,14 @@ def negates_authorization(case: schemathesis.Case) -> bool:
 
 def run_case(case: schemathesis.Case, fuzz: Fuzzer, calls: Counter[str]) -> None:
     calls[case.operation.label] += 1
+    started = time.perf_counter()
+    try:
+        send_case(case, fuzz, calls)
+    finally:
+        SECONDS[case.operation.label] += time.perf_counter() - started
+
+
+def send_case(case: schemathesis.Case, fuzz: Fuzzer, calls: Counter[str]) -> None:
     params = case.path_parameters or {}
     identity = identity_for(case.operation.path, case.method.upper())
     headers = fuzz.api.auth(identity) if identity and not negates_authorization(case) else {}
@@ -373,9 +384,9 @@ def check_examples(schema: BaseSchema, calls: Counter[str]) -> None:
     if not calls:
         pytest.skip("the schemathesis test did not run in this session")
     operations = labels(schema)
-    print("\nschemathesis requests per operation:")
+    print("\nschemathesis requests per operation (and seconds sending and checking them):")
     for label in sorted(operations):
-        print(f"  {calls[label]:5d}  {label}")
+        print(f"  {calls[label]:5d}  {SECONDS[label]:6.1f}s  {label}")
     short = {op: calls[op] for op in operations - without_input(schema) if calls[op] < EXAMPLES}
     assert not short, short
     assert not set(calls) - operations, set(calls) - operations
