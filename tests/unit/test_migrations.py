@@ -140,6 +140,9 @@ def test_a_process_refuses_to_start_on_a_schema_not_at_head_and_says_what_to_do(
 ) -> None:
     monkeypatch.setenv("LINKWAY_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("LINKWAY_DATABASE_URL", raising=False)
+    # Telemetry is process-wide and set once: these processes never really start, so they
+    # must not take it from the session's in-memory readers (tests/conftest.py).
+    monkeypatch.setattr("infra.telemetry.setup", lambda *args, **kwargs: False)
     cli.get_settings.cache_clear()
     try:
         for argv in (["api"], ["worker"], ["consume", "payments"], ["rebuild", "measures"]):
