@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
+from sqlalchemy import Index
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -37,6 +38,12 @@ from infra.settings import Settings
 
 class PersonRecord(SQLModel, table=True):
     __tablename__ = "personal_data"
+    # One person, one case per Tier One partner: two requests racing to open a case for
+    # the same new person cannot both store them (the loser joins the winner's case).
+    # NULLs are distinct, so records without an NHS number are not constrained.
+    __table_args__ = (
+        Index("ux_personal_data_partner_nhs", "partner_id", "nhs_index", unique=True),
+    )
 
     referral_id: str = Field(primary_key=True, max_length=64)
     # The Tier One partner whose case this is: re-entry matches only within it.
