@@ -32,6 +32,7 @@ from ops.database import schema_is_current as _schema_is_current
 from ops.tasks import (
     _docs_args,
     _events_args,
+    _people_args,
     _rebuild_args,
     _reconcile_args,
     _replay_args,
@@ -39,6 +40,7 @@ from ops.tasks import (
     _token_args,
     docs,
     events,
+    people,
     rebuild,
     reconcile,
     replay,
@@ -303,6 +305,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
     "status": (status, _status_args),
+    "people": (people, _people_args),
 }
 
 if __name__ == "__main__":
