@@ -53,7 +53,7 @@ def _empty(dialect: str, path: Path, label: str) -> Iterator[Engine]:
 
 
 def test_the_migrations_have_one_head_and_it_is_numbered() -> None:
-    assert schema.head().isdigit()
+    assert schema.head().split("_", 1)[0].isdigit()  # "0003", or "0003_what_it_adds"
 
 
 def test_the_migrations_make_exactly_what_the_models_describe(
@@ -213,7 +213,7 @@ def test_two_cases_for_one_person_made_before_the_unique_index_keep_the_earliest
     """Migration 0009: where the create race already opened two cases for one person,
     the earliest keeps its blind index, the later one is un-indexed (and logged), and the
     index then refuses a third."""
-    schema.migrate(empty_db, "0002")
+    schema.migrate(empty_db, "0006")
     insert = text(
         "INSERT INTO personal_data (referral_id, partner_id, nhs_index, ciphertext, updated_at)"
         " VALUES (:id, :partner, :index, :blob, :at)"
