@@ -155,6 +155,7 @@ async def test_a_command_retried_with_its_key_is_applied_once(
             "version": 2,
             "episode": 1,
             "stage": "contacting",
+            "activity_id": None,  # only a logged activity has one
         }
     )
     missing = await http.post(f"/referrals/{rid}/accept", json=body, headers=api.auth(NORTH))
