@@ -22,6 +22,7 @@ from api import (
     directory,
     equality,
     fund,
+    links,
     payments,
     people,
     probes,
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             problem = schemas.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            app.openapi_schema = problems.document(schema, problem)
+            app.openapi_schema = links.add_links(problems.document(schema, problem))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

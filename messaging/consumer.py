@@ -104,6 +104,7 @@ REASON_CATEGORIES = (
     ("bad data", "bad_data"),
     ("unauthorised", "unauthorised"),
     ("unknown handoff", "unknown_handoff"),
+    ("implausible date", "implausible_date"),
 )
 _meter = metrics.get_meter("linkway.messaging")
 DEAD_LETTERS = _meter.create_counter(

@@ -35,6 +35,7 @@ from ops.imd import imd, imd_args
 from ops.tasks import (
     _docs_args,
     _events_args,
+    _people_args,
     _rebuild_args,
     _reconcile_args,
     _replay_args,
@@ -42,6 +43,7 @@ from ops.tasks import (
     _token_args,
     docs,
     events,
+    people,
     rebuild,
     reconcile,
     replay,
@@ -336,6 +338,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
     "status": (status, _status_args),
+    "people": (people, _people_args),
     "imd": (imd, imd_args),
 }
 

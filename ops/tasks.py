@@ -170,6 +170,36 @@ def reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def people(settings: Settings, args: argparse.Namespace) -> int:
+    """``linkway people check [--fix]``: NHS numbers stored before only ASCII digits were
+    accepted, and people with two cases; exit 1 while anything needs an operator."""
+    from api.personal_data import PersonalDataStore, load_keys
+    from api.schemas import nhs_number_is_valid
+
+    if not _schema_is_current(settings, "people"):
+        return 2
+    store = PersonalDataStore(_engine(settings, "people"), load_keys(settings))
+    findings = store.check_nhs_numbers(nhs_number_is_valid, fix=args.fix)
+    for f in findings:  # pseudonymous ids only: never a number
+        what = {
+            "normalised": "NHS number in other digits or with separators",
+            "duplicate": f"the same person as referral {f.other}: merge or close one case",
+            "invalid": "not a valid NHS number: ask the link worker to correct it",
+        }[f.kind]
+        done = " (fixed)" if f.fixed and f.kind == "normalised" else ""
+        print(f"{f.kind:10}  {f.referral_id}  partner {f.partner_id}: {what}{done}")
+    print(f"{len(findings)} finding(s)" + ("" if args.fix else "; --fix to normalise"))
+    outstanding = [f for f in findings if f.kind != "normalised" or not f.fixed]
+    return 1 if outstanding else 0
+
+
+def _people_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check"])
+    parser.add_argument(
+        "--fix", action="store_true", help="normalise and re-index what can be, in place"
+    )
+
+
 def _events_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("topic", help="e.g. linkway.referrals")
     parser.add_argument("--follow", action="store_true", help="keep waiting for new events")
