@@ -17,6 +17,7 @@ from api import idempotency, personal_data  # noqa: F401
 from directory import tables as directory_tables  # noqa: F401
 from messaging import consumer, outbox, timeline  # noqa: F401
 from payments import event_store, store  # noqa: F401
+from reporting import tables as reporting_tables  # noqa: F401
 
 
 def metadata() -> MetaData:
