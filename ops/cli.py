@@ -4,13 +4,13 @@ linkway dev                 the whole embedded stack (Temporal, Tansu, worker, r
 linkway worker              the Temporal worker
 linkway relay               the outbox relay
 linkway api                 the HTTP API
-linkway consume NAME        a Kafka consumer: providers | payments
+linkway consume NAME        a Kafka consumer: providers | payments | reporting
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
 linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
-linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
+linkway rebuild MODEL       rebuild a read model: referrals, reporting (from topics), measures
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
@@ -87,7 +87,9 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
     tokens = {} if settings.jwks_url else demo_tokens(settings)
     python = [sys.executable, "-m", "ops.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
-    services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
+    services += [
+        (name, [*python, "consume", name]) for name in ("providers", "payments", "reporting")
+    ]
 
     def provision() -> None:
         # The demo directory (services of the demo providers) seeds an empty database;
@@ -196,7 +198,8 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a Kafka consumer: providers (inbound responses and attendance) or payments."""
+    """Run a Kafka consumer: providers (inbound responses and attendance), payments or
+    reporting (the KPIs' read models)."""
     from infra import telemetry
 
     telemetry.setup(settings, f"consume-{args.name}")
@@ -210,6 +213,10 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
         from workers import payments
 
         return _run_until_signal(lambda: payments.run(settings))
+    if args.name == "reporting":
+        from workers import reporting
+
+        return _run_until_signal(lambda: reporting.run(settings))
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -279,7 +286,7 @@ def _migrate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=["providers", "payments"])
+    parser.add_argument("name", choices=["providers", "payments", "reporting"])
 
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:

@@ -86,7 +86,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    """Rebuild a read model: referrals (timeline, from its topic), measures (from the outbox)."""
+    """Rebuild a read model: referrals (timeline, from its topic), reporting (the KPIs'
+    read models, from their topics), measures (from the outbox)."""
     from infra.db import get_engine
     from messaging.replay import rebuild_referrals
 
@@ -94,6 +95,12 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
         from activities.readmodel import rebuild_measurements
 
         print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
+        return 0
+    if args.model == "reporting":
+        from reporting.rebuild import rebuild as rebuild_reporting
+
+        engine = _engine(settings, "rebuild")
+        print(f"applied {rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)} records")
         return 0
 
     try:
@@ -193,7 +200,7 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _rebuild_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=["referrals", "measures"])
+    parser.add_argument("model", choices=["referrals", "reporting", "measures"])
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
 
 

@@ -48,7 +48,11 @@ class Column:
 # The data dictionary: the columns, in order, with their meaning (docs/reporting.md prints
 # the same list; a test holds the two equal).
 EVALUATION_COLUMNS: tuple[Column, ...] = (
-    Column("episode_key", "string", "Pseudonymous episode id: a keyed hash of referral id and episode, stable across exports of one deployment, not reversible without the key"),
+    Column(
+        "episode_key",
+        "string",
+        "Pseudonymous episode id: a keyed hash of referral id and episode, stable across exports of one deployment, not reversible without the key",
+    ),
     Column("episode", "integer", "The episode's number for this person (2 and above: a re-entry)"),
     Column("partner_id", "string", "The Tier One partner managing the episode"),
     Column("locality", "string", "The locality code"),
@@ -65,14 +69,20 @@ EVALUATION_COLUMNS: tuple[Column, ...] = (
     Column("dormant_reason", "string", "Why the episode went dormant, if it did"),
     Column("handoffs_requested", "integer", "Handoffs to Tier Two services"),
     Column("handoffs_accepted", "integer", "Handoffs accepted (or attended) by the provider"),
-    Column("sessions_attended", "integer", "Tier Two sessions attended (latest report per session)"),
+    Column(
+        "sessions_attended", "integer", "Tier Two sessions attended (latest report per session)"
+    ),
     Column("sessions_dna", "integer", "Tier Two sessions not attended"),
     Column("wemwbs_baseline", "number", "WEMWBS total at baseline"),
     Column("wemwbs_review", "number", "WEMWBS total at review"),
     Column("wemwbs_followup", "number", "WEMWBS total at follow-up"),
     Column("wemwbs_change", "number", "WEMWBS review minus baseline"),
     Column("instruments_measured", "string", "Instruments with a baseline, ';'-separated"),
-    Column("instruments_improved", "string", "Instruments meaningfully improved at review, ';'-separated"),
+    Column(
+        "instruments_improved",
+        "string",
+        "Instruments meaningfully improved at review, ';'-separated",
+    ),
     Column("outcomes", "string", "Outcome facts stated for the episode, ';'-separated"),
 )
 
@@ -100,7 +110,9 @@ def evaluation_rows(v: View, key: bytes) -> list[dict[str, Any]]:
     for e in v.episodes:
         k = (e.referral_id, e.episode)
         digest = hmac.new(key, f"{e.referral_id}|{e.episode}".encode(), hashlib.sha256)
-        wem = {tp: _total(measures[k].get(("WEMWBS", tp))) for tp in ("baseline", "review", "followup")}
+        wem = {
+            tp: _total(measures[k].get(("WEMWBS", tp))) for tp in ("baseline", "review", "followup")
+        }
         rows.append(
             {
                 "episode_key": digest.hexdigest()[:24],
@@ -167,10 +179,18 @@ def evaluation_parquet(rows: list[dict[str, Any]]) -> bytes:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    types = {"string": pa.string(), "integer": pa.int64(), "number": pa.float64(),
-             "boolean": pa.bool_(), "date": pa.date32()}
+    types = {
+        "string": pa.string(),
+        "integer": pa.int64(),
+        "number": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+    }
     schema = pa.schema(
-        [pa.field(c.name, types[c.kind], metadata={"meaning": c.meaning}) for c in EVALUATION_COLUMNS]
+        [
+            pa.field(c.name, types[c.kind], metadata={"meaning": c.meaning})
+            for c in EVALUATION_COLUMNS
+        ]
     )
     table = pa.Table.from_pylist(rows, schema=schema)
     sink = io.BytesIO()

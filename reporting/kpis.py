@@ -210,7 +210,9 @@ class View:
     def dated(self, rows: Iterable[Any], at: Callable[[Any], datetime]) -> list[Any]:
         """Facts of episodes matching the filter (any start date), dated within the period."""
         return [
-            r for r in rows if (r.referral_id, r.episode) in self.any_period and self.in_period(at(r))
+            r
+            for r in rows
+            if (r.referral_id, r.episode) in self.any_period and self.in_period(at(r))
         ]
 
 
@@ -295,7 +297,9 @@ def triage(v: View) -> Table:
         {"decision": d, "reason": reason or None, "episodes": n, "pct": stats.pct(n, total)}
         for (d, reason), n in sorted(counts.items())
     ]
-    rows.append({"decision": TOTAL, "reason": None, "episodes": total, "pct": stats.pct(total, total)})
+    rows.append(
+        {"decision": TOTAL, "reason": None, "episodes": total, "pct": stats.pct(total, total)}
+    )
     return Table(
         "triage",
         "Episodes accepted and declined at triage, with the reasons",
@@ -367,7 +371,11 @@ def _waits(v: View) -> dict[str, list[tuple[float, bool | None]]]:
         if e.received_at is None:
             continue
         if e.first_contact_at is not None:
-            met = None if e.first_contact_due is None else utc(e.first_contact_at) <= utc(e.first_contact_due)
+            met = (
+                None
+                if e.first_contact_due is None
+                else utc(e.first_contact_at) <= utc(e.first_contact_due)
+            )
             waits["first_contact"].append((_days(e.received_at, e.first_contact_at), met))
         if e.assessed_at is not None:
             waits["assessment"].append((_days(e.received_at, e.assessed_at), None))
@@ -389,14 +397,23 @@ def time_to_contact(v: View) -> Table:
                 "p90_days": stats.r(stats.percentile(days, 90)),
                 "deadline": deadline[measure],
                 "within_deadline": within if deadline[measure] else None,
-                "pct_within_deadline": stats.pct(within, len(judged)) if deadline[measure] else None,
+                "pct_within_deadline": stats.pct(within, len(judged))
+                if deadline[measure]
+                else None,
             }
         )
     return Table(
         "time_to_contact",
         "Time from referral to first contact and to assessment",
-        ["measure", "episodes", "median_days", "p90_days", "deadline", "within_deadline",
-         "pct_within_deadline"],
+        [
+            "measure",
+            "episodes",
+            "median_days",
+            "p90_days",
+            "deadline",
+            "within_deadline",
+            "pct_within_deadline",
+        ],
         rows,
         counts=("episodes", "within_deadline"),
         derived={
@@ -420,7 +437,14 @@ def time_to_contact_distribution(v: View) -> Table:
         counts = Counter(_bucket(d) for d, _ in waits)
         for lower in DAY_BUCKETS:
             label = _bucket(lower)
-            rows.append({"measure": measure, "days": label, "from_day": lower, "episodes": counts.get(label, 0)})
+            rows.append(
+                {
+                    "measure": measure,
+                    "days": label,
+                    "from_day": lower,
+                    "episodes": counts.get(label, 0),
+                }
+            )
     return Table(
         "time_to_contact_distribution",
         "How many days people waited for first contact and for assessment",
@@ -476,13 +500,34 @@ def handoffs(v: View) -> Table:
             {
                 "provider_id": provider,
                 "service_id": service,
-                **{k: c[k] for k in ("requested", "accepted", "rejected", "waitlisted", "attended",
-                                     "failed", "late_response", "sessions_attended", "sessions_dna")},
+                **{
+                    k: c[k]
+                    for k in (
+                        "requested",
+                        "accepted",
+                        "rejected",
+                        "waitlisted",
+                        "attended",
+                        "failed",
+                        "late_response",
+                        "sessions_attended",
+                        "sessions_dna",
+                    )
+                },
                 "dna_rate_pct": stats.pct(c["sessions_dna"], booked),
             }
         )
-    counted = ("requested", "accepted", "rejected", "waitlisted", "attended", "failed",
-               "late_response", "sessions_attended", "sessions_dna")
+    counted = (
+        "requested",
+        "accepted",
+        "rejected",
+        "waitlisted",
+        "attended",
+        "failed",
+        "late_response",
+        "sessions_attended",
+        "sessions_dna",
+    )
     return Table(
         "handoffs",
         "Handoffs by provider and service",
@@ -504,8 +549,14 @@ def handoff_reasons(v: View) -> Table:
         if h.failed_reason is not None:
             counts[h.provider_id, service, "failed", h.failed_reason] += 1
     rows = [
-        {"provider_id": p, "service_id": s, "answer": a, "reason": reason, "handoffs": n,
-         "no_capacity": reason in ("no_capacity", "full", "over_3_months")}
+        {
+            "provider_id": p,
+            "service_id": s,
+            "answer": a,
+            "reason": reason,
+            "handoffs": n,
+            "no_capacity": reason in ("no_capacity", "full", "over_3_months"),
+        }
         for (p, s, a, reason), n in sorted(counts.items())
     ]
     return Table(
@@ -610,9 +661,22 @@ def measures(v: View) -> Table:
     return Table(
         "measures",
         "Wellbeing measures: completeness, mean change and people meaningfully improved",
-        ["instrument", "baseline", "review", "followup", "pct_reviewed", "pct_followed_up",
-         "paired", "mean_change", "mean_change_ci_low", "mean_change_ci_high", "improved",
-         "pct_improved", "pct_improved_ci_low", "pct_improved_ci_high"],
+        [
+            "instrument",
+            "baseline",
+            "review",
+            "followup",
+            "pct_reviewed",
+            "pct_followed_up",
+            "paired",
+            "mean_change",
+            "mean_change_ci_low",
+            "mean_change_ci_high",
+            "improved",
+            "pct_improved",
+            "pct_improved_ci_low",
+            "pct_improved_ci_high",
+        ],
         rows,
         counts=("baseline", "review", "followup", "paired", "improved"),
         derived={
@@ -708,9 +772,21 @@ def payments(v: View) -> Table:
     return Table(
         "payments",
         "Outcome payments by contract, month and metric, against the caps",
-        ["contract_id", "month", "metric", "claims", "payable", "capped", "reversed",
-         "amount_pence", "paid_pence", "contract_to_date_pence", "metric_max_pence",
-         "partner_month_cap_pence", "contract_max_pence"],
+        [
+            "contract_id",
+            "month",
+            "metric",
+            "claims",
+            "payable",
+            "capped",
+            "reversed",
+            "amount_pence",
+            "paid_pence",
+            "contract_to_date_pence",
+            "metric_max_pence",
+            "partner_month_cap_pence",
+            "contract_max_pence",
+        ],
         rows,
         counts=("claims", "payable", "capped", "reversed"),
         group_by=("contract_id", "month"),

@@ -134,7 +134,9 @@ def _episode(session: Session, data: referral.ReferralEvent) -> ReportEpisode:
 
 def _lifecycle(session: Session, envelope: CloudEvent, data: referral.ReferralEvent) -> None:
     at = utc(data.occurred_at)
-    if isinstance(data, referral.ReferralReceived | referral.ReferralReentered | referral.ReferralJoined):
+    if isinstance(
+        data, referral.ReferralReceived | referral.ReferralReentered | referral.ReferralJoined
+    ):
         kind = {
             referral.ReferralReceived: "received",
             referral.ReferralReentered: "reentered",

@@ -55,7 +55,9 @@ class Person:
     def received(self, days: float, source: str = "gp", practice: str = "gp-a") -> Record:
         return record(
             referral.ReferralReceived(
-                **self._common(days), source=source, referrer_org_id=practice,
+                **self._common(days),
+                source=source,
+                referrer_org_id=practice,
                 consent_to_share=True,
             )
         )
@@ -65,7 +67,9 @@ class Person:
         self.stage = "triage"
         return record(
             referral.ReferralReentered(
-                **self._common(days), previous_episode=self.episode - 1, source=source,
+                **self._common(days),
+                previous_episode=self.episode - 1,
+                source=source,
                 referrer_org_id=practice,
             )
         )
@@ -77,7 +81,9 @@ class Person:
 
     def accepted(self, days: float, due_days: float = 7) -> Record:
         self.stage = "contacting"
-        return record(referral.ReferralAccepted(**self._common(days), first_contact_due=at(due_days)))
+        return record(
+            referral.ReferralAccepted(**self._common(days), first_contact_due=at(due_days))
+        )
 
     def declined(self, days: float, reason: str = "not_eligible") -> Record:
         self.stage = "dormant"
@@ -86,7 +92,10 @@ class Person:
     def contact(self, days: float, result: str = "contacted", attempt: int = 1) -> Record:
         return record(
             referral.ContactAttempted(
-                **self._common(days), attempt=attempt, outcome=result, method="phone"  # type: ignore[arg-type]
+                **self._common(days),
+                attempt=attempt,
+                outcome=result,
+                method="phone",  # type: ignore[arg-type]
             )
         )
 
@@ -118,8 +127,11 @@ class Person:
         followup = [wemwbs_scores(wemwbs, days)] if wemwbs is not None else []
         return record(
             referral.ReferralReviewed(
-                **self._common(days), decision="dormant", followup=followup,
-                improved_instruments=[], followup_due=None,
+                **self._common(days),
+                decision="dormant",
+                followup=followup,
+                improved_instruments=[],
+                followup_due=None,
             )
         )
 
@@ -130,26 +142,39 @@ class Person:
     def action_due(self, days: float, action: str, handoff_id: str | None = None) -> Record:
         return record(
             referral.ActionDue(
-                **self._common(days), action=action, due_at=at(days), handoff_id=handoff_id  # type: ignore[arg-type]
+                **self._common(days),
+                action=action,
+                due_at=at(days),
+                handoff_id=handoff_id,  # type: ignore[arg-type]
             )
         )
 
-    def handoff(self, days: float, handoff_id: str, provider: str, status: str,
-                reason: str | None = None) -> Record:
+    def handoff(
+        self, days: float, handoff_id: str, provider: str, status: str, reason: str | None = None
+    ) -> Record:
         return record(
             handoff.HandoffStatusChanged(
-                handoff_id=handoff_id, referral_id=self.id, episode=self.episode,
-                provider_id=provider, status=status, reason_code=reason,  # type: ignore[arg-type]
+                handoff_id=handoff_id,
+                referral_id=self.id,
+                episode=self.episode,
+                provider_id=provider,
+                status=status,
+                reason_code=reason,  # type: ignore[arg-type]
                 occurred_at=at(days),
             )
         )
 
-    def attendance(self, days: float, handoff_id: str, provider: str, session: date,
-                   status: str) -> Record:
+    def attendance(
+        self, days: float, handoff_id: str, provider: str, session: date, status: str
+    ) -> Record:
         return record(
             handoff.HandoffAttendanceRecorded(
-                handoff_id=handoff_id, referral_id=self.id, episode=self.episode,
-                provider_id=provider, session_date=session, status=status,  # type: ignore[arg-type]
+                handoff_id=handoff_id,
+                referral_id=self.id,
+                episode=self.episode,
+                provider_id=provider,
+                session_date=session,
+                status=status,  # type: ignore[arg-type]
                 occurred_at=at(days),
             )
         )
@@ -157,20 +182,33 @@ class Person:
     def engagement(self, days: float) -> Record:
         return record(
             outcome.EngagementAchieved(
-                referral_id=self.id, episode=self.episode, partner_id=self.partner,
-                locality=self.locality, occurred_at=at(days), evidence_event_ids=[],
-                consent_recorded=True, baseline=[wemwbs_scores(40, days)],
+                referral_id=self.id,
+                episode=self.episode,
+                partner_id=self.partner,
+                locality=self.locality,
+                occurred_at=at(days),
+                evidence_event_ids=[],
+                consent_recorded=True,
+                baseline=[wemwbs_scores(40, days)],
             )
         )
 
-    def claim(self, days: float, claim_id: str, status: str, pence: int,
-              metric: str = "M1") -> Record:
+    def claim(
+        self, days: float, claim_id: str, status: str, pence: int, metric: str = "M1"
+    ) -> Record:
         return record(
             payment.ClaimStatusChanged(
-                claim_id=claim_id, contract_id="demo-county-sp-2026", referral_id=self.id,
-                episode=self.episode, metric=metric, partner_id=self.partner,
-                status=status, amount_pence=pence, rate_card_version="2026.1",  # type: ignore[arg-type]
-                ledger_entry_hash="0" * 64, occurred_at=at(days),
+                claim_id=claim_id,
+                contract_id="demo-county-sp-2026",
+                referral_id=self.id,
+                episode=self.episode,
+                metric=metric,
+                partner_id=self.partner,
+                status=status,
+                amount_pence=pence,
+                rate_card_version="2026.1",  # type: ignore[arg-type]
+                ledger_entry_hash="0" * 64,
+                occurred_at=at(days),
             )
         )
 
@@ -184,15 +222,23 @@ def wemwbs_scores(total: int, days: float) -> referral.MeasureScores:
         left -= item
     scores = default_registry().score("WEMWBS", answers)
     return referral.MeasureScores(
-        measurement_id=f"m-{next(_ids)}", instrument="WEMWBS", version=scores.version,
-        raw=scores.raw, derived=scores.derived, administered_at=at(days),
+        measurement_id=f"m-{next(_ids)}",
+        instrument="WEMWBS",
+        version=scores.version,
+        raw=scores.raw,
+        derived=scores.derived,
+        administered_at=at(days),
     )
 
 
 def dead_letter(provider: str, reason: str, offset: int, when: datetime = T0) -> Record:
     value = new_event(
-        "linkway.provider.attendance.v1", "r-x", {"provider_id": provider},
-        source=f"urn:linkway:provider:{provider}", event_id=f"dl-{offset}", time=when,
+        "linkway.provider.attendance.v1",
+        "r-x",
+        {"provider_id": provider},
+        source=f"urn:linkway:provider:{provider}",
+        event_id=f"dl-{offset}",
+        time=when,
     ).to_bytes()
     headers = {
         consumer.REASON_HEADER: reason.encode(),

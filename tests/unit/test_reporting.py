@@ -144,7 +144,10 @@ def test_referrals_against_the_trajectory_count_reentries_and_joins(data, ctx) -
     got = by(rows(data, ctx, "referrals_trajectory"), "month")
     # May: A, B, C, D, D joined, E; June: C's re-referral (day 30 is 3 June)
     assert got["2026-05"] == {
-        "month": "2026-05", "expected": 10, "received": 6, "difference": -4,
+        "month": "2026-05",
+        "expected": 10,
+        "received": 6,
+        "difference": -4,
         "pct_of_expected": 60.0,
     }
     assert got["2026-06"]["received"] == 1 and got["2026-06"]["difference"] == -1
@@ -158,7 +161,12 @@ def test_referrals_by_source_and_practice(data, ctx) -> None:
     assert got["carrier_pigeon"]["known_source"] is False
     practices = by(rows(data, ctx, "referrals_by_practice"), "referrer_org_id")
     assert {k: v["referrals"] for k, v in practices.items()} == {
-        "gp-a": 1, "gp-b": 1, "gp-c": 1, "hospital-1": 1, "self": 2, "x-1": 1,
+        "gp-a": 1,
+        "gp-b": 1,
+        "gp-c": 1,
+        "hospital-1": 1,
+        "self": 2,
+        "x-1": 1,
     }
 
 
@@ -172,8 +180,14 @@ def test_triage_counts_the_declined_episode_and_its_re_referral_apart(data, ctx)
 def test_funnel(data, ctx) -> None:
     got = {r["stage"]: r["episodes"] for r in rows(data, ctx, "funnel")}
     assert got == {
-        "received": 6, "contacted": 4, "assessed": 4, "plan_agreed": 3,
-        "handoff_accepted": 1, "attended": 1, "reviewed": 3, "followed_up": 0,
+        "received": 6,
+        "contacted": 4,
+        "assessed": 4,
+        "plan_agreed": 3,
+        "handoff_accepted": 1,
+        "attended": 1,
+        "reviewed": 3,
+        "followed_up": 0,
     }
     plan = by(rows(data, ctx, "funnel"), "stage")["plan_agreed"]
     assert (plan["pct_of_previous"], plan["pct_of_received"]) == (75.0, 50.0)
@@ -183,8 +197,13 @@ def test_time_to_first_contact_and_assessment_against_the_deadline(data, ctx) ->
     got = by(rows(data, ctx, "time_to_contact"), "measure")
     # first contact waits 1 (E), 2 (A), 3 (B), 10 (C): nearest-rank median 2, p90 10
     assert got["first_contact"] == {
-        "measure": "first_contact", "episodes": 4, "median_days": 2.0, "p90_days": 10.0,
-        "deadline": "5 working days", "within_deadline": 3, "pct_within_deadline": 75.0,
+        "measure": "first_contact",
+        "episodes": 4,
+        "median_days": 2.0,
+        "p90_days": 10.0,
+        "deadline": "5 working days",
+        "within_deadline": 3,
+        "pct_within_deadline": 75.0,
     }
     # assessment waits 2, 5, 9, 15
     assert (got["assessment"]["median_days"], got["assessment"]["p90_days"]) == (5.0, 15.0)
@@ -203,9 +222,15 @@ def test_overdue_actions(data, ctx) -> None:
 def test_handoffs_count_the_corrected_attendance_once(data, ctx) -> None:
     got = by(rows(data, ctx, "handoffs"), "provider_id", "service_id")
     walk = got[WALK]
-    assert {k: walk[k] for k in ("requested", "accepted", "rejected", "waitlisted",
-                                 "attended", "late_response")} == {
-        "requested": 3, "accepted": 1, "rejected": 0, "waitlisted": 1, "attended": 1,
+    assert {
+        k: walk[k]
+        for k in ("requested", "accepted", "rejected", "waitlisted", "attended", "late_response")
+    } == {
+        "requested": 3,
+        "accepted": 1,
+        "rejected": 0,
+        "waitlisted": 1,
+        "attended": 1,
         "late_response": 1,
     }
     assert (walk["sessions_attended"], walk["sessions_dna"], walk["dna_rate_pct"]) == (2, 0, 0.0)
@@ -223,8 +248,11 @@ def test_measures_completeness_change_and_improvement(data, ctx) -> None:
     # t(1 df) = 12.706, sd 2.828, n 2: 3 +- 25.41
     assert (wemwbs["mean_change_ci_low"], wemwbs["mean_change_ci_high"]) == (-22.41, 28.41)
     # Wilson 95% for 1 of 2: 9.5% to 90.5%
-    assert (wemwbs["pct_improved"], wemwbs["pct_improved_ci_low"],
-            wemwbs["pct_improved_ci_high"]) == (50.0, 9.5, 90.5)
+    assert (
+        wemwbs["pct_improved"],
+        wemwbs["pct_improved_ci_low"],
+        wemwbs["pct_improved_ci_high"],
+    ) == (50.0, 9.5, 90.5)
     spread = rows(data, ctx, "measure_change_distribution")
     assert [(r["change"], r["episodes"]) for r in spread] == [(1.0, 1), (5.0, 1)]
 
@@ -253,7 +281,9 @@ def test_data_quality_and_dead_letters(data, ctx) -> None:
         ("provider_response_missing", "walking-group"): 1,
         ("attendance_corrected", "walking-group"): 1,
     }
-    letters = {(r["partner_id"], r["reason"]): r["messages"] for r in rows(data, ctx, "dead_letters")}
+    letters = {
+        (r["partner_id"], r["reason"]): r["messages"] for r in rows(data, ctx, "dead_letters")
+    }
     assert letters == {("walking-group", "bad_data"): 2, ("befriending", "unauthorised"): 1}
 
 
@@ -338,7 +368,11 @@ def test_evaluation_dataset_is_pseudonymous_and_matches_its_dictionary(data, ctx
     header = text.splitlines()[0].split(",")
     assert header == [c.name for c in export.EVALUATION_COLUMNS]
     a = next(r for r in dataset if r["wemwbs_baseline"] == 40.0)
-    assert (a["wemwbs_change"], a["instruments_improved"], a["sessions_attended"]) == (5.0, "WEMWBS", 2)
+    assert (a["wemwbs_change"], a["instruments_improved"], a["sessions_attended"]) == (
+        5.0,
+        "WEMWBS",
+        2,
+    )
     assert a["outcomes"] == "engagement" and a["days_to_first_contact"] == 2.0
     # the key decides the pseudonym: another deployment's key gives other ids
     assert {r["episode_key"] for r in export.evaluation_rows(view, b"other")}.isdisjoint(
