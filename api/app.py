@@ -25,6 +25,7 @@ from api import (
     problems,
     providers,
     referrals,
+    reporting,
     schemas,
     tenancy,
 )
@@ -94,7 +95,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
+    for module in (
+        referrals,
+        commands,
+        people,
+        caseload,
+        audit,
+        providers,
+        directory,
+        payments,
+        reporting,
+    ):
         app.include_router(module.router)
     app.include_router(completion_report.router)
     app.include_router(probes.router)

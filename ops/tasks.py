@@ -100,7 +100,8 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
         from reporting.rebuild import rebuild as rebuild_reporting
 
         engine = _engine(settings, "rebuild")
-        print(f"applied {rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)} records")
+        applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        print(f"applied {applied} records")
         return 0
 
     try:

@@ -8,11 +8,15 @@ a fixed order, no time of export inside), which is how a rebuild is checked.
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import json
+import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from reporting.kpis import Context, Filters, Table, View, improved_by_episode
@@ -51,7 +55,8 @@ EVALUATION_COLUMNS: tuple[Column, ...] = (
     Column(
         "episode_key",
         "string",
-        "Pseudonymous episode id: a keyed hash of referral id and episode, stable across exports of one deployment, not reversible without the key",
+        "Pseudonymous episode id: a keyed hash of referral id and episode, the same in "
+        "every export of one deployment, not reversible without the key",
     ),
     Column("episode", "integer", "The episode's number for this person (2 and above: a re-entry)"),
     Column("partner_id", "string", "The Tier One partner managing the episode"),
@@ -87,12 +92,25 @@ EVALUATION_COLUMNS: tuple[Column, ...] = (
 )
 
 
+KEY_FILE = "evaluation-pseudonym.key"
+
+
+def evaluation_key(configured: str, data_dir: Path) -> bytes:
+    """The key of the dataset's pseudonyms: the configured one, or in the embedded
+    default one generated once under ``data_dir``."""
+    if configured:
+        return configured.encode()
+    path = Path(data_dir) / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)  # never readable by others, not even briefly
+        path.write_text(secrets.token_hex(32))
+    return path.read_text().strip().encode()
+
+
 def evaluation_rows(v: View, key: bytes) -> list[dict[str, Any]]:
     """One row per episode in the view: pseudonymous, no personal data, no dates finer
     than a month (the day of a referral with a practice code could single someone out)."""
-    import hashlib
-    import hmac
-
     handoffs: dict[tuple[str, int], list[Any]] = defaultdict(list)
     for h in v.handoffs:
         handoffs[h.referral_id, h.episode].append(h)

@@ -156,7 +156,9 @@ class View:
         f = filters
         partners: set[str] | None = None
         if f.contract is not None:
-            partners = {p for card in ctx.book.versions(f.contract) for p in card.partners}
+            known = f.contract in ctx.book.contracts()
+            cards = ctx.book.versions(f.contract) if known else []  # unknown: pays no one
+            partners = {p for card in cards for p in card.partners}
 
         def person_ok(partner: str, locality: str, source: str | None, org: str | None) -> bool:
             return (
@@ -478,7 +480,7 @@ def overdue_actions(v: View) -> Table:
 
 
 def handoffs(v: View) -> Table:
-    by: dict[tuple[str, str], dict[str, int]] = defaultdict(Counter)  # type: ignore[arg-type]
+    by: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     for h in v.handoffs:
         c = by[h.provider_id, h.service_id or "unknown"]
         c["requested"] += 1
@@ -694,7 +696,7 @@ def measures(v: View) -> Table:
 
 
 def measure_change_distribution(v: View) -> Table:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for instrument, pairs in sorted(_changes(v).items()):
         counts = Counter(d for d, _ in pairs if d is not None)
         rows.extend(

@@ -34,8 +34,8 @@ from messaging.consumer import (
     TIME_HEADER,
     TOPIC_HEADER,
     is_processed,
-    record_processed,
     reason_category,
+    record_processed,
 )
 from messaging.consumer import REASON_HEADER as DLQ_REASON_HEADER
 from reporting.tables import (

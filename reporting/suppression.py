@@ -7,7 +7,8 @@ other cells cannot give a suppressed cell back:
 - **secondary suppression by column**: within each group of rows that add up to a total
   (the rows sharing the table's grouping columns, or the whole table), if exactly one
   cell of a column is suppressed, the next smallest non-zero cell of that column is
-  suppressed too (so at least two are hidden and the total gives back only their sum);
+  shown as ``"[c]"`` (so at least two are hidden and the total gives back only their
+  sum; the mark differs because the value is not under 5);
   and a total row (a row with a value ``"all"``) that adds up a single cell is hidden
   with it;
 - **derived values follow their base**: a rate, a mean, a percentile or an interval
@@ -24,6 +25,7 @@ from typing import Any
 
 THRESHOLD = 5
 SUPPRESSED = "<5"
+SECONDARY = "[c]"  # ONS's mark for a value withheld so another cannot be worked out
 TOTAL = "all"
 
 
@@ -46,6 +48,7 @@ def suppress(
         for column in counts:
             if is_small(row.get(column)):
                 hidden.add((i, column))
+    small = set(hidden)
     groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for i, row in enumerate(out):
         groups[tuple(row.get(g) for g in group_by)].append(i)
@@ -63,7 +66,7 @@ def suppress(
             if any((i, column) in hidden for i in cells) and len(cells) == 1:
                 hidden.update((t, column) for t in totals)
     for i, column in hidden:
-        out[i][column] = SUPPRESSED
+        out[i][column] = SUPPRESSED if (i, column) in small else SECONDARY
     for column, base in (derived or {}).items():
         for i, row in enumerate(out):
             if (i, base) in hidden and column in row:

@@ -38,7 +38,9 @@ def record(data: EventData, subject: str | None = None, event_id: str | None = N
 class Person:
     """One referral's events, written as a link worker's day would produce them."""
 
-    def __init__(self, referral_id: str, partner: str = "north", locality: str = "oswestry"):
+    def __init__(
+        self, referral_id: str, partner: str = "north-wellbeing", locality: str = "oswestry"
+    ):
         self.id, self.partner, self.locality, self.episode = referral_id, partner, locality, 1
         self.stage = "triage"
 

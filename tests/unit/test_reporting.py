@@ -34,7 +34,7 @@ from pathway.config import load as load_profile
 from pathway.measures import default_registry
 from payments.ratebook import RateCardBook
 from reporting import export, kpis, project, rebuild
-from reporting.suppression import SUPPRESSED, suppress
+from reporting.suppression import SECONDARY, SUPPRESSED, suppress
 from reporting.tables import TABLE_NAMES
 from tests.unit.reporting_fixtures import Person, Record, dead_letter
 
@@ -43,7 +43,7 @@ WALK, CHAT = ("walking-group", "health-walks"), ("befriending", "chat")
 
 def cohort() -> list[Record]:
     a, b, c, d, e = (Person(x) for x in ("ref-a", "ref-b", "ref-c", "ref-d", "ref-e"))
-    e.partner, e.locality = "south", "ludlow"
+    e.partner, e.locality = "south-wellbeing", "ludlow"
     return [
         a.received(0, "gp", "gp-a"),
         a.accepted(0.5),
@@ -274,9 +274,9 @@ def test_outcomes_and_payments_against_the_caps(data, ctx) -> None:
 def test_data_quality_and_dead_letters(data, ctx) -> None:
     got = {(r["check"], r["partner_id"]): r["records"] for r in rows(data, ctx, "data_quality")}
     assert got == {
-        ("missing_baseline", "north"): 1,
-        ("review_without_measures", "north"): 1,
-        ("unknown_source", "north"): 1,
+        ("missing_baseline", "north-wellbeing"): 1,
+        ("review_without_measures", "north-wellbeing"): 1,
+        ("unknown_source", "north-wellbeing"): 1,
         ("provider_response_late", "walking-group"): 1,
         ("provider_response_missing", "walking-group"): 1,
         ("attendance_corrected", "walking-group"): 1,
@@ -291,15 +291,16 @@ def test_filters(data, ctx) -> None:
     def received(**filters: Any) -> int:
         return int(rows(data, ctx, "funnel", **filters)[0]["episodes"])
 
-    assert received(partner="south") == 1
+    assert received(partner="south-wellbeing") == 1
     assert received(locality="oswestry") == 5
     assert received(source="gp") == 3  # A, C's first episode, E
     assert received(practice="hospital-1") == 1
     assert received(support_level="2") == 2  # A, C's second episode
     assert received(start=date(2026, 6, 1)) == 1  # C's re-referral
     assert received(end=date(2026, 5, 31)) == 5
-    assert received(contract="demo-county-sp-2026") == 0  # the demo contract pays others
-    assert rows(data, ctx, "payments", partner="south")[0]["metric"] == "M3"
+    assert received(contract="demo-county-sp-2026") == 6  # it pays north and south
+    assert received(contract="no-such-contract") == 0
+    assert rows(data, ctx, "payments", partner="south-wellbeing")[0]["metric"] == "M3"
 
 
 def test_each_event_applies_once_in_any_order(db: Engine, ctx) -> None:
@@ -348,7 +349,7 @@ def test_secondary_suppression_hides_a_second_cell_and_a_lone_total() -> None:
     ]
     got = {r["source"]: r["n"] for r in suppress(table, ("n",))}
     # 24 - 12 - 9 would give the 3 back: the next smallest (9) goes too
-    assert got == {"gp": 12, "self": SUPPRESSED, "hospital": SUPPRESSED, "all": 24}
+    assert got == {"gp": 12, "self": SUPPRESSED, "hospital": SECONDARY, "all": 24}
     lone = suppress([{"k": "x", "n": 2}, {"k": "all", "n": 2}], ("n",), group_by=())
     assert [r["n"] for r in lone] == [SUPPRESSED, SUPPRESSED]
     grouped = suppress(
@@ -356,7 +357,7 @@ def test_secondary_suppression_hides_a_second_cell_and_a_lone_total() -> None:
         ("n",),
         group_by=("g",),
     )
-    assert [r["n"] for r in grouped] == [SUPPRESSED, SUPPRESSED, 20, 30]
+    assert [r["n"] for r in grouped] == [SUPPRESSED, SECONDARY, 20, 30]
 
 
 def test_evaluation_dataset_is_pseudonymous_and_matches_its_dictionary(data, ctx) -> None:
