@@ -107,7 +107,7 @@ def list_reports(caller: Reader) -> list[KpiLink]:
         KpiLink(
             kpi=name,
             title=_titles()[name],
-            definition=f"{kpis.DOC}#{name.replace('_', '-')}",
+            definition=f"{kpis.DOC}#{name}",
             json_url=f"/reports/{name}",
             csv_url=f"/reports/{name}.csv",
         )

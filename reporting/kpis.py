@@ -140,7 +140,7 @@ class Table:
         return {
             "kpi": self.kpi,
             "title": self.title,
-            "definition": f"{DOC}#{self.kpi.replace('_', '-')}",
+            "definition": f"{DOC}#{self.kpi}",
             "filters": filters.as_dict(),
             "suppressed": suppressed,
             "columns": self.columns,
