@@ -72,12 +72,10 @@ def _apply(engine: Engine, batch: list[Record]) -> int:
 
 
 def read_topics(bootstrap: str, names: Iterable[str] = project.TOPICS) -> Iterator[Record]:
-    for topic in names:
-        try:
-            for _, value, headers in reader.read(bootstrap, topic):
-                yield topic, value, headers
-        except LookupError:
-            log.info("no topic %s yet: nothing to rebuild from it", topic)
+    """Every record of the topics, each partition in order (a topic that does not exist
+    yet has nothing to rebuild from)."""
+    for topic, _, value, headers in reader.read_many(bootstrap, list(names)):
+        yield topic, value, headers
 
 
 def rebuild(

@@ -101,12 +101,16 @@ def db() -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def ctx() -> kpis.Context:
+def make_context() -> kpis.Context:
     profile = load_profile("default").model_copy(
         update={"referral_trajectory": {"2026-05": 10, "2026-06": 2}}
     )
     return kpis.Context(profile, RateCardBook.packaged(), default_registry())
+
+
+@pytest.fixture(scope="module")
+def ctx() -> kpis.Context:
+    return make_context()
 
 
 def fill(engine: Engine, records: list[Record]) -> kpis.Data:
