@@ -96,8 +96,7 @@ def _table(request: Request, name: str, filters: kpis.Filters) -> kpis.Table:
     d = deps(request)
     ctx = kpis.Context(d.config, d.payments.book, default_registry())
     with Session(d.engine) as session:
-        data = kpis.load(session)
-    return kpis.compute(name, data, filters, ctx).suppressed()
+        return kpis.answer(session, name, filters, ctx).suppressed()
 
 
 @router.get("/reports", response_model=list[KpiLink])
