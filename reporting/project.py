@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, col, select
 
 from events import completion, handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, EventRejected, parse
@@ -33,6 +33,7 @@ from messaging.consumer import (
     PARTITION_HEADER,
     TIME_HEADER,
     TOPIC_HEADER,
+    ProcessedEvent,
     is_processed,
     reason_category,
     record_processed,
@@ -92,10 +93,13 @@ def apply(session: Session, topic: str, value: bytes, headers: dict[str, bytes])
     except EventRejected as rejected:
         log.debug("reporting skips a record on %s: %s", topic, rejected)
         return False
-    if is_processed(session, CONSUMER, envelope.id):
+    seen = session.info.setdefault(SEEN, set())
+    checked = envelope.id in session.info.get(CHECKED, ())
+    if envelope.id in seen or (not checked and is_processed(session, CONSUMER, envelope.id)):
         return False
     fold(session, envelope, data)
     record_processed(session, CONSUMER, envelope.id)
+    seen.add(envelope.id)
     return True
 
 
@@ -113,14 +117,35 @@ def fold(session: Session, envelope: CloudEvent, data: EventData) -> None:
         _claim(session, data)
 
 
-def _get(session: Session, model: type[T], key: Any) -> T | None:
-    # A batch applies many events in one transaction: without autoflush a row added
-    # earlier in the batch is found in the identity map all the same.
-    return session.get(model, key)
+CACHE = "reporting.rows"  # session.info: rows this transaction added or read, by key
+SEEN = "reporting.seen"  # session.info: event ids this transaction applied
+
+
+LOADED = "reporting.loaded"  # session.info: referral ids whose rows are all in the cache
+
+
+def _get(session: Session, model: type[T], key: Any, referral_id: str | None = None) -> T | None:
+    """A row by key: one this transaction added (not flushed yet) or the database's (not
+    asked again when a batch preloaded that referral's rows, ``preload``)."""
+    cache = session.info.setdefault(CACHE, {})
+    found = cache.get((model, key))
+    if found is None and referral_id in session.info.get(LOADED, ()):
+        return None
+    if found is None:
+        found = session.get(model, key)
+        if found is not None:
+            cache[model, key] = found
+    return found
+
+
+def _put(session: Session, model: type[T], key: Any, row: T) -> T:
+    session.add(row)
+    session.info.setdefault(CACHE, {})[model, key] = row
+    return row
 
 
 def _episode(session: Session, data: referral.ReferralEvent) -> ReportEpisode:
-    row = _get(session, ReportEpisode, (data.referral_id, data.episode))
+    row = _get(session, ReportEpisode, (data.referral_id, data.episode), data.referral_id)
     if row is None:
         row = ReportEpisode(
             referral_id=data.referral_id,
@@ -128,7 +153,7 @@ def _episode(session: Session, data: referral.ReferralEvent) -> ReportEpisode:
             partner_id=data.partner_id,
             locality=data.locality,
         )
-        session.add(row)
+        _put(session, ReportEpisode, (data.referral_id, data.episode), row)
     return row
 
 
@@ -210,7 +235,7 @@ def _lifecycle(session: Session, envelope: CloudEvent, data: referral.ReferralEv
             )
         )
         if data.action == "provider_response" and data.handoff_id:
-            row = _get(session, ReportHandoff, data.handoff_id)
+            row = _get(session, ReportHandoff, data.handoff_id, data.referral_id)
             if row is not None and row.status == "requested":
                 row.response_overdue = True
     elif isinstance(data, completion.CompletionReported):
@@ -227,7 +252,7 @@ def _measures(
     latest replaces it."""
     for m in measures:
         key = (data.referral_id, data.episode, m.instrument, timepoint)
-        row = _get(session, ReportMeasure, key)
+        row = _get(session, ReportMeasure, key, data.referral_id)
         if row is None:
             row = ReportMeasure(
                 referral_id=data.referral_id,
@@ -239,7 +264,7 @@ def _measures(
                 derived="{}",
                 administered_at=utc(m.administered_at),
             )
-            session.add(row)
+            _put(session, ReportMeasure, key, row)
         row.version = m.version
         row.raw = json.dumps(m.raw, sort_keys=True)
         row.derived = json.dumps(m.derived, sort_keys=True)
@@ -249,7 +274,7 @@ def _measures(
 def _plan_handoff(
     session: Session, data: referral.PlanAgreed, p: referral.PrescriptionRef, at: datetime
 ) -> None:
-    row = _get(session, ReportHandoff, p.handoff_id)
+    row = _get(session, ReportHandoff, p.handoff_id, data.referral_id)
     if row is None:
         row = ReportHandoff(
             handoff_id=p.handoff_id,
@@ -257,13 +282,13 @@ def _plan_handoff(
             episode=data.episode,
             provider_id=p.provider_id,
         )
-        session.add(row)
+        _put(session, ReportHandoff, p.handoff_id, row)
     row.service_id = p.service_id
     row.requested_at = earliest(row.requested_at, at)
 
 
 def _handoff_status(session: Session, data: handoff.HandoffStatusChanged) -> None:
-    row = _get(session, ReportHandoff, data.handoff_id)
+    row = _get(session, ReportHandoff, data.handoff_id, data.referral_id)
     if row is None:  # a plan revised before this consumer saw it: still a handoff
         row = ReportHandoff(
             handoff_id=data.handoff_id,
@@ -271,7 +296,7 @@ def _handoff_status(session: Session, data: handoff.HandoffStatusChanged) -> Non
             episode=data.episode,
             provider_id=data.provider_id,
         )
-        session.add(row)
+        _put(session, ReportHandoff, data.handoff_id, row)
     row.status = data.status
     if data.status == "accepted":
         row.accepted = True
@@ -286,9 +311,12 @@ def _handoff_status(session: Session, data: handoff.HandoffStatusChanged) -> Non
 
 
 def _attendance(session: Session, data: handoff.HandoffAttendanceRecorded) -> None:
-    row = _get(session, ReportSession, (data.handoff_id, data.session_date))
+    row = _get(session, ReportSession, (data.handoff_id, data.session_date), data.referral_id)
     if row is None:
-        session.add(
+        _put(
+            session,
+            ReportSession,
+            (data.handoff_id, data.session_date),
             ReportSession(
                 handoff_id=data.handoff_id,
                 session_date=data.session_date,
@@ -296,7 +324,7 @@ def _attendance(session: Session, data: handoff.HandoffAttendanceRecorded) -> No
                 episode=data.episode,
                 provider_id=data.provider_id,
                 status=data.status,
-            )
+            ),
         )
         return
     row.status = data.status  # a correction: the latest report for the session counts
@@ -309,9 +337,12 @@ def _outcome(session: Session, envelope: CloudEvent, data: outcome.OutcomeEvent)
         return
     key = (data.referral_id, data.episode, name)
     at = utc(data.occurred_at)
-    row = _get(session, ReportOutcome, key)
+    row = _get(session, ReportOutcome, key, data.referral_id)
     if row is None:
-        session.add(
+        _put(
+            session,
+            ReportOutcome,
+            key,
             ReportOutcome(
                 referral_id=data.referral_id,
                 episode=data.episode,
@@ -319,7 +350,7 @@ def _outcome(session: Session, envelope: CloudEvent, data: outcome.OutcomeEvent)
                 partner_id=data.partner_id,
                 occurred_at=at,
                 month=month_of(at),
-            )
+            ),
         )
     elif at < utc(row.occurred_at):
         row.occurred_at, row.month = at, month_of(at)
@@ -327,9 +358,12 @@ def _outcome(session: Session, envelope: CloudEvent, data: outcome.OutcomeEvent)
 
 def _claim(session: Session, data: payment.ClaimStatusChanged) -> None:
     at = utc(data.occurred_at)
-    row = _get(session, ReportClaim, data.claim_id)
+    row = _get(session, ReportClaim, data.claim_id, data.referral_id)
     if row is None:
-        session.add(
+        _put(
+            session,
+            ReportClaim,
+            data.claim_id,
             ReportClaim(
                 claim_id=data.claim_id,
                 contract_id=data.contract_id,
@@ -342,7 +376,7 @@ def _claim(session: Session, data: payment.ClaimStatusChanged) -> None:
                 first_at=at,
                 month=month_of(at),
                 last_at=at,
-            )
+            ),
         )
         return
     if at < utc(row.first_at):
@@ -368,7 +402,10 @@ def _dead_letter(session: Session, topic: str, value: bytes, headers: dict[str, 
         at = utc(datetime.fromisoformat(header(TIME_HEADER)))
     except ValueError:
         at = datetime(1970, 1, 1, tzinfo=UTC)
-    session.add(
+    _put(
+        session,
+        ReportDeadLetter,
+        key,
         ReportDeadLetter(
             topic=key[0],
             partition=partition,
@@ -378,7 +415,7 @@ def _dead_letter(session: Session, topic: str, value: bytes, headers: dict[str, 
             reason=reason_category(header(DLQ_REASON_HEADER)),
             at=at,
             month=month_of(at),
-        )
+        ),
     )
     return True
 
@@ -398,3 +435,50 @@ def _sender(value: bytes) -> str:
         if 0 < len(found) <= 64 and found.replace("-", "").isalnum():
             return found
     return "unknown"
+
+
+KEYED_BY_REFERRAL = (
+    ReportEpisode,
+    ReportHandoff,
+    ReportSession,
+    ReportMeasure,
+    ReportOutcome,
+    ReportClaim,
+)
+
+
+def preload(session: Session, values: list[bytes]) -> None:
+    """Before a batch: read every row of the batch's referrals and the event ids already
+    applied, a query per table instead of one per event. Records that are not events are
+    left to ``apply``."""
+    ids: set[str] = set()
+    referrals: set[str] = set()
+    for value in values:
+        try:
+            raw = json.loads(value)
+            ids.add(str(raw["id"]))
+            referrals.add(str(raw["subject"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    cache = session.info.setdefault(CACHE, {})
+    wanted = sorted(referrals)
+    for model in KEYED_BY_REFERRAL:
+        keys = [c.name for c in model.__table__.primary_key.columns]  # type: ignore[union-attr]
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            query = select(model).where(col(model.referral_id).in_(chunk))
+            for row in session.exec(query):
+                key = tuple(getattr(row, k) for k in keys)
+                cache[model, key[0] if len(key) == 1 else key] = row
+    done = session.info.setdefault(SEEN, set())
+    for start in range(0, len(ids), 500):
+        chunk = sorted(ids)[start : start + 500]
+        applied = select(ProcessedEvent.event_id).where(
+            ProcessedEvent.consumer == CONSUMER, col(ProcessedEvent.event_id).in_(chunk)
+        )
+        done.update(session.exec(applied))
+    session.info[LOADED] = referrals
+    session.info[CHECKED] = ids
+
+
+CHECKED = "reporting.checked"  # session.info: event ids whose processed record was read

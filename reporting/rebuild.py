@@ -64,10 +64,12 @@ def apply_records(engine: Engine, records: Iterable[Record]) -> int:
 def _apply(engine: Engine, batch: list[Record]) -> int:
     applied = 0
     with transaction(engine) as session:
+        # Rows and event ids this batch added are found by key in the session's own
+        # cache (reporting.project), so nothing needs flushing until the commit.
         session.autoflush = False
+        project.preload(session, [value for _, value, _ in batch])
         for topic, value, headers in batch:
             applied += project.apply(session, topic, value, headers)
-            session.flush()  # so the next record's processed-event check sees this one
     return applied
 
 

@@ -120,7 +120,9 @@ def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) 
     case.later(rng, 1, 14)
     baseline = rng.randint(25, 50)
     measures = [wemwbs(rng, baseline)] if rng.random() > 0.05 else []
-    case.do(cmd.RecordAssessment, support_level=rng.choice(config.support_levels), measures=measures)
+    case.do(
+        cmd.RecordAssessment, support_level=rng.choice(config.support_levels), measures=measures
+    )
     case.later(rng, 0, 7)
     chosen = rng.sample(SERVICES, rng.choice((1, 1, 2)))
     case.do(
@@ -148,7 +150,10 @@ def provide(case: Referral, handoff_id: str, provider_id: str, rng: random.Rando
     if answer < 0.2:
         case.fact(
             cmd.ProviderResponded(
-                event_id=f"{handoff_id}-reject", decision="reject", reason_code="no_capacity", **common
+                event_id=f"{handoff_id}-reject",
+                decision="reject",
+                reason_code="no_capacity",
+                **common,
             )
         )
         return
@@ -177,7 +182,9 @@ def provide(case: Referral, handoff_id: str, provider_id: str, rng: random.Rando
         )
         case.fact(fact)
         if status == "did_not_attend" and rng.random() < 0.1:  # the provider corrects it
-            case.fact(fact.model_copy(update={"event_id": f"{fact.event_id}-c", "status": "attended"}))
+            case.fact(
+                fact.model_copy(update={"event_id": f"{fact.event_id}-c", "status": "attended"})
+            )
 
 
 def year(count: int, config: PathwayConfig, seed: int = 1) -> Iterator[Record]:
