@@ -11,6 +11,7 @@ linkway events TOPIC        print a topic's events from the start (--follow to w
 linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
 linkway rebuild MODEL       rebuild a read model: referrals, reporting (from topics), measures
+linkway synthetic           a synthetic year of referrals into the reporting read models
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
@@ -36,6 +37,7 @@ from ops.tasks import (
     _reconcile_args,
     _replay_args,
     _status_args,
+    _synthetic_args,
     _token_args,
     docs,
     events,
@@ -43,6 +45,7 @@ from ops.tasks import (
     reconcile,
     replay,
     status,
+    synthetic,
     token,
 )
 
@@ -307,6 +310,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "token": (token, _token_args),
     "replay": (replay, _replay_args),
     "rebuild": (rebuild, _rebuild_args),
+    "synthetic": (synthetic, _synthetic_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
     "status": (status, _status_args),

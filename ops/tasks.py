@@ -113,6 +113,20 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def synthetic(settings: Settings, args: argparse.Namespace) -> int:
+    """Fill the reporting read models with a synthetic year of referrals (driven through
+    the pathway's real rules; for the benchmark and for trying the KPIs, never production)."""
+    from pathway.config import load
+    from reporting import synthetic as made
+    from reporting.rebuild import apply_records, ensure_tables
+
+    engine = _engine(settings, "synthetic")
+    ensure_tables(engine)
+    records = made.year(args.referrals, load(settings.pathway_profile), seed=args.seed)
+    print(f"applied {apply_records(engine, records)} events of {args.referrals} referrals")
+    return 0
+
+
 def docs(settings: Settings, args: argparse.Namespace) -> int:
     """Regenerate the published contract under docs/ (or, with --check, report drift)."""
     from api.openapi import check_openapi, write_openapi
@@ -203,6 +217,11 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
 def _rebuild_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", choices=["referrals", "reporting", "measures"])
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
+
+
+def _synthetic_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--referrals", type=int, default=100_000, help="how many (a year's)")
+    parser.add_argument("--seed", type=int, default=1, help="the same seed, the same year")
 
 
 def _status_args(parser: argparse.ArgumentParser) -> None:
