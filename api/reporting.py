@@ -36,6 +36,7 @@ router = APIRouter(tags=["reports"], responses=responses(401, 403, 404, 422, 429
 Reader = Annotated[Caller, Depends(require("contract_manager", "tier_one"))]
 Commissioner = Annotated[Caller, Depends(require("contract_manager"))]
 KPI_PATTERN = "^(" + "|".join(kpis.KPIS) + ")$"
+DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 KpiName = Annotated[
     str, Path(pattern=KPI_PATTERN, description="A KPI's name: GET /reports lists them.")
 ]
@@ -70,15 +71,28 @@ def report_filters(
     practice: Annotated[Id | None, Query(description="The referring organisation's id")] = None,
     support_level: Annotated[Id | None, Query()] = None,
     start: Annotated[
-        date | None, Query(alias="from", description="First day, inclusive (Europe/London)")
+        str | None,
+        Query(alias="from", pattern=DATE, description="First day, inclusive (Europe/London)"),
     ] = None,
     end: Annotated[
-        date | None, Query(alias="to", description="Last day, inclusive (Europe/London)")
+        str | None,
+        Query(alias="to", pattern=DATE, description="Last day, inclusive (Europe/London)"),
     ] = None,
 ) -> kpis.Filters:
-    if start is not None and end is not None and end < start:
+    first, last = _day("from", start), _day("to", end)
+    if first is not None and last is not None and last < first:
         raise Problem(422, "Invalid request", "the period's 'to' is before its 'from'")
-    return kpis.Filters(contract, partner, locality, source, practice, support_level, start, end)
+    return kpis.Filters(contract, partner, locality, source, practice, support_level, first, last)
+
+
+def _day(name: str, value: str | None) -> date | None:
+    """A calendar date, YYYY-MM-DD only (not a timestamp, not a week date)."""
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise Problem(422, "Invalid request", f"'{name}' is not a calendar date") from None
 
 
 FiltersDep = Annotated[kpis.Filters, Depends(report_filters)]

@@ -114,6 +114,9 @@ async def test_other_roles_and_bad_requests_are_refused(client) -> None:
     assert (
         await client.get("/reports/funnel", params=backwards, headers=manager)
     ).status_code == 422
+    for day in ("0", "2026-02-30", "2026-W01-1"):  # a timestamp, no such day, a week date
+        refused = await client.get("/reports/funnel", params={"to": day}, headers=manager)
+        assert refused.status_code == 422, day
     unknown = await client.get("/reports/funnel", params={"partnr": "x"}, headers=manager)
     assert unknown.status_code == 422
 
