@@ -23,7 +23,7 @@ from reporting import project, rebuild
 from reporting.tables import ReportDeadLetter
 from tests.unit.test_reporting import cohort, exports, make_context
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 WAIT_SECONDS = 60
 
