@@ -17,8 +17,9 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.engine import Engine
 
 from infra.db import get_engine, transaction
+from infra.health import Health
 from infra.settings import Settings
-from messaging.consumer import Backoff, Inbound, make_broker, subscribe
+from messaging.consumer import Backoff, Inbound, make_broker, subscribe, watch
 from reporting import project
 
 GROUP_ID = "linkway.reporting"
@@ -56,11 +57,13 @@ def build(
     return broker
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, health: Health | None = None) -> None:
     """Consume into the reporting read models until cancelled."""
     broker = build(settings, get_engine(settings))
     await broker.start()
+    watching = asyncio.create_task(watch(broker, health or Health(project.CONSUMER)))
     try:
         await asyncio.Event().wait()
     finally:
+        watching.cancel()
         await broker.stop()

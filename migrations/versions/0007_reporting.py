@@ -1,8 +1,8 @@
 """The reporting read models (issue 14): the tables ``linkway consume reporting`` folds
 the lifecycle, outcome, payment and dead-letter topics into (``reporting/tables.py``).
 
-Revision ID: 0004
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Created: 2026-12-02
 
 Why: the KPIs and exports (docs/reporting.md) are read from these tables, never from
@@ -16,8 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
