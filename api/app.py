@@ -29,6 +29,7 @@ from api import (
     problems,
     providers,
     referrals,
+    reporting,
     schemas,
     tenancy,
     worktime,
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
     modules = (referrals, commands, people, caseload, worktime, audit, providers, directory)
-    for module in (*modules, payments):
+    for module in (*modules, payments, reporting):
         app.include_router(module.router)
     app.include_router(fund.router)
     app.include_router(equality.router)

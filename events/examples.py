@@ -238,6 +238,15 @@ EXAMPLES: dict[str, EventData] = {
             status="accepted",
             occurred_at=_at(5, 16),
         ),
+        handoff.HandoffAttendanceRecorded(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            episode=1,
+            provider_id=PROVIDER_ID,
+            session_date=date(2026, 5, 21),
+            status="attended",
+            occurred_at=_at(5, 21),
+        ),
         handoff.HandoffUpdated(
             handoff_id=HANDOFF_ID,
             referral_id=REFERRAL_ID,

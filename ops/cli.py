@@ -4,13 +4,14 @@ linkway dev                 the whole embedded stack (Temporal, Tansu, worker, r
 linkway worker              the Temporal worker
 linkway relay               the outbox relay
 linkway api                 the HTTP API
-linkway consume NAME        a Kafka consumer: providers | payments
+linkway consume NAME        a Kafka consumer: providers | payments | reporting
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
 linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
-linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
+linkway rebuild MODEL       rebuild a read model: referrals, reporting (from topics), measures
+linkway synthetic           a synthetic year of referrals into the reporting read models
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
@@ -40,6 +41,7 @@ from ops.tasks import (
     _reconcile_args,
     _replay_args,
     _status_args,
+    _synthetic_args,
     _token_args,
     docs,
     events,
@@ -48,6 +50,7 @@ from ops.tasks import (
     reconcile,
     replay,
     status,
+    synthetic,
     token,
 )
 
@@ -92,7 +95,9 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
     tokens = {} if settings.jwks_url else demo_tokens(settings)
     python = [sys.executable, "-m", "ops.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
-    services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
+    services += [
+        (name, [*python, "consume", name]) for name in ("providers", "payments", "reporting")
+    ]
 
     def provision() -> None:
         # The demo directory (services of the demo providers) seeds an empty database;
@@ -227,7 +232,8 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a Kafka consumer: providers (inbound responses and attendance) or payments."""
+    """Run a Kafka consumer: providers (inbound responses and attendance), payments or
+    reporting (the KPIs' read models)."""
     from infra import telemetry
     from infra.health import Health, serve
 
@@ -245,6 +251,11 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
 
         serve(health, settings.health_host, settings.health_port)
         return _run_until_signal(lambda: payments.run(settings, health))
+    if args.name == "reporting":
+        from workers import reporting
+
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: reporting.run(settings, health))
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -314,7 +325,7 @@ def _migrate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=["providers", "payments"])
+    parser.add_argument("name", choices=["providers", "payments", "reporting"])
 
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -335,6 +346,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "token": (token, _token_args),
     "replay": (replay, _replay_args),
     "rebuild": (rebuild, _rebuild_args),
+    "synthetic": (synthetic, _synthetic_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
     "status": (status, _status_args),

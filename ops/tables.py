@@ -18,6 +18,7 @@ from directory import tables as directory_tables  # noqa: F401
 from fund import tables as fund_tables  # noqa: F401
 from messaging import consumer, lease, outbox, timeline  # noqa: F401
 from payments import event_store, store  # noqa: F401
+from reporting import tables as reporting_tables  # noqa: F401
 
 
 def metadata() -> MetaData:

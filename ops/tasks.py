@@ -86,7 +86,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    """Rebuild a read model: referrals (timeline, from its topic), measures (from the outbox)."""
+    """Rebuild a read model: referrals (timeline, from its topic), reporting (the KPIs'
+    read models, from their topics), measures (from the outbox)."""
     from infra.db import get_engine
     from messaging.replay import rebuild_referrals
 
@@ -95,6 +96,13 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
         print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
         return 0
+    if args.model == "reporting":
+        from reporting.rebuild import rebuild as rebuild_reporting
+
+        engine = _engine(settings, "rebuild")
+        applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        print(f"applied {applied} records")
+        return 0
 
     try:
         count = rebuild_referrals(settings.kafka_bootstrap, get_engine(settings), fresh=args.fresh)
@@ -102,6 +110,20 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
         print(f"linkway: {exc}", file=sys.stderr)
         return 1
     print(f"applied {count} events")
+    return 0
+
+
+def synthetic(settings: Settings, args: argparse.Namespace) -> int:
+    """Fill the reporting read models with a synthetic year of referrals (driven through
+    the pathway's real rules; for the benchmark and for trying the KPIs, never production)."""
+    from pathway.config import load
+    from reporting import synthetic as made
+    from reporting.rebuild import apply_records, ensure_tables
+
+    engine = _engine(settings, "synthetic")
+    ensure_tables(engine)
+    records = made.year(args.referrals, load(settings.pathway_profile), seed=args.seed)
+    print(f"applied {apply_records(engine, records)} events of {args.referrals} referrals")
     return 0
 
 
@@ -224,8 +246,13 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _rebuild_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=["referrals", "measures"])
+    parser.add_argument("model", choices=["referrals", "reporting", "measures"])
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
+
+
+def _synthetic_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--referrals", type=int, default=100_000, help="how many (a year's)")
+    parser.add_argument("--seed", type=int, default=1, help="the same seed, the same year")
 
 
 def _status_args(parser: argparse.ArgumentParser) -> None:

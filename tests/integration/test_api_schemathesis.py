@@ -73,6 +73,8 @@ IDENTITY_BY_PREFIX = {
     "/payments": "contract_manager:commissioner",
     "/provider": "tier_two:walking-group",
     "/directory": "admin:linkway-admin",
+    "/reports": "contract_manager:commissioner",
+    "/evaluation": "contract_manager:commissioner",
 }
 
 

@@ -148,6 +148,11 @@ def operations() -> list[Op]:
                 ("GET", "/statements.csv"),
             ]
         ],
+        ("GET", "/reports", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/{kpi}", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/{kpi}.csv", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/evaluation/episodes.csv", frozenset({"contract_manager"})),
+        ("GET", "/evaluation/episodes.parquet", frozenset({"contract_manager"})),
         *[
             (method, f"/payments{tail}", frozenset({"contract_manager"}))
             for method, tail in [

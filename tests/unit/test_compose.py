@@ -37,6 +37,7 @@ PROCESSES = {
     ("linkway", "api"),
     ("linkway", "consume", "providers"),
     ("linkway", "consume", "payments"),
+    ("linkway", "consume", "reporting"),
 }
 SECRETS = (
     "LINKWAY_PII_KEYS",
