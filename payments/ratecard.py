@@ -31,7 +31,10 @@ from pydantic_core import PydanticCustomError
 from events.ids import Id
 from events.outcome import (
     OUTCOME_TYPES,
+    CompletionAchieved,
     ConnectionAchieved,
+    DistalChange,
+    DistalMeasure,
     EngagementAchieved,
     SustainedReviewed,
     WellbeingReviewed,
@@ -43,6 +46,8 @@ ENGAGEMENT = EngagementAchieved.TYPE
 CONNECTION = ConnectionAchieved.TYPE
 WELLBEING = WellbeingReviewed.TYPE
 SUSTAINED = SustainedReviewed.TYPE
+COMPLETION = CompletionAchieved.TYPE
+DISTAL = DistalChange.TYPE
 MEASURED = (WELLBEING, SUSTAINED)
 
 
@@ -105,6 +110,19 @@ class Metric(BaseModel):
     # metrics this one builds on: it is earned only in an episode that earned them, and a
     # sustained metric compares its follow-up with the review that earned them
     requires: tuple[MetricId, ...] = ()
+    # completion metrics only: goals the report must mark achieved, and whether the
+    # ongoing plan must name at least one next step (unset means true)
+    min_goals_achieved: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+    ongoing_plan_required: StrictBool | None = None
+    # distal metrics only: which measure, over how many whole months before and after the
+    # referral, and the fall that counts (in the count, and optionally as a percentage)
+    measure: DistalMeasure | None = None
+    window_months: Annotated[StrictInt, Field(ge=1, le=24)] | None = None
+    min_reduction: Count | None = None
+    min_reduction_percent: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+
+    def pays_for(self, kind: tuple[str, str | None]) -> bool:
+        return (self.outcome_type, self.measure) == kind
 
     def counted(self) -> tuple[str, ...]:
         """The instruments whose results decide this metric."""
@@ -152,11 +170,10 @@ class RateCard(BaseModel):
     # co-funders and their shares; none listed: the commissioner pays every claim whole
     payers: dict[Id, Payer] = Field(default_factory=dict)
 
-    def metric_for(self, outcome_type: str) -> tuple[str, Metric] | None:
-        """The metric this kind of outcome can earn; loading ensures there is at most one."""
-        return next(
-            ((mid, m) for mid, m in self.metrics.items() if m.outcome_type == outcome_type), None
-        )
+    def metric_for(self, kind: tuple[str, str | None]) -> tuple[str, Metric] | None:
+        """The metric this kind of outcome (``OutcomeEvent.kind()``: its type, and a distal
+        outcome's measure) can earn; loading ensures there is at most one."""
+        return next(((mid, m) for mid, m in self.metrics.items() if m.pays_for(kind)), None)
 
     def local_date(self, moment: datetime) -> date:
         """The contract's calendar date of a moment; a naive time is taken as UTC."""

@@ -67,7 +67,7 @@ class Target:
 def target(card: RateCard, outcome: OutcomeEvent) -> Target | None:
     """The claim key and period an outcome would count under, so the caller can build
     the ``History`` to pass to ``decide``; None when no metric pays for it."""
-    found = card.metric_for(outcome.TYPE)
+    found = card.metric_for(outcome.kind())
     if found is None:
         return None
     key = ClaimKey(card.contract_id, outcome.referral_id, outcome.episode, found[0])
