@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 from activities import readmodel  # noqa: F401
 from api import idempotency, personal_data  # noqa: F401
 from directory import tables as directory_tables  # noqa: F401
+from inbound import distal_store  # noqa: F401
 from messaging import consumer, outbox, timeline  # noqa: F401
 from payments import event_store, store  # noqa: F401
 
