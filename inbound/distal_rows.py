@@ -1,6 +1,5 @@
-"""One row of a commissioner's distal-activity feed, checked: the person's NHS number, the
-measure, the calendar month and the count. The same model reads a CSV line and a Kafka
-record, so both doors refuse the same rows with the same reasons.
+"""Checking a distal-feed row (``events.distal_feed.FeedRow``): the same for a CSV line
+and a Kafka record, so both doors refuse the same rows with the same reasons.
 
 A reason names the field, never its value: the NHS number must not reach a report, a log
 or a dead letter (``str(FeedRowError)`` goes into all three).
@@ -8,53 +7,18 @@ or a dead letter (``str(FeedRowError)`` goes into all three).
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from events.ids import Id
-from events.outcome import DISTAL_MEASURES, DistalMeasure
+from events.distal_feed import COLUMNS, OPTIONAL_COLUMNS, FeedRow
+from events.outcome import DISTAL_MEASURES
 
-COLUMNS = ("nhs_number", "measure", "month", "count")
-OPTIONAL_COLUMNS = ("row_id", "extracted_at")
-_MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
+__all__ = ["COLUMNS", "OPTIONAL_COLUMNS", "FeedRow", "FeedRowError", "parse_row"]
 
 
 class FeedRowError(ValueError):
     """A row that can never be stored; ``str()`` names the fields at fault."""
-
-
-def normalised_nhs_number(text: str) -> str | None:
-    """Ten ASCII digits whose last is the modulus-11 check digit of the first nine (spaces
-    and hyphens ignored, as the API's ``nhs_number_is_valid`` does), or None."""
-    digits = text.replace(" ", "").replace("-", "")
-    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
-        return None
-    total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
-    check = 11 - total % 11
-    check = 0 if check == 11 else check
-    return digits if check != 10 and check == int(digits[9]) else None
-
-
-class FeedRow(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    nhs_number: str = Field(repr=False)  # never in a repr, so never in a traceback
-    measure: DistalMeasure
-    month: Annotated[str, Field(pattern=_MONTH.pattern)]
-    count: Annotated[int, Field(ge=0, le=10_000)]
-    row_id: Id | None = None  # the feed's own id for the row, echoed in the report
-    extracted_at: datetime | None = None  # when the source counted it: older copies lose
-
-    @field_validator("nhs_number")
-    @classmethod
-    def _checked(cls, value: str) -> str:
-        digits = normalised_nhs_number(value)
-        if digits is None:
-            raise ValueError("not a valid NHS number (ten digits with a check digit)")
-        return digits
 
 
 def parse_row(data: dict[str, Any]) -> FeedRow:

@@ -103,6 +103,8 @@ REASON_CATEGORIES = (
     ("bad data", "bad_data"),
     ("unauthorised", "unauthorised"),
     ("unknown handoff", "unknown_handoff"),
+    ("malformed", "malformed_row"),
+    ("unmatched", "unmatched"),
 )
 _meter = metrics.get_meter("linkway.messaging")
 DEAD_LETTERS = _meter.create_counter(

@@ -4,7 +4,8 @@ linkway dev                 the whole embedded stack (Temporal, Tansu, worker, r
 linkway worker              the Temporal worker
 linkway relay               the outbox relay
 linkway api                 the HTTP API
-linkway consume NAME        a Kafka consumer: providers | payments
+linkway consume NAME        a Kafka consumer: providers | payments | distal
+linkway distal import FILE  a commissioner's distal-activity CSV (distal close: state what is due)
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from infra.settings import Settings, get_settings
 from ops.database import engine_at_head as _engine
 from ops.database import schema_is_current as _schema_is_current
+from ops.distal import distal, distal_args
 from ops.tasks import (
     _docs_args,
     _events_args,
@@ -196,7 +198,7 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a Kafka consumer: providers (inbound responses and attendance) or payments."""
+    """Run a Kafka consumer: providers (inbound responses and attendance), payments or distal."""
     from infra import telemetry
 
     telemetry.setup(settings, f"consume-{args.name}")
@@ -210,6 +212,10 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
         from workers import payments
 
         return _run_until_signal(lambda: payments.run(settings))
+    if args.name == "distal":
+        from ops import distal as distal_feed
+
+        return distal_feed.consume(settings)
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -279,7 +285,7 @@ def _migrate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=["providers", "payments"])
+    parser.add_argument("name", choices=["providers", "payments", "distal"])
 
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -302,6 +308,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "rebuild": (rebuild, _rebuild_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
+    "distal": (distal, distal_args),
     "status": (status, _status_args),
 }
 

@@ -5,15 +5,18 @@ once, when both windows are complete and the after-window has closed."""
 
 from __future__ import annotations
 
+import argparse
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from activities.readmodel import EpisodeRow
-from api.personal_data import Access, PersonalDataStore
+from api.personal_data import Access, PersonalDataStore, load_keys
 from events import topics
 from events.catalogue import parse
 from events.outcome import DistalChange, EngagementAchieved
@@ -21,7 +24,9 @@ from events.referral import MeasureScores
 from inbound.distal import DistalFeed, report_csv
 from inbound.distal_outcomes import DistalOutcomes
 from infra.db import transaction
+from infra.settings import Settings
 from messaging import outbox
+from ops import cli
 from pathway import distal
 
 NHS = "9434765919"  # the person Linkway supports (referral r-1)
@@ -205,3 +210,28 @@ def test_the_nhs_number_is_stored_nowhere_but_the_personal_data_store(engine: En
         audits = conn.execute(text("SELECT action, actor_id FROM audit_log")).fetchall()
     assert NHS not in dump and NOBODY not in dump
     assert ("match", "distal-feed") in audits  # every match is audited
+
+
+def test_linkway_distal_import_reports_each_row_and_states_what_is_due(
+    settings: Settings, engine: Engine, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    people = PersonalDataStore(engine, load_keys(settings))  # the keys the command reads
+    with transaction(engine) as session:
+        people.put(session, "r-1", "north-wellbeing", {"nhs_number": NHS}, FEED)
+    open_episode(engine, 1, REFERRED)
+    upload = tmp_path / "gp-2027-09.csv"
+    upload.write_text(WHOLE + f"{NOBODY},gp_appointments,2027-01,2,z9\n", encoding="utf-8")
+
+    def run(action: str, file: str | None = None) -> int:
+        args = argparse.Namespace(action=action, file=file, source="icb", report=None, today=CLOSED)
+        return cli.distal(settings, args)
+
+    assert run("import", str(upload)) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0] == "row,row_id,status,reason"
+    assert "line 15,z9,unmatched,no case for this NHS number" in out
+    assert "14 rows: 13 stored, 1 unmatched" in err and NHS not in out + err
+    assert len(stated(engine)) == 1
+    assert run("close") == 0 and len(stated(engine)) == 1
+    upload.write_text("nhs_number,measure,month,count\nnope,gp,2027,x\n", encoding="utf-8")
+    assert run("import", str(upload)) == 1  # a malformed row: exit 1 for the sender's script
