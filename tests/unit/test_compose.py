@@ -37,6 +37,7 @@ PROCESSES = {
     ("linkway", "api"),
     ("linkway", "consume", "providers"),
     ("linkway", "consume", "payments"),
+    ("linkway", "consume", "distal"),
 }
 SECRETS = ("LINKWAY_PII_KEYS", "POSTGRES_LINKWAY_PASSWORD", "POSTGRES_TEMPORAL_PASSWORD")
 
