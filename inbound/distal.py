@@ -94,47 +94,63 @@ class DistalFeed:
 
     def apply(self, where: str, data: dict[str, Any], today: date | None = None) -> RowResult:
         """Check, match and store one row, then state what its referrals now complete."""
+        result, referral_ids = self._store(where, data)
+        for referral_id in referral_ids:
+            self.outcomes.state(referral_id, today)
+        return result
+
+    def import_csv(self, text: str, today: date | None = None) -> list[RowResult]:
+        """Every row of a file, then each referral it touched stated once (not per row)."""
+        results: list[RowResult] = []
+        touched: set[str] = set()
+        for where, data in _lines(text):
+            if isinstance(data, str):
+                results.append(RowResult(where, None, "malformed", data))
+                continue
+            result, referral_ids = self._store(where, data)
+            results.append(result)
+            touched.update(referral_ids)
+        for referral_id in sorted(touched):
+            self.outcomes.state(referral_id, today)
+        return results
+
+    def _store(self, where: str, data: dict[str, Any]) -> tuple[RowResult, list[str]]:
         row_id = data.get("row_id") if isinstance(data.get("row_id"), str) else None
         try:
             row = parse_row(data)
         except FeedRowError as exc:
-            return RowResult(where, _safe_id(row_id), "malformed", str(exc))
+            return RowResult(where, _safe_id(row_id), "malformed", str(exc)), []
         referral_ids = self.match(row.nhs_number)
         if not referral_ids:
-            return RowResult(where, row.row_id, "unmatched", "no case for this NHS number")
+            return RowResult(where, row.row_id, "unmatched", "no case for this NHS number"), []
         with transaction(self.engine) as session:
             statuses = [_stored_status(session, r, row, self.source) for r in referral_ids]
-        status = _overall(statuses)
-        reason = ""
-        for referral_id in referral_ids:
-            self.outcomes.state(referral_id, today)
-            if status == "corrected" and self.outcomes.stated_covering(
-                referral_id, row.measure, row.month
-            ):
-                reason = "an outcome stated before this correction is unchanged; dispute it"
-        return RowResult(where, row.row_id, status, reason)
+        status, reason = _overall(statuses), ""
+        if status == "corrected" and any(
+            self.outcomes.stated_covering(r, row.measure, row.month) for r in referral_ids
+        ):
+            reason = "an outcome stated before this correction is unchanged; dispute it"
+        return RowResult(where, row.row_id, status, reason), referral_ids
 
-    def import_csv(self, text: str, today: date | None = None) -> list[RowResult]:
-        return list(self._each_line(text, today))
 
-    def _each_line(self, text: str, today: date | None) -> Iterator[RowResult]:
-        reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in COLUMNS if c not in header]
-        unknown = [c for c in header if c not in (*COLUMNS, *OPTIONAL_COLUMNS)]
-        if missing or unknown:
-            problem = f"missing columns: {', '.join(missing)}" if missing else ""
-            problem += "; " if missing and unknown else ""
-            problem += f"unknown columns: {', '.join(unknown)}" if unknown else ""
-            yield RowResult("line 1", None, "malformed", problem)
-            return
-        for line, raw in enumerate(reader, start=2):
-            cells = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-            if None in raw:
-                yield RowResult(f"line {line}", None, "malformed", "more cells than columns")
-                continue
-            data: dict[str, Any] = {k: v for k, v in cells.items() if v != ""}
-            yield self.apply(f"line {line}", data, today)
+def _lines(text: str) -> Iterator[tuple[str, dict[str, Any] | str]]:
+    """(where, the row's cells) for each line of a CSV file, or (where, the problem)."""
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip() for h in reader.fieldnames or []]
+    missing = [c for c in COLUMNS if c not in header]
+    unknown = [c for c in header if c not in (*COLUMNS, *OPTIONAL_COLUMNS)]
+    if missing or unknown:
+        problem = f"missing columns: {', '.join(missing)}" if missing else ""
+        problem += "; " if missing and unknown else ""
+        problem += f"unknown columns: {', '.join(unknown)}" if unknown else ""
+        yield "line 1", problem
+        return
+    for line, raw in enumerate(reader, start=2):
+        if None in raw:
+            yield f"line {line}", "more cells than columns"
+            continue
+        cells = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        yield f"line {line}", {k: v for k, v in cells.items() if v != ""}
 
 
 def _overall(statuses: Iterable[Status]) -> Status:

@@ -235,3 +235,22 @@ def test_linkway_distal_import_reports_each_row_and_states_what_is_due(
     assert run("close") == 0 and len(stated(engine)) == 1
     upload.write_text("nhs_number,measure,month,count\nnope,gp,2027,x\n", encoding="utf-8")
     assert run("import", str(upload)) == 1  # a malformed row: exit 1 for the sender's script
+
+
+def test_a_record_delivered_again_after_a_crash_before_stating_states_it(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = setup(engine)
+    feed.import_csv(HEADER + rows("2026-09", [2] * 6 + [5] + [1] * 5), today=CLOSED)
+    last = {"nhs_number": NHS, "measure": "gp_appointments", "month": "2027-09", "count": "1"}
+
+    def crash(*_: object) -> None:
+        raise OSError("the process died between storing the row and stating the outcome")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(feed.outcomes, "state", crash)
+        with pytest.raises(OSError):
+            feed.apply("linkway.distal.activity[0]@12", last, CLOSED)  # offset not committed
+    assert stated(engine) == []
+    again = feed.apply("linkway.distal.activity[0]@12", last, CLOSED)  # Kafka delivers again
+    assert again.status == "unchanged" and len(stated(engine)) == 1
