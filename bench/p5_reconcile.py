@@ -102,6 +102,7 @@ def fill(engine: Engine, events: list[tuple[str, OutcomeEvent]], book: Any) -> N
         fields = prev.model_dump()
         fields["evidence_event_ids"] = json.dumps(list(prev.evidence_event_ids))
         fields["measurement_ids"] = json.dumps(list(prev.measurement_ids))
+        fields["shares"] = json.dumps([list(share) for share in prev.shares])
         fields["claim_id"] = claim_id(decision.key)  # type: ignore[arg-type]
         entries.append(fields)
     with Session(engine) as session:

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
 from payments import event_store
-from payments.base import EngineBase, outcome_of
+from payments.base import EngineBase
 from payments.claims import claim_id
 from payments.reconcile import claims_and_reversals, reconcile
 from payments.views import DiscrepancyView, Reconciliation
@@ -39,12 +39,13 @@ class Reconciling(EngineBase):
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
                 nonlocal read
-                for env in event_store.consumed_in_batches(session, OUTCOME_TYPES):
+                # One typed parse per event: the stored JSON straight to its model.
+                for event_id, data in event_store.typed_in_batches(session, OUTCOME_TYPES):
                     read += 1
                     if progress and read % _EVERY == 0:
                         progress(read, total)
-                    if (o := outcome_of(env)) is not None:
-                        yield env.id, o
+                    if isinstance(data, OutcomeEvent):
+                        yield event_id, data
 
             found = reconcile(outcomes(), self.book, ledger, starts, self.registry, undo)
         if progress:

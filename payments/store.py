@@ -155,8 +155,10 @@ class LedgerRepository:
     def stream(self, session: Session, batch: int = 5_000) -> Iterator[LedgerEntry]:
         """The chain in order, ``batch`` rows at a time (reconciling millions of entries
         holds one batch, not the chain); raises ``UnreadableEntry`` like ``entries``."""
-        stmt = _entry_columns().order_by(col(LedgerRow.seq)).execution_options(yield_per=batch)
-        for row in session.execute(stmt).mappings():
+        stmt = _entry_columns().order_by(col(LedgerRow.seq))
+        # The session's connection, not the ORM: plain rows need none of its loading.
+        rows = session.connection().execution_options(yield_per=batch).execute(stmt)
+        for row in rows.mappings():
             yield _entry(row)
 
     def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
