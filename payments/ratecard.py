@@ -183,9 +183,7 @@ class RateCard(BaseModel):
 
     def local_date(self, moment: datetime) -> date:
         """The contract's calendar date of a moment; a naive time is taken as UTC."""
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.astimezone(_zone(self.timezone)).date()
+        return _local_date(self.timezone, moment)
 
     def period(self, moment: datetime) -> str:
         """The month (``YYYY-MM``) that per-partner caps and statements count a moment in."""
@@ -196,9 +194,13 @@ class RateCard(BaseModel):
         return self.start_date <= day <= self.end_date  # the end date itself is inside
 
 
-@functools.lru_cache(maxsize=16)
-def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
+@functools.lru_cache(maxsize=4_096)
+def _local_date(zone: str, moment: datetime) -> date:
+    # Each outcome's date is asked for several times as it is decided (its version, its
+    # month, the contract dates); the recent ones are kept.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(zone)).date()
 
 
 def parse_rate_card(data: dict[str, Any], registry: Registry | None = None) -> RateCard:

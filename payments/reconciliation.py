@@ -34,7 +34,7 @@ class Reconciling(EngineBase):
         read = 0
         with Session(self.engine) as session:
             starts = event_store.episode_starts(session, ReferralReentered.TYPE)
-            ledger, undo = claims_and_reversals(self._ledger.stream(session))
+            ledger, undo = claims_and_reversals(self._ledger.stream(session, trusted=True))
             total = event_store.count_consumed(session, OUTCOME_TYPES) if progress else 0
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
