@@ -204,9 +204,7 @@ def test_the_nhs_number_is_stored_nowhere_but_the_personal_data_store(engine: En
     setup(engine).import_csv(WHOLE + f"{NOBODY},gp_appointments,2027-01,2,x\n", today=CLOSED)
     with engine.connect() as conn:
         tables = [
-            t
-            for t in inspect(engine).get_table_names()
-            if t not in ("personal_data", "audit_log")
+            t for t in inspect(engine).get_table_names() if t not in ("personal_data", "audit_log")
         ]
         dump = repr([conn.execute(text(f'SELECT * FROM "{t}"')).fetchall() for t in tables])
         audits = conn.execute(text("SELECT action, actor_id FROM audit_log")).fetchall()

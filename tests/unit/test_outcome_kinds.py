@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from events.outcome import CompletionAchieved, DistalChange
 from pathway import commands as cmd
@@ -17,6 +18,7 @@ from payments.ratecard import parse_rate_card
 from payments.rules import decide
 from tests.unit.pathway_fixtures import only
 from tests.unit.test_completion_report import _ended_after_support
+from tests.unit.test_payment_engine import deliver, envelope, payments
 from tests.unit.test_payment_rules import card, common
 from tests.unit.test_ratecard import packaged_data
 
@@ -208,3 +210,22 @@ def test_the_pathway_states_completion_with_the_first_report_only() -> None:
     assert fact.evidence_event_ids == [report_id]
     again = case.do(cmd.RecordCompletionReport, ongoing_plan=["continue_service"])
     assert not [data for _, data in again.events if isinstance(data, CompletionAchieved)]
+
+
+# --- through the engine and reconciliation ---------------------------------------------------
+
+
+def test_completion_and_distal_claims_reconcile_from_the_stored_events(engine: Engine) -> None:
+    """The engine stores the new outcome kinds as it does the others, and reconciliation
+    (one typed parse per stored event) recomputes exactly the ledger's claims."""
+    pe = payments(engine)
+    fell, rose = gp_change(9, 3, referral="r-7"), gp_change(2, 5, referral="r-8")
+    done = completed()
+    made = deliver(pe, *[(envelope(o), o) for o in (fell, rose, done)])
+    assert [(d.status, d.key.metric if d.key else None) for d in made] == [
+        ("claimed", "M7"),
+        ("not_eligible", "M7"),
+        ("claimed", "M5"),
+    ]
+    found = pe.reconcile()
+    assert (found.ok, found.outcome_events, found.ledger_claims) == (True, 3, 2)
