@@ -66,13 +66,15 @@ def _stored_status(session: Session, referral_id: str, row: FeedRow, source: str
             )
         )
         return "stored"
+    newer = row.extracted_at is not None and (
+        found.extracted_at is None or _utc(row.extracted_at) > _utc(found.extracted_at)
+    )
     if found.count == row.count:
+        if newer:  # the same count, counted again later: a later stale copy must lose to it
+            found.extracted_at = row.extracted_at
+            session.add(found)
         return "unchanged"
-    if (
-        row.extracted_at
-        and found.extracted_at
-        and _utc(row.extracted_at) < _utc(found.extracted_at)
-    ):
+    if row.extracted_at and found.extracted_at and not newer:
         return "stale"
     found.count, found.extracted_at = row.count, row.extracted_at
     found.revision += 1

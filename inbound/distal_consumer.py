@@ -26,6 +26,7 @@ from infra.settings import Settings
 from messaging.consumer import DeadLetters, Inbound, make_broker, subscribe
 
 CONSUMER = "distal"
+_KEPT = ("measure", "month", "count", "row_id", "extracted_at")
 MAX_RECORD_BYTES = 4 * 1024
 
 
@@ -45,7 +46,9 @@ class DistalFeedConsumer:
             await self._dead_letter(inbound, data, f"{result.status}: {result.reason}")
 
     async def _dead_letter(self, inbound: Inbound, data: dict[str, Any] | None, why: str) -> None:
-        kept = {k: v for k, v in (data or {}).items() if k != "nhs_number"}
+        # Only the feed's own non-personal columns: a sender's extra fields (a name, say)
+        # are left out with the NHS number.
+        kept = {k: v for k, v in (data or {}).items() if k in _KEPT}
         redacted = json.dumps(kept, default=str).encode() if data is not None else b""
         await self.dead_letters.publish(dataclasses.replace(inbound, key=None, value=redacted), why)
 

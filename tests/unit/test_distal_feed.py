@@ -6,6 +6,7 @@ once, when both windows are complete and the after-window has closed."""
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -22,10 +23,12 @@ from events.catalogue import parse
 from events.outcome import DistalChange, EngagementAchieved
 from events.referral import MeasureScores
 from inbound.distal import DistalFeed, report_csv
+from inbound.distal_consumer import DistalFeedConsumer
 from inbound.distal_outcomes import DistalOutcomes
 from infra.db import transaction
 from infra.settings import Settings
 from messaging import outbox
+from messaging.consumer import Inbound
 from ops import cli
 from pathway import distal
 
@@ -254,3 +257,56 @@ def test_a_record_delivered_again_after_a_crash_before_stating_states_it(
     assert stated(engine) == []
     again = feed.apply("linkway.distal.activity[0]@12", last, CLOSED)  # Kafka delivers again
     assert again.status == "unchanged" and len(stated(engine)) == 1
+
+
+def test_an_unchanged_count_extracted_later_still_beats_an_older_copy(engine: Engine) -> None:
+    feed = setup(engine)
+    head = "nhs_number,measure,month,count,extracted_at\n"
+    sent = [("3", "2027-05-02T06:00Z"), ("3", "2027-05-09T06:00Z"), ("5", "2027-05-05T06:00Z")]
+    statuses = [
+        feed.import_csv(head + f"{NHS},gp_appointments,2027-04,{count},{at}\n")[0].status
+        for count, at in sent
+    ]
+    assert statuses == ["stored", "unchanged", "stale"]
+
+
+class Recorded:
+    """Stands where the broker's dead letters go: what would have been published."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Inbound, str]] = []
+
+    async def publish(self, message: Inbound, reason: str) -> None:
+        self.sent.append((message, reason))
+
+
+async def test_a_refused_record_is_dead_lettered_without_nhs_number_key_or_extra_fields(
+    engine: Engine,
+) -> None:
+    dead = Recorded()
+    consumer = DistalFeedConsumer(setup(engine), dead)  # type: ignore[arg-type]
+    consumer.today = CLOSED
+    good = {"nhs_number": NHS, "measure": "gp_appointments", "month": "2027-01", "count": 1}
+    records = [
+        {**good, "nhs_number": NOBODY, "row_id": "r9"},
+        {**good, "count": -1, "given_name": "Ottoline"},
+        good,
+    ]
+    for offset, record in enumerate(records):
+        value = json.dumps(record).encode()
+        await consumer(Inbound("linkway.distal.activity", 0, offset, NHS.encode(), value))
+    await consumer(Inbound("linkway.distal.activity", 0, 9, None, b"{not json"))
+    assert [reason.split(":")[0] for _, reason in dead.sent] == [
+        "unmatched",
+        "malformed",
+        "malformed",
+    ]
+    everything = b"".join(m.value for m, _ in dead.sent) + repr(dead.sent).encode()
+    assert NHS.encode() not in everything and NOBODY.encode() not in everything
+    assert b"Ottoline" not in everything and all(m.key is None for m, _ in dead.sent)
+    assert json.loads(dead.sent[0][0].value) == {
+        "measure": "gp_appointments",
+        "month": "2027-01",
+        "count": 1,
+        "row_id": "r9",
+    }
