@@ -32,6 +32,7 @@ from typing import Any, Literal
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from events.ids import is_id
 from inbound.distal_outcomes import DistalOutcomes
 from inbound.distal_rows import COLUMNS, OPTIONAL_COLUMNS, FeedRow, FeedRowError, parse_row
 from inbound.distal_store import DistalActivity
@@ -162,8 +163,6 @@ def _overall(statuses: Iterable[Status]) -> Status:
 
 
 def _safe_id(row_id: str | None) -> str | None:
-    from events.ids import is_id
-
     return row_id if row_id is not None and is_id(row_id) else None
 
 
