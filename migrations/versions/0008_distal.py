@@ -1,7 +1,7 @@
 """The distal-activity feed: one count per referral, measure and month.
 
 Revision ID: 0008_distal
-Revises: 0002
+Revises: 0006
 
 Why: distal outcomes (fewer GP appointments, A&E attendances, admissions) are compared
 from a commissioner's feed of monthly counts, matched to cases by NHS number through the
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_distal"
-down_revision = "0002"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
