@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from api import (
     audit,
@@ -19,6 +20,8 @@ from api import (
     commands,
     completion_report,
     directory,
+    equality,
+    fund,
     payments,
     people,
     probes,
@@ -27,8 +30,10 @@ from api import (
     referrals,
     schemas,
     tenancy,
+    worktime,
 )
 from api.auth import Authenticator
+from api.dashboard import routes as dashboard
 from api.deps import Deps
 from api.limits import BodySizeLimit
 from api.personal_data import PersonalDataStore, load_keys
@@ -94,10 +99,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
+    modules = (referrals, commands, people, caseload, worktime, audit, providers, directory)
+    for module in (*modules, payments):
         app.include_router(module.router)
+    app.include_router(fund.router)
+    app.include_router(equality.router)
     app.include_router(completion_report.router)
     app.include_router(probes.router)
+    app.include_router(dashboard.router)
+    # The dashboard's script, stylesheet and vendored chart library: package data.
+    app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC), name="dashboard-static")
     telemetry.instrument_app(app)  # server spans: the root of every request's trace
 
     @app.get("/health", tags=["operations"])

@@ -32,7 +32,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import tenancy as tenancy_file
-from api.limits import RateLimiter
+from api.limits import RateLimiter, SharedRateLimiter
 from api.problems import Problem
 from api.tenancy import ROLES, Role, Tenancy
 from events.ids import is_id
@@ -131,7 +131,15 @@ class Authenticator:
         self.algorithms = [a.strip() for a in settings.jwt_algorithms.split(",") if a.strip()]
         if any(a.lower() == "none" or a.upper().startswith("HS") for a in self.algorithms):
             raise ValueError("LINKWAY_JWT_ALGORITHMS must list asymmetric algorithms only")
-        self.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
+        self.limiter: RateLimiter | SharedRateLimiter
+        if settings.api_rate_shared:
+            from infra.db import get_engine
+
+            self.limiter = SharedRateLimiter(
+                get_engine(settings), settings.api_rate_per_second, settings.api_rate_burst
+            )
+        else:
+            self.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
         self._jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
         self._local: Any = None
 
@@ -212,7 +220,11 @@ async def current_caller(
         raise _unauthenticated("send Authorization: Bearer <token>", error=None)
     auth = authenticator(request)
     caller = await auth.verify(token.strip())
-    wait = auth.limiter.take(f"{caller.partner_id}/{caller.actor_id}")
+    key = f"{caller.partner_id}/{caller.actor_id}"
+    if isinstance(auth.limiter, SharedRateLimiter):
+        wait = await asyncio.to_thread(auth.limiter.take, key)  # a database round trip
+    else:
+        wait = auth.limiter.take(key)
     if wait > 0:
         raise Problem(
             429,

@@ -57,6 +57,18 @@ class NoteRecord(SQLModel, table=True):
     ciphertext: bytes
 
 
+class EqualityRecord(SQLModel, table=True):
+    """A person's equality monitoring answers (special-category data), encrypted like
+    the rest; only ever read back one person at a time or as a suppressed aggregate."""
+
+    __tablename__ = "equality_monitoring"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    partner_id: str = Field(max_length=64, index=True)
+    ciphertext: bytes
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
 class AuditRecord(SQLModel, table=True):
     __tablename__ = "audit_log"
 
@@ -64,8 +76,8 @@ class AuditRecord(SQLModel, table=True):
     at: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
     actor_id: str = Field(max_length=64, index=True)
     partner_id: str = Field(max_length=64)
-    action: str = Field(max_length=16)  # read | write | match | refused
-    resource: str = Field(default="person", max_length=16)  # person | notes
+    action: str = Field(max_length=16)  # read | write | match | refused | aggregate
+    resource: str = Field(default="person", max_length=16)  # person | notes | equality
     referral_id: str = Field(max_length=64, index=True)
     purpose: str = Field(max_length=64)
 
@@ -258,14 +270,48 @@ class PersonalDataStore:
             "created_at": row.created_at,
         }
 
+    # Equality monitoring ------------------------------------------------------------------
+
+    def put_equality(
+        self, referral_id: str, partner_id: str, answers: dict[str, Any], access: Access
+    ) -> None:
+        """Replace the person's answers; the audit record commits with them."""
+        with transaction(self.engine) as session:
+            record = session.get(EqualityRecord, referral_id)
+            if record is None:
+                record = EqualityRecord(
+                    referral_id=referral_id, partner_id=partner_id, ciphertext=b""
+                )
+            record.ciphertext = self._seal(answers)
+            record.updated_at = datetime.now(UTC)
+            session.add(record)
+            self._audit(session, access, "write", "equality", referral_id)
+
+    def equality(self, referral_id: str, access: Access) -> dict | None:
+        self._audited_read(access, "equality", referral_id)
+        with Session(self.engine) as session:
+            record = session.get(EqualityRecord, referral_id)
+            return None if record is None else dict(self._open(record.ciphertext))
+
+    def equality_answers(self, partner_ids: list[str] | None, access: Access) -> list[dict]:
+        """Every person's answers (of these partners), for an aggregate report only: the
+        caller must never show them one by one. Audited once, as an aggregate read."""
+        self._audited_read(access, "equality", "*", action="aggregate")
+        stmt = select(EqualityRecord.ciphertext)
+        if partner_ids is not None:
+            stmt = stmt.where(col(EqualityRecord.partner_id).in_(partner_ids))
+        with Session(self.engine) as session:
+            return [dict(self._open(blob)) for blob in session.exec(stmt)]
+
     def rotate(self) -> int:
         """Re-encrypt (and re-index) every record and note under the newest key; returns
         how many. Afterwards the older keys can be dropped from the ring."""
         count = 0
         with transaction(self.engine) as session:
-            records: list[PersonRecord | NoteRecord] = [
+            records: list[PersonRecord | NoteRecord | EqualityRecord] = [
                 *session.exec(select(PersonRecord)),
                 *session.exec(select(NoteRecord)),
+                *session.exec(select(EqualityRecord)),
             ]
             for record in records:
                 record.ciphertext = self._fernet.rotate(record.ciphertext)

@@ -237,7 +237,7 @@ async def get_referral(referral_id: IdPath, request: Request, caller: Viewer) ->
             )
         ).all()
     return schemas.Referral(
-        **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs"}),
+        **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs", "goals"}),
         deadlines=json.loads(row.deadlines),
         actions_due=json.loads(row.overdue),
         outcomes=json.loads(row.outcomes),
@@ -247,7 +247,35 @@ async def get_referral(referral_id: IdPath, request: Request, caller: Viewer) ->
         ],
         handoffs=[schemas.Handoff(**h.model_dump()) for h in handoffs],
         measures=[_measure(m) for m in measures],
+        goals=json.loads(row.goals),
+        trajectory=_trajectory([m for m in measures if m.episode == row.episode]),
     )
+
+
+PHASES = ("baseline", "midpoint", "review", "followup")
+
+
+def _trajectory(measures: list[MeasurementRow]) -> list[schemas.Trajectory]:
+    """The current episode's scores per instrument, in pathway order (baseline, mid-point,
+    review, follow-up): how the person's measures moved."""
+    by_instrument: dict[str, list[MeasurementRow]] = {}
+    for m in measures:
+        by_instrument.setdefault(m.instrument, []).append(m)
+    return [
+        schemas.Trajectory(
+            instrument=code,
+            points=[
+                schemas.TrajectoryPoint(
+                    phase=m.phase,
+                    administered_at=m.administered_at,
+                    raw=json.loads(m.raw),
+                    derived=json.loads(m.derived),
+                )
+                for m in sorted(rows, key=lambda m: (PHASES.index(m.phase), m.administered_at))
+            ],
+        )
+        for code, rows in sorted(by_instrument.items())
+    ]
 
 
 def _with_episode() -> Any:

@@ -12,6 +12,7 @@ import re
 REFERRALS = "linkway.referrals"  # referral lifecycle, written by Linkway
 OUTCOMES = "linkway.outcomes"  # outcome facts for the payment engine
 PAYMENTS = "linkway.payments"  # claim lifecycle, written by the payment engine
+FUND = "linkway.fund"  # Well-being Action Fund: budgets and grants, keyed by fund id
 PROVIDER_RESPONSES = "linkway.provider.responses"  # inbound: accept/reject/capacity
 PROVIDER_ATTENDANCE = "linkway.provider.attendance"  # inbound: session attendance
 DISTAL_ACTIVITY = "linkway.distal.activity"  # inbound: a commissioner's monthly counts
@@ -43,7 +44,7 @@ def dead_letter_topic(topic: str) -> str:
 
 def core_topics() -> list[str]:
     """The topics Linkway needs before any provider is registered."""
-    topics = [REFERRALS, OUTCOMES, PAYMENTS, *INBOUND, *FEEDS]
+    topics = [REFERRALS, OUTCOMES, PAYMENTS, FUND, *INBOUND, *FEEDS]
     return topics + [dead_letter_topic(t) for t in CONSUMED]
 
 

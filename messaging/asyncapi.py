@@ -60,6 +60,7 @@ CHANNELS: list[tuple[str, str, str, str]] = [
     ("handoffs", topics.HANDOFFS_PREFIX + "{provider_id}", "Linkway", "that Tier Two provider"),
     ("outcomes", topics.OUTCOMES, "Linkway", "the outcomes-contract payment engine"),
     ("payments", topics.PAYMENTS, "the payment engine", "Tier One partners, contract managers"),
+    ("fund", topics.FUND, "Linkway", "Tier One partners, contract managers"),
     ("providerResponses", topics.PROVIDER_RESPONSES, "Tier Two providers", "Linkway"),
     ("providerAttendance", topics.PROVIDER_ATTENDANCE, "Tier Two providers", "Linkway"),
 ]

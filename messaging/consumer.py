@@ -39,6 +39,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from events.catalogue import EventRejected
 from events.topics import dead_letter_topic
+from infra.health import Health
 from infra.settings import Settings
 
 log = logging.getLogger("linkway.consumer")
@@ -253,3 +254,23 @@ def subscribe(
         parser=_parse_tolerating_headers,
     )(consume)
     return runner
+
+
+WATCH_SECONDS = 5.0
+PING_TIMEOUT_SECONDS = 3.0
+
+
+async def watch(broker: KafkaBroker, health: Health, every: float = WATCH_SECONDS) -> None:
+    """Keep a consumer's probes true until cancelled: live while this loop comes round,
+    ready while the broker answers (a consumer that cannot reach it is not ready)."""
+    while True:
+        health.beat()
+        try:
+            reachable = await broker.ping(timeout=PING_TIMEOUT_SECONDS)
+        except Exception:
+            reachable = False
+        if reachable:
+            health.ready(True, broker="reachable")
+        else:
+            health.ready(False, broker="unreachable", reason="the broker does not answer")
+        await asyncio.sleep(every)

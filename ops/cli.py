@@ -15,6 +15,7 @@ linkway rebuild MODEL       rebuild a read model: referrals (from its topic), me
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
+linkway imd ...             build the postcode to IMD decile lookup from the published files
 """
 
 from __future__ import annotations
@@ -26,11 +27,13 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from infra.settings import Settings, get_settings
 from ops.database import engine_at_head as _engine
 from ops.database import schema_is_current as _schema_is_current
 from ops.distal import distal, distal_args
+from ops.imd import imd, imd_args
 from ops.tasks import (
     _docs_args,
     _events_args,
@@ -115,6 +118,7 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
                 "",
                 "Linkway is running on the embedded default.",
                 f"  API               {api}  (docs {api}/docs, OpenAPI {api}/openapi.json)",
+                f"  Dashboard         {api}/dashboard  (sign in: contract_manager, tier_one token)",
                 f"  Temporal UI       http://{host}:{settings.temporal_ui_port}",
                 f"  Temporal gRPC     {settings.temporal_address}",
                 f"  Kafka broker      {settings.kafka_bootstrap}",
@@ -138,22 +142,44 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the Temporal worker (referral workflows and their activities)."""
     from infra import telemetry, temporal
+    from infra.health import Health, serve
     from workers.worker import build_worker
 
     telemetry.setup(settings, "worker")
     if not _schema_is_current(settings, "worker"):
         return 2
+    health = Health("worker")
+    serve(health, settings.health_host, settings.health_port)
 
     async def run() -> None:
         client = await temporal.connect(settings)
-        await build_worker(client, settings).run()
+        watching = asyncio.create_task(_watch_temporal(client, health))
+        try:
+            await build_worker(client, settings).run()
+        finally:
+            watching.cancel()
 
     return _run_until_signal(run)
 
 
+async def _watch_temporal(client: Any, health: Any, every: float = 5.0) -> None:
+    """The worker's probes: live while its event loop comes round, ready while the
+    Temporal frontend answers."""
+    while True:
+        health.beat()
+        try:
+            await asyncio.wait_for(client.service_client.check_health(), 3.0)
+            health.ready(True, temporal="reachable")
+        except Exception:
+            health.ready(False, temporal="unreachable", reason="Temporal does not answer")
+        await asyncio.sleep(every)
+
+
 def relay(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the outbox relay (publishes committed events to Kafka)."""
+    """Run an outbox relay (publishes committed events to Kafka; one of several replicas
+    publishes at a time, the one holding the lease, and the others stand by)."""
     from infra import telemetry
+    from infra.health import Health, serve
     from messaging.relay import OutboxRelay, UnsafeProducerSettings, make_producer
 
     telemetry.setup(settings, "relay")
@@ -165,13 +191,16 @@ def relay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"linkway relay: refusing to start: {exc}", file=sys.stderr)
         return 2
     engine = _engine(settings, "relay")
-    outbox_relay = OutboxRelay(engine, producer, settings)
+    health = Health("relay")
+    serve(health, settings.health_host, settings.health_port)
+    outbox_relay = OutboxRelay(engine, producer, settings, health=health)
     from ops.health import register_gauges
 
-    register_gauges(engine, settings)  # the relay is the one replica: each reading once
+    # Every replica registers them; only the active one reports, so each reading once.
+    register_gauges(engine, settings, active=lambda: outbox_relay.active)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: outbox_relay.stop())
-    outbox_relay.run()  # closes its producer when it returns
+    outbox_relay.run()  # closes its producer and releases the lease when it returns
     return 0
 
 
@@ -200,22 +229,27 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 def consume(settings: Settings, args: argparse.Namespace) -> int:
     """Run a Kafka consumer: providers (inbound responses and attendance), payments or distal."""
     from infra import telemetry
+    from infra.health import Health, serve
 
     telemetry.setup(settings, f"consume-{args.name}")
     if not _schema_is_current(settings, f"consume {args.name}"):
         return 2
+    health = Health(f"consume-{args.name}")
     if args.name == "providers":
         from workers import providers
 
-        return _run_until_signal(lambda: providers.run(settings))
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: providers.run(settings, health))
     if args.name == "payments":
         from workers import payments
 
-        return _run_until_signal(lambda: payments.run(settings))
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: payments.run(settings, health))
     if args.name == "distal":
         from ops import distal as distal_feed
 
-        return distal_feed.consume(settings)
+        serve(health, settings.health_host, settings.health_port)
+        return distal_feed.consume(settings, health)
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -310,6 +344,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "reconcile": (reconcile, _reconcile_args),
     "distal": (distal, distal_args),
     "status": (status, _status_args),
+    "imd": (imd, imd_args),
 }
 
 if __name__ == "__main__":

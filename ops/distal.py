@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 
 from inbound.distal import DistalFeed, report_csv, summary
 from inbound.distal_outcomes import DistalOutcomes
+from infra.health import Health
 from infra.settings import Settings
 from ops.database import engine_at_head, schema_is_current
 
@@ -63,18 +64,21 @@ def distal(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any(r.status == "malformed" for r in results) else 0
 
 
-def consume(settings: Settings) -> int:
+def consume(settings: Settings, health: Health) -> int:
     """``linkway consume distal``: the topic, until stopped."""
     from inbound import distal_consumer
+    from messaging.consumer import watch
 
     engine = engine_at_head(settings, "consume distal")
     broker, _ = distal_consumer.build(settings, feed_for(settings, engine, "kafka"))
 
     async def run() -> None:
         await broker.start()
+        watching = asyncio.create_task(watch(broker, health))
         try:
             await asyncio.Event().wait()
         finally:
+            watching.cancel()
             await broker.stop()
 
     from ops.cli import _run_until_signal

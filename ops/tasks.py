@@ -107,18 +107,19 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
 def docs(settings: Settings, args: argparse.Namespace) -> int:
     """Regenerate the published contract under docs/ (or, with --check, report drift)."""
+    from api.dashboard import definitions
     from api.openapi import check_openapi, write_openapi
     from messaging.asyncapi import check_docs, write_docs
 
     root = Path(args.root)
     if args.check:
-        drift = check_docs(root) + check_openapi(root)
+        drift = check_docs(root) + check_openapi(root) + definitions.check(root)
         for stale in drift:
             print(f"out of date: {stale}")
         if drift:
             print("run `make docs` and commit the result", file=sys.stderr)
         return 1 if drift else 0
-    for written in [*write_docs(root), *write_openapi(root)]:
+    for written in [*write_docs(root), *write_openapi(root), *definitions.write(root)]:
         print(f"wrote {written}")
     return 0
 

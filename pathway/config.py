@@ -11,7 +11,14 @@ import tomllib
 from datetime import date
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from pathway import durations
 
@@ -21,6 +28,27 @@ WAITLIST_BANDS = ("under_1_month", "1_to_3_months", "over_3_months")
 
 class PathwayConfigError(ValueError):
     pass
+
+
+class LevelSettings(BaseModel):
+    """What one support level changes: its own durations (unset: the profile's), and
+    whether it is the short signposting path (information and signposting only, no
+    provider handoffs, a signpost check ``check_after`` the plan instead of a review)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    signposting_only: bool = False
+    check_after: str = "4 weeks"
+    midpoint_checkin_after: str | None = None
+    review_after: str | None = None
+    followup_after: str | None = None
+
+    @field_validator("check_after", "midpoint_checkin_after", "review_after", "followup_after")
+    @classmethod
+    def _is_duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            durations.parse(value)
+        return value
 
 
 class PathwayConfig(BaseModel):
@@ -50,6 +78,12 @@ class PathwayConfig(BaseModel):
     max_waitlist_band: str = "1_to_3_months"
     support_levels: tuple[str, ...] = ("1", "2", "3")
     bank_holidays: tuple[date, ...] = ()
+    # Per support level (key: the level): its durations and whether it is the short path.
+    levels: dict[str, LevelSettings] = Field(default_factory=dict)
+    # The commissioner's goal categories, besides the Well-being Star's areas.
+    goal_categories: tuple[str, ...] = ()
+    # People a link worker can start in a year (Hertfordshire plans 200-250).
+    annual_caseload_capacity: int = Field(default=250, ge=1, le=10_000)
 
     @field_validator(
         "first_contact_due",
@@ -73,9 +107,31 @@ class PathwayConfig(BaseModel):
             raise ValueError(f"must be one of {', '.join(WAITLIST_BANDS)}")
         return value
 
+    @field_validator("levels")
+    @classmethod
+    def _known_levels(
+        cls, value: dict[str, LevelSettings], info: ValidationInfo
+    ) -> dict[str, LevelSettings]:
+        unknown = set(value) - set(info.data.get("support_levels", ()))
+        if unknown:
+            raise ValueError(f"levels names unknown support levels: {', '.join(sorted(unknown))}")
+        return value
+
     @property
     def holidays(self) -> frozenset[date]:
         return frozenset(self.bank_holidays)
+
+    def level(self, support_level: str | None) -> LevelSettings:
+        return self.levels.get(support_level or "", _FULL)
+
+    def duration(self, name: str, support_level: str | None) -> str:
+        """A plan duration (midpoint_checkin_after, review_after, followup_after) for a
+        support level: the level's own if the profile sets one, else the profile's."""
+        own: str | None = getattr(self.level(support_level), name)
+        return own if own is not None else str(getattr(self, name))
+
+
+_FULL = LevelSettings()
 
 
 def load(profile: str) -> PathwayConfig:

@@ -25,7 +25,7 @@ PER_ITEM_KINDS = ("bands_per_item", "per_area")
 _BANDED_KINDS = ("bands_per_item", "external_score_levels")
 _FORBID = ConfigDict(extra="forbid")
 
-Scoring = Literal["sum", "bands_per_item", "per_area", "external_score_levels"]
+Scoring = Literal["sum", "mean", "bands_per_item", "per_area", "external_score_levels"]
 Better = Literal["higher", "lower"]
 Text = Annotated[str, Field(min_length=1)]
 
@@ -172,7 +172,7 @@ def _check_definition(inst: Instrument) -> None:
             [inst.conversion[total] for total in sorted(inst.conversion)]
         ),
         "change_on metric needs a conversion": inst.change_on == "total" or inst.conversion,
-        "meaningful_change must be whole bands, steps or levels": kind == "sum"
+        "meaningful_change must be whole bands, steps or levels": kind in ("sum", "mean")
         or inst.meaningful_change.is_integer(),
         "threshold_range must be positive and contain meaningful_change": 0
         < lowest

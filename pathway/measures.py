@@ -1,11 +1,13 @@
 """Wellbeing measures: the instrument registry, scoring and meaningful change.
 
 Instruments are data (``instruments.toml``), not code branches, so a commissioner can add
-one without a release. Every instrument uses one of four scoring kinds, and a new summed
+one without a release. Every instrument uses one of five scoring kinds, and a new summed
 questionnaire is only a TOML table:
 
 - ``sum``: items added up, optionally converted by a published table (SWEMWBS metric) and
   classified (UCLA-3 ``lonely``); improvement is the total moving the right way.
+- ``mean``: items averaged into a profile score, kept beside the items (MYCAW);
+  improvement is the profile moving the right way.
 - ``bands_per_item``: items kept apart, each in a band (ONS4); improvement is enough items
   moving a band the right way.
 - ``per_area``: each item is a step on one area (Well-being Star); improvement is enough
@@ -113,6 +115,8 @@ class Registry:
                 derived["metric"] = inst.conversion[int(total)]
             for name, bands in inst.classify.items():
                 derived[name] = band(bands, total).label
+        elif inst.scoring == "mean":
+            raw["profile"] = round(sum(values.values()) / len(values), 2)
         elif inst.scoring == "bands_per_item":
             derived = {item: band(inst.bands_for(item), v).label for item, v in values.items()}
         elif inst.scoring == "external_score_levels":
@@ -140,7 +144,13 @@ class Registry:
                 f"cannot compare {inst.code} version {_show(baseline.version)} with version "
                 f"{_show(followup.version)}: scores from different versions are not comparable"
             )
-        raw_keys = {"total"} if inst.scoring == "sum" else set(inst.items)
+        raw_keys = (
+            {"total"}
+            if inst.scoring == "sum"
+            else {*inst.items, "profile"}
+            if inst.scoring == "mean"
+            else set(inst.items)
+        )
         for which, scores in (("baseline", baseline), ("follow-up", followup)):
             if set(scores.raw) != raw_keys or not inst.derived_keys() <= set(scores.derived):
                 raise MeasureError(f"the {which} {inst.code} scores are incomplete; score again")
@@ -152,6 +162,8 @@ class Registry:
             raise MeasureError(f"{inst.code} has one score, so min_areas does not apply to it")
         if inst.scoring == "sum":
             return _compare_total(inst, baseline, followup, step)
+        if inst.scoring == "mean":
+            return _compare_profile(inst, baseline, followup, step)
         return _compare_level(inst, baseline, followup, step)
 
 
@@ -171,6 +183,13 @@ def _compare_total(inst: Instrument, base: Scores, follow: Scores, step: float) 
     delta, sign = deltas[inst.change_on], _sign(inst.better)
     scale = "" if inst.change_on == "total" else f"{inst.change_on} "
     detail = f"{inst.code} {scale}{delta:+g} (meaningful change is {sign * step:+g})"
+    return Change(inst.code, sign * delta >= step, deltas, 0, detail)
+
+
+def _compare_profile(inst: Instrument, base: Scores, follow: Scores, step: float) -> Change:
+    deltas = {key: _round(follow.raw[key] - base.raw[key]) for key in base.raw}
+    delta, sign = deltas["profile"], _sign(inst.better)
+    detail = f"{inst.code} profile {delta:+g} (meaningful change is {sign * step:+g})"
     return Change(inst.code, sign * delta >= step, deltas, 0, detail)
 
 
@@ -214,10 +233,11 @@ def _compare_level(inst: Instrument, base: Scores, follow: Scores, step: float) 
 def _step(inst: Instrument, threshold: float | None) -> float:
     if threshold is None:
         return inst.meaningful_change
-    unit = "points" if inst.scoring == "sum" else "a whole number of bands, steps or levels"
+    points = inst.scoring in ("sum", "mean")
+    unit = "points" if points else "a whole number of bands, steps or levels"
     if not _is_number(threshold) or not math.isfinite(threshold) or threshold <= 0:
         raise MeasureError(f"{inst.code} meaningful change must be positive {unit}")
-    if inst.scoring != "sum" and threshold != int(threshold):
+    if not points and threshold != int(threshold):
         raise MeasureError(f"{inst.code} meaningful change must be {unit}, got {threshold:g}")
     limits = inst.threshold_bounds()
     if not limits[0] <= threshold <= limits[1]:

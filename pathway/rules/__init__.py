@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pathway import commands as cmd
-from pathway.rules import casework, completion, deadlines, handoffs, intake, providers
+from pathway.rules import (
+    activity,
+    casework,
+    completion,
+    deadlines,
+    handoffs,
+    intake,
+    providers,
+)
 from pathway.rules.base import Conflict, Context, Decision, Rejected
 from pathway.state import CaseState, remember_event, remember_request
 
@@ -155,6 +163,34 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "record_completion_report",
         "completion-report",
         "Record the ended episode's completion report and ongoing plan",
+    ),
+    CommandSpec(
+        cmd.RecordSignpostCheck,
+        casework.signpost_check,
+        "record_signpost_check",
+        "signpost-check",
+        "Record the signpost check that ends a level 1 signposting plan",
+    ),
+    CommandSpec(
+        cmd.LogActivity,
+        activity.log,
+        "log_activity",
+        "activities",
+        "Log a contact or session with, or on behalf of, the person",
+    ),
+    CommandSpec(
+        cmd.CorrectActivity,
+        activity.correct,
+        "correct_activity",
+        "activities/correct",
+        "Correct a logged activity (a new fact; the latest counts)",
+    ),
+    CommandSpec(
+        cmd.DeleteActivity,
+        activity.delete,
+        "delete_activity",
+        "activities/delete",
+        "Delete a logged activity, with a reason code",
     ),
 )
 BY_COMMAND: dict[type[cmd.Command], CommandSpec] = {spec.command: spec for spec in COMMANDS}

@@ -77,6 +77,8 @@ def identity_for(path: str, method: str) -> str | None:
         return None
     if path == "/referrals" and method == "POST":
         return "referrer:gp-oswestry"
+    if (path, method) in (("/funds", "POST"), ("/funds/{fund_id}/budget", "POST")):
+        return "contract_manager:commissioner"  # opening a fund and its budget are theirs
     for prefix, identity in IDENTITY_BY_PREFIX.items():
         if path.startswith(prefix):
             return identity

@@ -30,8 +30,12 @@ ALLOWED: dict[str, set[str]] = {
     "activities": BELOW_SERVICES,
     "directory": {"events", "pathway", "infra"},
     "payments": {"events", "pathway", "infra", "messaging"},
+    # The Well-being Action Fund: grants against a budget, beside the payment engine.
+    "fund": {"events", "infra", "messaging"},
+    # Equality monitoring's categories, suppression and IMD lookup: pure, and data.
+    "equality": set(),
     "inbound": BELOW_SERVICES | {"activities"},
-    "api": BELOW_SERVICES | {"activities", "directory", "payments", "inbound"},
+    "api": BELOW_SERVICES | {"activities", "directory", "payments", "inbound", "fund", "equality"},
     "workers": BELOW_SERVICES | {"activities", "payments", "inbound"},
     # A migration is frozen once committed, so it imports nothing of Linkway: a model that
     # changes later must not change what an old migration does.

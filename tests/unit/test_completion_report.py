@@ -89,3 +89,19 @@ def test_goals_are_the_plans_numbered_goals_each_once(goals: list[int]) -> None:
             cmd.RecordCompletionReport,
             goals=[cmd.GoalOutcome(goal=g, achieved="achieved") for g in goals],
         )
+
+
+def test_the_page_shows_each_goal_s_category_and_own_words_and_the_mid_point() -> None:
+    from api.completion_report import render
+    from events.completion import GoalResult, MeasureChange
+    from events.examples import BASELINE, MIDPOINT, example
+
+    report = example("linkway.referral.completion_reported.v1").model_copy(
+        update={
+            "goals": [GoalResult(goal=1, achieved="achieved", category="family_friends")],
+            "measures": [MeasureChange(instrument="SWEMWBS", baseline=BASELINE, midpoint=MIDPOINT)],
+        }
+    )
+    page = render(report, "Sam", "", {1: "See the <grandchildren>"})
+    assert "Goal 1 (family friends): &ldquo;See the &lt;grandchildren&gt;&rdquo;: Achieved" in page
+    assert "<th>Mid-point</th>" in page and "<td>23</td>" in page

@@ -392,12 +392,28 @@ def test_processes_start_after_their_set_up_jobs() -> None:
         )
 
 
-def test_relay_runs_as_one_replica_and_the_others_may_scale() -> None:
+LONG_RUNNING = [c for c in PROCESSES if c[1] not in ("migrate", "topics")]
+
+
+def test_every_long_running_process_runs_two_replicas_so_none_is_a_single_point_of_failure() -> (
+    None
+):
     services = linkway_services(compose())
     replicas = {tuple(s["command"]): s.get("deploy", {}).get("replicas") for s in services.values()}
-    assert replicas[("linkway", "relay")] == 1
-    for command in [("linkway", "worker"), ("linkway", "api")]:
+    for command in LONG_RUNNING:
         assert replicas[command] >= 2, command
+
+
+def test_every_long_running_process_has_a_healthcheck_on_its_own_probe() -> None:
+    doc = compose()
+    port = doc["x-linkway"]["environment"]["LINKWAY_HEALTH_PORT"]
+    by_command = {tuple(s["command"]): s for s in linkway_services(doc).values()}
+    for command in LONG_RUNNING:
+        probe = " ".join(by_command[command]["healthcheck"]["test"])
+        if command == ("linkway", "api"):
+            assert "127.0.0.1:8000/" in probe
+        else:
+            assert f"127.0.0.1:{port}/readyz" in probe, command
 
 
 def test_collector_sends_traces_to_the_trace_viewer() -> None:

@@ -69,7 +69,9 @@ def test_example_is_valid_against_its_model_and_its_json_schema(type_: str):
     event = example_event(type_)
     envelope, parsed = parse(event.to_bytes())
     assert (envelope.type, parsed) == (type_, data)
-    assert envelope.subject == data.model_dump()["referral_id"]
+    # The subject (and Kafka key) is the referral, or on linkway.fund the fund.
+    key = "fund_id" if data.TOPIC == topics.FUND else "referral_id"
+    assert envelope.subject == data.model_dump()[key]
     validator(type_).validate(json.loads(event.to_bytes()))
 
 

@@ -6,7 +6,6 @@ process starts on a schema that is not at head."""
 
 from __future__ import annotations
 
-import re
 import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -54,9 +53,7 @@ def _empty(dialect: str, path: Path, label: str) -> Iterator[Engine]:
 
 
 def test_the_migrations_have_one_head_and_it_is_numbered() -> None:
-    # Numbered first (0008), optionally named after it (0008_distal): helpers working in
-    # parallel are each given a revision id, and the merger chains them.
-    assert re.fullmatch(r"\d{4}(_[a-z0-9_]+)?", schema.head())
+    assert schema.head().split("_", 1)[0].isdigit()  # "0003", or "0003_what_it_adds"
 
 
 def test_the_migrations_make_exactly_what_the_models_describe(

@@ -111,3 +111,26 @@ def test_a_person_is_matched_only_within_the_partner_holding_the_case(engine: En
     assert store.find_by_nhs_number("9434765919", "south-wellbeing", NURSE) is None
     with Session(engine) as session:
         assert session.exec(select(NoteRecord)).first() is None
+
+
+def test_equality_answers_are_encrypted_rotated_and_read_as_one_audited_aggregate(
+    engine: Engine,
+) -> None:
+    old = Fernet.generate_key()
+    store = PersonalDataStore(engine, [old])
+    answers = {"ethnicity": "white_roma", "ethnicity_write_in": "Ottoline's own words"}
+    store.put_equality("r-1", "north-wellbeing", answers, NURSE)
+    store.put_equality("r-2", "south-wellbeing", {"carer": "yes"}, NURSE)
+    with engine.connect() as conn:
+        stored = repr(conn.execute(text("SELECT * FROM equality_monitoring")).fetchall())
+    assert "white_roma" not in stored and "Ottoline" not in stored
+    new = Fernet.generate_key()
+    assert PersonalDataStore(engine, [new, old]).rotate() == 2
+    newest_only = PersonalDataStore(engine, [new])  # the old key dropped after rotating
+    assert newest_only.equality("r-1", NURSE) == answers
+    report = Access("cm-1", "commissioner", "equality_report")
+    assert newest_only.equality_answers(["north-wellbeing"], report) == [answers]
+    assert len(newest_only.equality_answers(None, report)) == 2
+    with Session(engine) as session:
+        audits = session.exec(select(AuditRecord).where(AuditRecord.resource == "equality")).all()
+    assert [(a.action, a.referral_id) for a in audits][-2:] == [("aggregate", "*")] * 2
