@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -212,8 +212,9 @@ async def distal_feed(stack, engine, people: dict[str, str], broker: str) -> lis
     with transaction(engine) as session:  # as the API stores them when a referral is made
         for person, referral_id in people.items():
             store.put(session, referral_id, "north-wellbeing", {"nhs_number": NHS[person]}, FEED)
-    start = distal.add_months(distal.month_of(date.today()), -6)
-    closed = distal.windows(date.today(), 6).closes_on
+    today = datetime.now(UTC).date()  # the episodes opened today, in UTC, as the feed counts
+    start = distal.add_months(distal.month_of(today), -6)
+    closed = distal.windows(today, 6).closes_on
     feed = DistalFeed(
         engine,
         lambda nhs: store.match_nhs_number(nhs, FEED),
