@@ -222,6 +222,29 @@ class PersonalDataStore:
                 raise AuditFailed("the audit log could not be written") from exc
         return found
 
+    def match_nhs_number(self, nhs_number: str, access: Access) -> list[str]:
+        """Every case held for the person, whichever Tier One partner holds it: a
+        commissioner's feed (distal outcomes) covers the whole county. Each match is
+        audited; only the pseudonymous referral ids leave this store."""
+        with Session(self.engine) as session:
+            found = list(
+                session.exec(
+                    select(PersonRecord.referral_id).where(
+                        col(PersonRecord.nhs_index).in_(
+                            [self.nhs_index(nhs_number, key) for key in self._index_keys]
+                        )
+                    )
+                ).all()
+            )
+        if found:
+            try:
+                with transaction(self.engine) as session:
+                    for referral_id in found:
+                        self._audit(session, access, "match", "person", referral_id)
+            except SQLAlchemyError as exc:
+                raise AuditFailed("the audit log could not be written") from exc
+        return sorted(found)
+
     def put(
         self,
         session: Session,

@@ -106,6 +106,8 @@ REASON_CATEGORIES = (
     ("unauthorised", "unauthorised"),
     ("unknown handoff", "unknown_handoff"),
     ("implausible date", "implausible_date"),
+    ("malformed", "malformed_row"),
+    ("unmatched", "unmatched"),
 )
 _meter = metrics.get_meter("linkway.messaging")
 DEAD_LETTERS = _meter.create_counter(

@@ -4,7 +4,8 @@ linkway dev                 the whole embedded stack (Temporal, Tansu, worker, r
 linkway worker              the Temporal worker
 linkway relay               the outbox relay
 linkway api                 the HTTP API
-linkway consume NAME        a Kafka consumer: providers | payments | reporting
+linkway consume NAME        a Kafka consumer: providers | payments | reporting | distal
+linkway distal import FILE  a commissioner's distal-activity CSV (distal close: state what is due)
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
@@ -32,6 +33,7 @@ from typing import Any
 from infra.settings import Settings, get_settings
 from ops.database import engine_at_head as _engine
 from ops.database import schema_is_current as _schema_is_current
+from ops.distal import distal, distal_args
 from ops.imd import imd, imd_args
 from ops.tasks import (
     _docs_args,
@@ -232,8 +234,8 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a Kafka consumer: providers (inbound responses and attendance), payments or
-    reporting (the KPIs' read models)."""
+    """Run a Kafka consumer: providers (inbound responses and attendance), payments,
+    reporting (the KPIs' read models) or distal (the commissioner's distal-activity feed)."""
     from infra import telemetry
     from infra.health import Health, serve
 
@@ -256,6 +258,11 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
 
         serve(health, settings.health_host, settings.health_port)
         return _run_until_signal(lambda: reporting.run(settings, health))
+    if args.name == "distal":
+        from ops import distal as distal_feed
+
+        serve(health, settings.health_host, settings.health_port)
+        return distal_feed.consume(settings, health)
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -325,7 +332,7 @@ def _migrate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=["providers", "payments", "reporting"])
+    parser.add_argument("name", choices=["providers", "payments", "reporting", "distal"])
 
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -349,6 +356,7 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "synthetic": (synthetic, _synthetic_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
+    "distal": (distal, distal_args),
     "status": (status, _status_args),
     "people": (people, _people_args),
     "imd": (imd, imd_args),

@@ -85,6 +85,9 @@ class PathwayConfig(BaseModel):
     disengage_consecutive_dna: int = Field(default=3, ge=1, le=50)
     disengage_no_attendance: str = "28 days"
     connection_sessions: int = Field(default=3, ge=1, le=100)
+    # Distal outcomes compare this many whole calendar months before the referral's month
+    # with as many after it (pathway/distal.py).
+    distal_window_months: int = Field(default=6, ge=1, le=24)
     max_waitlist_band: str = "1_to_3_months"
     support_levels: tuple[str, ...] = ("1", "2", "3")
     # Reporting only (docs/reporting.md): the referral sources the commissioner counts

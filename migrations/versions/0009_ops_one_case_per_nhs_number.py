@@ -1,7 +1,7 @@
 """One case per person and Tier One partner: a unique index on the NHS number's blind index.
 
 Revision ID: 0009
-Revises: 0006
+Revises: 0008
 
 Why: two first referrals for the same new person arriving at the same moment could each
 find no case and each store the person, opening two cases. With this index the second
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0006"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

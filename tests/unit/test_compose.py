@@ -38,6 +38,7 @@ PROCESSES = {
     ("linkway", "consume", "providers"),
     ("linkway", "consume", "payments"),
     ("linkway", "consume", "reporting"),
+    ("linkway", "consume", "distal"),
 }
 SECRETS = (
     "LINKWAY_PII_KEYS",
