@@ -254,6 +254,18 @@ class FundService:
             self._fund(session, fund_id)
             return [GrantView.of(row) for row in session.exec(stmt)]
 
+    def referral_grants(self, referral_id: str, since: datetime | None = None) -> list[GrantView]:
+        """A person's grants across every fund (approved or spent: the support they had),
+        oldest first; ``since``: requested then or later (an episode's start)."""
+        stmt = select(GrantRow).where(
+            GrantRow.referral_id == referral_id, col(GrantRow.status).in_(("approved", "spent"))
+        )
+        if since is not None:
+            stmt = stmt.where(col(GrantRow.requested_at) >= since)
+        stmt = stmt.order_by(col(GrantRow.requested_at), col(GrantRow.grant_id))
+        with Session(self.engine) as session:
+            return [GrantView.of(row) for row in session.exec(stmt)]
+
     # --- the statement --------------------------------------------------------------------
 
     def statement(self, fund_id: str) -> FundStatement:

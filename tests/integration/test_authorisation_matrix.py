@@ -172,6 +172,7 @@ def operations() -> list[Op]:
                 ("GET", ""),
                 ("GET", "/{fund_id}"),
                 ("GET", "/{fund_id}/statement"),
+                ("GET", "/{fund_id}/statement.csv"),
                 ("GET", "/{fund_id}/grants"),
                 ("GET", "/{fund_id}/grants/{grant_id}"),
                 *[("POST", f"/{{fund_id}}/grants/{{grant_id}}/{v}") for v in FUND_ACTIONS],
