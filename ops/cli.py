@@ -8,7 +8,8 @@ linkway consume NAME        a Kafka consumer: providers | payments
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
-linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
+linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only; link_worker:P
+                            is a Tier One link worker, tier_one:P its manager)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
 linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
 linkway docs [--check]      regenerate (or check) the published contract under docs/
