@@ -266,6 +266,27 @@ def test_the_mid_point_check_in_carries_measures_compared_with_the_baseline() ->
     assert sorted(case.state.episode.midpoint_measures) == ["MYCAW", "WEMWBS"]
 
 
+def test_mycaw_with_one_concern_is_scored_and_compared_and_keeps_its_concerns() -> None:
+    one = {"concern_1": 5, "wellbeing": 4}  # profile 4.5
+    case = at_stage("supported", baseline=[measure("MYCAW", one)])
+    decision = case.later(days=42).do(
+        cmd.RecordCheckin,
+        on_track=True,
+        measures=[measure("MYCAW", {"concern_1": 3, "wellbeing": 4})],  # profile 3.5: -1
+    )
+    checkin = only(decision, ev.CheckinRecorded)
+    assert checkin.improved_instruments == ["MYCAW"]
+    assert checkin.measures[0].raw == {"concern_1": 3, "wellbeing": 4, "profile": 3.5}
+
+    two = at_stage("supported", baseline=[measure("MYCAW", MYCAW_BEFORE)])
+    with pytest.raises(Rejected, match="MYCAW concern_2 was scored at the baseline"):
+        two.later(days=42).do(
+            cmd.RecordCheckin,
+            on_track=True,
+            measures=[measure("MYCAW", {"concern_1": 3, "wellbeing": 4})],
+        )
+
+
 def test_a_mid_point_measure_without_a_baseline_is_rejected() -> None:
     case = at_stage("supported")
     with pytest.raises(Rejected, match="MYCAW has no baseline"):
