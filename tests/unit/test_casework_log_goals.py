@@ -363,7 +363,9 @@ def signposted() -> Case:
 
 def test_the_signpost_check_ends_the_short_path_instead_of_a_review() -> None:
     case = signposted()
-    case.at(case.state.episode.deadlines["review"]).deadline("review")
+    due = case.at(case.state.episode.deadlines["review"]).deadline("review")
+    # The short path's check is due under its own name (the review deadline carries it).
+    assert only(due, ev.ActionDue).action == "signpost_check"
     with pytest.raises(Conflict, match="ends with the signpost check"):
         case.do(cmd.RecordReview, decision="dormant")
 
