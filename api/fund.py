@@ -48,7 +48,6 @@ from api.params import IdPath, IdQuery
 from api.problems import Problem, responses
 from api.scope import visible
 from api.strict import check_strictly
-from fund import rules
 from fund.errors import (
     DutyConflict,
     FundExists,
@@ -240,11 +239,10 @@ async def request_grant(
         visible(session, caller, body.referral_id)  # 404, as for a missing referral
 
     def act(grant_id: str) -> GrantView:
-        # The goal is checked once per request (a retry answers what the first made), on
-        # the read model's record of the plan as it is now.
+        # The goal is checked on the read model's record of the plan as it is now, by the
+        # fund once it knows this is not a retry of a grant already made.
         with Session(engine) as session:
             goals = json.loads(visible(session, caller, body.referral_id).goals)
-        rules.check_goal(body.goal_id, goals)
         return funds.request(
             fund_id,
             grant_id,
@@ -255,6 +253,7 @@ async def request_grant(
             supplier=body.supplier,
             amount_pence=body.amount_pence,
             actor_id=caller.actor_id,
+            goals=goals,
         )
 
     return await _command(request, caller, idempotency_key, body, act, 201)

@@ -249,6 +249,12 @@ async def test_a_grant_request_retried_after_a_crash_between_its_two_writes_make
         session.execute(
             update(IdempotencyRecord).values(created_at=datetime(2000, 1, 1, tzinfo=UTC))
         )
+        # Meanwhile the plan changed: the goal was dropped. The retry still answers the
+        # grant that was made, not a 422.
+        dropped = json.dumps([{"number": 1, "category": "family_friends", "status": "dropped"}])
+        session.execute(
+            update(ReferralRow).where(ReferralRow.referral_id == "r-north").values(goals=dropped)
+        )
         session.commit()
     retried = await http.post(
         f"/funds/{fund}/grants", json=grant, headers=who("lw-1", "tier_one", "north-wellbeing", key)
