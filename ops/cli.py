@@ -9,7 +9,8 @@ linkway distal import FILE  a commissioner's distal-activity CSV (distal close: 
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
-linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
+linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only; link_worker:P
+                            is a Tier One link worker, tier_one:P its manager)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
 linkway rebuild MODEL       rebuild a read model: referrals, reporting (from topics), measures
 linkway synthetic           a synthetic year of referrals into the reporting read models

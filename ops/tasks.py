@@ -39,18 +39,23 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a demo bearer token (embedded default only): linkway token tier_one:north-wellbeing"""
-    from api.auth import mint_token
+    """Print a demo bearer token (embedded default only): linkway token tier_one:north-wellbeing
+    (a Tier One manager) or link_worker:north-wellbeing --subject lw-1 (a link worker)."""
+    from api.auth import LINK_WORKER, mint_token
     from api.tenancy import load
 
     role, _, partner_id = args.identity.partition(":")
+    # tier_one:<partner> is the partner's manager (the team's view), as its demo token;
+    # link_worker:<partner> a plain link worker of it (their own view).
+    worker = role == LINK_WORKER
     partner = load(settings.tenancy_file).partner(partner_id)
-    if partner is None or partner.role != role:
+    if partner is None or partner.role != ("tier_one" if worker else role):
         print(f"linkway: the tenancy has no {args.identity!r}", file=sys.stderr)
         return 2
-    subject = args.subject or f"demo-{partner.role}.{partner.id}"
+    subject = args.subject or f"demo-{role}.{partner.id}"
+    manager = partner.role == "tier_one" and not worker
     try:
-        print(mint_token(settings, partner.id, partner.role, subject, args.ttl))
+        print(mint_token(settings, partner.id, partner.role, subject, args.ttl, manager=manager))
     except RuntimeError as exc:
         print(f"linkway: {exc}", file=sys.stderr)
         return 2
@@ -240,7 +245,11 @@ def _instant(text: str) -> datetime:
 
 
 def _token_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("identity", help="<role>:<partner id>, e.g. tier_one:north-wellbeing")
+    parser.add_argument(
+        "identity",
+        help="<role>:<partner id>, e.g. tier_one:north-wellbeing (a Tier One manager: the "
+        "team's capacity and time) or link_worker:north-wellbeing (a link worker: their own)",
+    )
     parser.add_argument("--subject", help="the token's pseudonymous subject")
     parser.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
 

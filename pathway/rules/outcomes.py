@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from events import outcome as oc
 from events.completion import CompletionReported
-from pathway.measures import Change, Scores, default_registry
+from pathway.measures import Change, MeasureError, Scores, default_registry
 from pathway.rules.base import Context, Decision, scores
 from pathway.state import CaseState, Measurement
 
@@ -97,7 +97,10 @@ def compare(baseline: dict[str, Measurement], followup: dict[str, Measurement]) 
         first = baseline.get(code)
         if first is None or first.version != later.version:
             continue
-        change = registry.compare(_scores(first), _scores(later))
+        try:
+            change = registry.compare(_scores(first), _scores(later))
+        except MeasureError:
+            continue  # not comparable (the commands refuse this; a safety net, never a crash)
         result[code] = (change, change.improved)
     return result
 
