@@ -22,12 +22,14 @@ from api import (
     directory,
     equality,
     fund,
+    links,
     payments,
     people,
     probes,
     problems,
     providers,
     referrals,
+    reporting,
     schemas,
     tenancy,
     worktime,
@@ -100,7 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
     modules = (referrals, commands, people, caseload, worktime, audit, providers, directory)
-    for module in (*modules, payments):
+    for module in (*modules, payments, reporting):
         app.include_router(module.router)
     app.include_router(fund.router)
     app.include_router(equality.router)
@@ -119,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             problem = schemas.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            app.openapi_schema = problems.document(schema, problem)
+            app.openapi_schema = links.add_links(problems.document(schema, problem))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -3,7 +3,9 @@
 ``GET /referrals/{referral_id}/completion-report`` (``tier_one``, the referral's own
 localities) renders the latest episode's report as one self-contained HTML page: inline
 styles, no script, no image, nothing fetched from anywhere, so it prints or saves as it
-is. The pseudonymous report comes from the referral's workflow; the person's name and
+is. The pseudonymous report comes from the referral's workflow; the Well-being Action
+Fund grants the person had in the episode (approved or spent: the purpose, the goal and
+the amount, never the supplier) from the fund's tables; the person's name and
 own words come from the personal-data store, and both reads are audited (purpose
 ``completion_report``). Every value is HTML-escaped.
 """
@@ -24,6 +26,7 @@ from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.scope import visible
 from events.completion import CompletionReported, GoalResult
+from fund.views import GrantView
 from pathway.state import CaseState
 from workflows import referral_workflow_id
 from workflows.referral import ReferralWorkflow
@@ -69,17 +72,39 @@ async def completion_report(referral_id: str, request: Request, caller: LinkWork
     except AuditFailed:
         raise audit_failed() from None
     name = " ".join(filter(None, [person.get("given_name"), person.get("family_name")]))
-    page = render(report, name, words, goal_words)
+    grants = await asyncio.to_thread(
+        d.fund.referral_grants, row.referral_id, state.episode.opened_at
+    )
+    page = render(report, name, words, goal_words, grants)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 def render(
-    report: CompletionReported, name: str, words: str, goal_words: dict[int, str] | None = None
+    report: CompletionReported,
+    name: str,
+    words: str,
+    goal_words: dict[int, str] | None = None,
+    grants: list[GrantView] | None = None,
 ) -> str:
     """One self-contained page; every value escaped. A goal shows its category and, if
-    the person gave them, their own words for it."""
+    the person gave them, their own words for it; a grant its purpose, its goal and its
+    amount (what was spent, or what is approved), never the supplier."""
     e = escape
     said = goal_words or {}
+    fund = "".join(
+        f"<tr><td>{e(g.purpose.replace('_', ' '))}</td><td>Goal {e(g.goal_id)}</td>"
+        f"<td>{e(_pounds(g.spent_pence if g.status == 'spent' else g.amount_pence))}</td>"
+        f"<td>{'Paid' if g.status == 'spent' else 'Approved'}</td></tr>"
+        for g in grants or []
+    )
+    fund_total = sum(g.spent_pence if g.status == "spent" else g.amount_pence for g in grants or [])
+    fund_section = (
+        "<h2>Help from the Well-being Action Fund</h2>"
+        "<table><tr><th>For</th><th>Goal</th><th>Amount</th><th>Status</th></tr>"
+        f"{fund}</table><p>In all: {e(_pounds(fund_total))}</p>"
+        if fund
+        else ""
+    )
 
     def goal(g: GoalResult) -> str:
         about = f" ({e(g.category.replace('_', ' '))})" if g.category else ""
@@ -123,6 +148,7 @@ blockquote{{border-left:4px solid #005eb8;margin:0;padding-left:1rem}}
 <table><tr><th>Service</th><th>Provider</th><th>Status</th><th>Sessions attended</th></tr>
 {services}</table>
 <p>Sessions attended in all: {report.attended_sessions}</p>
+{fund_section}
 <h2>In your own words</h2>
 <blockquote>{e(words) or "Not recorded"}</blockquote>
 <h2>Your ongoing plan</h2><ul>{plan or "<li>Not recorded</li>"}</ul>
@@ -139,6 +165,10 @@ def _score(scores: object) -> str:
     if isinstance(total, int | float):
         return f"{total:g}"  # 23.0 reads as 23
     return str(total) if total is not None else ", ".join(f"{k} {v}" for k, v in raw.items())
+
+
+def _pounds(pence: int) -> str:
+    return f"\u00a3{pence // 100:,}.{pence % 100:02d}"
 
 
 def _better(improved: bool | None) -> str:

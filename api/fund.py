@@ -23,12 +23,13 @@ fund, an amount over its limit, a spend over the approved amount). Every POST ta
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlmodel import Session
 
@@ -57,7 +58,7 @@ from fund.errors import (
     UnknownGrant,
 )
 from fund.service import DEFAULT_PURPOSES, FundService
-from fund.views import FundStatement, FundView, GrantPage, GrantView
+from fund.views import FundStatement, FundView, GrantPage, GrantView, statement_csv
 
 router = APIRouter(
     prefix="/funds",
@@ -193,6 +194,24 @@ def get_statement(fund_id: IdPath, _: Member, funds: Funds) -> FundStatement:
         return funds.statement(fund_id)
 
 
+@router.get(
+    "/{fund_id}/statement.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "The statement for finance"}},
+)
+def get_statement_csv(fund_id: IdPath, _: Member, funds: Funds) -> Response:
+    """The statement as CSV: a ``total`` line (budget, committed, spent, available,
+    requested, grants approved), then a line per purpose and per partner, in pence."""
+    with _problems():
+        statement = funds.statement(fund_id)
+    name = f"linkway-fund-{statement.contract_id}-{statement.period}.csv"
+    return Response(
+        statement_csv(statement),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 # --- grants -------------------------------------------------------------------------------
 
 
@@ -210,13 +229,20 @@ async def request_grant(
     funds: Funds,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    """Ask for a grant for a person on your caseload, for one of their goals. It commits
-    nothing until someone else approves it."""
+    """Ask for a grant for a person on your caseload, for one of their goals: ``goal_id``
+    is the goal's number in the current plan, as the referral's ``goals[].number`` shows
+    it (``"1"``); a goal not in the plan, or dropped, is a 422. It commits nothing until
+    someone else approves it."""
     await check_strictly(request, GrantRequest)
-    with Session(deps(request).engine) as session:
+    engine = deps(request).engine
+    with Session(engine) as session:
         visible(session, caller, body.referral_id)  # 404, as for a missing referral
 
     def act(grant_id: str) -> GrantView:
+        # The goal is checked on the read model's record of the plan as it is now, by the
+        # fund once it knows this is not a retry of a grant already made.
+        with Session(engine) as session:
+            goals = json.loads(visible(session, caller, body.referral_id).goals)
         return funds.request(
             fund_id,
             grant_id,
@@ -227,6 +253,7 @@ async def request_grant(
             supplier=body.supplier,
             amount_pence=body.amount_pence,
             actor_id=caller.actor_id,
+            goals=goals,
         )
 
     return await _command(request, caller, idempotency_key, body, act, 201)

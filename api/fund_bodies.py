@@ -37,7 +37,10 @@ class BudgetRequest(BaseModel):
 class GrantRequest(BaseModel):
     model_config = _STRICT
     referral_id: Id
-    goal_id: Id = Field(description="the goal in the person's plan the grant serves")
+    goal_id: Id = Field(
+        description="the goal the grant serves: its number in the person's current plan, as "
+        'the referral\'s goals[].number shows it, e.g. "1"'
+    )
     purpose: Code = Field(description="one of the fund's purposes")
     supplier: Line = Field(min_length=1, max_length=200, description="who is paid")
     amount_pence: int = Field(ge=1, le=MAX_PENCE)

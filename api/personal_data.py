@@ -20,13 +20,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
+from sqlalchemy import Index
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -37,6 +40,12 @@ from infra.settings import Settings
 
 class PersonRecord(SQLModel, table=True):
     __tablename__ = "personal_data"
+    # One person, one case per Tier One partner: two requests racing to open a case for
+    # the same new person cannot both store them (the loser joins the winner's case).
+    # NULLs are distinct, so records without an NHS number are not constrained.
+    __table_args__ = (
+        Index("ux_personal_data_partner_nhs", "partner_id", "nhs_index", unique=True),
+    )
 
     referral_id: str = Field(primary_key=True, max_length=64)
     # The Tier One partner whose case this is: re-entry matches only within it.
@@ -89,6 +98,36 @@ class Access:
     actor_id: str
     partner_id: str
     purpose: str
+
+
+@dataclass(frozen=True)
+class NhsFinding:
+    """One stored NHS number ``check_nhs_numbers`` found wanting, by pseudonymous ids:
+    ``normalised`` (written in other digits or with separators; rewritten 0-9 and
+    re-indexed), ``duplicate`` (it is the number of ``other``, another case of the same
+    partner: one person with two cases, for an operator to merge or close; not indexed),
+    ``invalid`` (not an NHS number even in ASCII digits: left as it is, for the link
+    worker to correct)."""
+
+    kind: str
+    referral_id: str
+    partner_id: str
+    other: str = ""
+    fixed: bool = False
+
+
+def ascii_nhs_number(value: str) -> str | None:
+    """``value`` with spaces and hyphens dropped and every decimal digit, whatever its
+    script (fullwidth, Arabic-Indic...), written 0-9; None if anything else is in it."""
+    digits = []
+    for ch in value:
+        if ch.isspace() or ch in "-\u2010\u2011\u2012\u2013\uff0d":
+            continue
+        digit = unicodedata.decimal(ch, None)
+        if digit is None:
+            return None
+        digits.append(str(digit))
+    return "".join(digits)
 
 
 class AuditFailed(RuntimeError):
@@ -183,6 +222,29 @@ class PersonalDataStore:
                 raise AuditFailed("the audit log could not be written") from exc
         return found
 
+    def match_nhs_number(self, nhs_number: str, access: Access) -> list[str]:
+        """Every case held for the person, whichever Tier One partner holds it: a
+        commissioner's feed (distal outcomes) covers the whole county. Each match is
+        audited; only the pseudonymous referral ids leave this store."""
+        with Session(self.engine) as session:
+            found = list(
+                session.exec(
+                    select(PersonRecord.referral_id).where(
+                        col(PersonRecord.nhs_index).in_(
+                            [self.nhs_index(nhs_number, key) for key in self._index_keys]
+                        )
+                    )
+                ).all()
+            )
+        if found:
+            try:
+                with transaction(self.engine) as session:
+                    for referral_id in found:
+                        self._audit(session, access, "match", "person", referral_id)
+            except SQLAlchemyError as exc:
+                raise AuditFailed("the audit log could not be written") from exc
+        return sorted(found)
+
     def put(
         self,
         session: Session,
@@ -246,6 +308,55 @@ class PersonalDataStore:
             "author_id": row.author_id,
             "created_at": row.created_at,
         }
+
+    def check_nhs_numbers(
+        self, is_valid: Callable[[str], bool], fix: bool = False, actor_id: str = "operator"
+    ) -> list[NhsFinding]:
+        """Find the NHS numbers stored before the API accepted ASCII digits only (and any
+        record a past create race left un-indexed), and with ``fix`` normalise and
+        re-index them in one transaction, each write audited. A normalised number that
+        is another case's number is never indexed twice: it is reported as a duplicate."""
+        findings: list[NhsFinding] = []
+        with transaction(self.engine) as session:
+            records = list(
+                session.exec(select(PersonRecord).order_by(col(PersonRecord.updated_at)))
+            )
+            people = {r.referral_id: self._open(r.ciphertext) for r in records}
+            # The cases already found by their number: they keep it.
+            owner: dict[tuple[str, str], str] = {}
+            for record in records:
+                number = people[record.referral_id].get("nhs_number")
+                normal = number and number == ascii_nhs_number(number) and is_valid(number)
+                if normal and record.nhs_index in self._indexes(number):
+                    owner.setdefault((record.partner_id, number), record.referral_id)
+            for record in records:
+                person = people[record.referral_id]
+                number = person.get("nhs_number")
+                if not number or owner.get((record.partner_id, number)) == record.referral_id:
+                    continue
+                normal = ascii_nhs_number(number)
+                if normal is None or not is_valid(normal):
+                    findings.append(NhsFinding("invalid", record.referral_id, record.partner_id))
+                    continue
+                other = owner.get((record.partner_id, normal))
+                kind = "duplicate" if other else "normalised"
+                findings.append(
+                    NhsFinding(kind, record.referral_id, record.partner_id, other or "", fix)
+                )
+                if not fix:
+                    continue
+                record.ciphertext = self._seal({**person, "nhs_number": normal})
+                record.nhs_index = None if other else self.nhs_index(normal)
+                record.updated_at = datetime.now(UTC)
+                if not other:
+                    owner[(record.partner_id, normal)] = record.referral_id
+                session.add(record)
+                access = Access(actor_id, record.partner_id, "data_quality")
+                self._audit(session, access, "write", "person", record.referral_id)
+        return findings
+
+    def _indexes(self, nhs_number: str) -> set[str]:
+        return {self.nhs_index(nhs_number, key) for key in self._index_keys}
 
     # Equality monitoring ------------------------------------------------------------------
 

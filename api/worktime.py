@@ -6,9 +6,12 @@
   people started in the last 12 months against the profile's annual capacity, and the
   time logged this month.
 
-Scope as everywhere (``api.scope``): a Tier One partner sees its own localities (its
-team), a contract manager or admin every partner's; ``link_worker_id=me`` narrows to the
-caller's own. Pseudonymous only: an activity's note is read through the notes route.
+Scope as everywhere (``api.scope``): a Tier One manager sees their partner's localities
+(their team), a contract manager or admin every partner's; ``link_worker_id=me`` narrows
+to the caller's own. A plain Tier One link worker (a token without the ``manager``
+claim, ``api.auth``) sees only their own time and capacity row: naming another link
+worker gives an empty list, as any object outside a caller's scope is left out of a list.
+Pseudonymous only: an activity's note is read through the notes route.
 Deleted activities count nowhere; a corrected one counts as corrected.
 """
 
@@ -98,7 +101,9 @@ async def activity_summary(
     start, end = (utc(since) if since else None), (utc(until) if until else None)
     if start and end and start >= end:
         raise Problem(422, "Invalid request", "since must be before until")
-    worker = caller.actor_id if link_worker_id == "me" else link_worker_id
+    worker = _worker(caller, link_worker_id)
+    if worker is None and caller.own_only:
+        return schemas.TimeSummaryList(since=start, until=end, items=[])
     with Session(deps(request).engine) as session:
         rows = session.execute(
             sa_select(
@@ -133,7 +138,9 @@ async def capacity(
     d = deps(request)
     now = datetime.now(UTC)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    worker = caller.actor_id if link_worker_id == "me" else link_worker_id
+    worker = _worker(caller, link_worker_id)
+    if worker is None and caller.own_only:
+        return schemas.CapacityList(items=[])
     cases = scoped(select(ReferralRow), caller).where(col(ReferralRow.link_worker_id).is_not(None))
     if worker:
         cases = cases.where(ReferralRow.link_worker_id == worker)
@@ -192,6 +199,15 @@ async def capacity(
             )
         )
     return schemas.CapacityList(items=items)
+
+
+def _worker(caller: Caller, link_worker_id: str | None) -> str | None:
+    """Whose rows the caller asks for. A plain link worker gets their own, whatever they
+    name: ``None`` if they named someone else (nothing of theirs is visible)."""
+    wanted = caller.actor_id if link_worker_id == "me" else link_worker_id
+    if caller.own_only:
+        return caller.actor_id if wanted in (None, caller.actor_id) else None
+    return wanted
 
 
 def _activities(

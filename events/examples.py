@@ -238,6 +238,15 @@ EXAMPLES: dict[str, EventData] = {
             status="accepted",
             occurred_at=_at(5, 16),
         ),
+        handoff.HandoffAttendanceRecorded(
+            handoff_id=HANDOFF_ID,
+            referral_id=REFERRAL_ID,
+            episode=1,
+            provider_id=PROVIDER_ID,
+            session_date=date(2026, 5, 21),
+            status="attended",
+            occurred_at=_at(5, 21),
+        ),
         handoff.HandoffUpdated(
             handoff_id=HANDOFF_ID,
             referral_id=REFERRAL_ID,
@@ -270,6 +279,26 @@ EXAMPLES: dict[str, EventData] = {
         outcome.SustainedReviewed(
             **_outcome(11, 10),
             pairs=[outcome.MeasurePair(baseline=BASELINE, followup=FOLLOWUP, improved=True)],
+        ),
+        outcome.CompletionAchieved(
+            **_outcome(11, 20),
+            report_version=1,
+            goal_count=3,
+            goals_achieved=2,
+            goals_partly_achieved=1,
+            ongoing_plan=["self_managing", "continue_service"],
+            attended_sessions=8,
+        ),
+        outcome.DistalChange(
+            **_outcome(12, 1),
+            measure="gp_appointments",
+            window_months=6,
+            before_from=date(2025, 11, 1),
+            before_to=date(2026, 4, 30),
+            after_from=date(2026, 6, 1),
+            after_to=date(2026, 11, 30),
+            before_count=9,
+            after_count=4,
         ),
         payment.ClaimStatusChanged(
             claim_id="6f1d2c3b-4a5e-5f60-8a7b-9c0d1e2f3a4b",

@@ -207,7 +207,11 @@ class ActionDue(ReferralEvent):
         "followup",
         "provider_response",
         "disengagement",
-    ]
+        "signpost_check",
+    ] = Field(
+        description="What is due. signpost_check: a level 1 (signposting) plan's check, "
+        "which takes the review's place on the short path."
+    )
     due_at: datetime
     handoff_id: str | None = None
 

@@ -74,6 +74,25 @@ def check_request(
         )
 
 
+def check_goal(goal_id: str, goals: list[dict[str, object]]) -> None:
+    """A grant serves one of the person's current goals: ``goal_id`` is the goal's number
+    in the current plan (the referral's ``goals[].number``, as check-ins name it), and the
+    goal must not have been dropped. ``goals`` is the read model's record of the plan."""
+    numbers = [str(g.get("number")) for g in goals]
+    current = [str(g.get("number")) for g in goals if g.get("status") != "dropped"]
+    if not goals:
+        raise InvalidGrant("goal_id: the person has no plan with goals yet; agree a plan first")
+    if goal_id not in numbers:
+        raise InvalidGrant(
+            f"goal_id must be the number of a goal in the person's current plan: "
+            f"{', '.join(numbers)}"
+        )
+    if goal_id not in current:
+        raise InvalidGrant(
+            f"goal {goal_id} was dropped from the plan; a grant needs a current goal"
+        )
+
+
 def check_approval(totals: Totals, amount_pence: int) -> None:
     if amount_pence > totals.available:
         raise OverBudget(

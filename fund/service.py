@@ -160,8 +160,12 @@ class FundService:
         supplier: str,
         amount_pence: int,
         actor_id: str,
+        goals: list[dict[str, object]] | None = None,
     ) -> GrantView:
-        """A link worker asks for a grant for a person's goal; it commits nothing yet."""
+        """A link worker asks for a grant for a person's goal; it commits nothing yet.
+        ``goals``: the person's plan as the read model records it, if the goal is to be
+        checked (``rules.check_goal``). A retry finds the grant it made before any check,
+        so a plan changed since the first attempt cannot refuse what was already made."""
         now = self._clock()
         with transaction(self.engine) as session:
             fund = self._lock(session, fund_id)
@@ -170,6 +174,8 @@ class FundService:
                 return GrantView.of(self._in(found, fund_id, None))
             purposes = tuple(json.loads(fund.purposes))
             rules.check_request(amount_pence, purpose, purposes, fund.max_grant_pence)
+            if goals is not None:
+                rules.check_goal(goal_id, goals)
             row = GrantRow(
                 grant_id=grant_id,
                 fund_id=fund_id,
@@ -252,6 +258,18 @@ class FundService:
         stmt = stmt.order_by(col(GrantRow.requested_at), col(GrantRow.grant_id))
         with Session(self.engine) as session:
             self._fund(session, fund_id)
+            return [GrantView.of(row) for row in session.exec(stmt)]
+
+    def referral_grants(self, referral_id: str, since: datetime | None = None) -> list[GrantView]:
+        """A person's grants across every fund (approved or spent: the support they had),
+        oldest first; ``since``: requested then or later (an episode's start)."""
+        stmt = select(GrantRow).where(
+            GrantRow.referral_id == referral_id, col(GrantRow.status).in_(("approved", "spent"))
+        )
+        if since is not None:
+            stmt = stmt.where(col(GrantRow.requested_at) >= since)
+        stmt = stmt.order_by(col(GrantRow.requested_at), col(GrantRow.grant_id))
+        with Session(self.engine) as session:
             return [GrantView.of(row) for row in session.exec(stmt)]
 
     # --- the statement --------------------------------------------------------------------

@@ -4,6 +4,8 @@ only (never in an event or the statement)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import datetime
 
@@ -91,3 +93,47 @@ class FundStatement(BaseModel):
     by_purpose: dict[str, Money]
     by_partner: dict[str, Money]
     as_of: datetime
+
+
+STATEMENT_COLUMNS = (
+    "fund_id",
+    "contract_id",
+    "period",
+    "line",
+    "key",
+    "budget_pence",
+    "committed_pence",
+    "spent_pence",
+    "available_pence",
+    "requested_pence",
+    "grants_approved",
+    "as_of",
+)
+
+
+def statement_csv(statement: FundStatement) -> str:
+    """The statement for finance as CSV, in pence: one ``total`` line (with the budget and
+    what is available), then one line per purpose and one per partner (``key``), each
+    breakdown adding up to the total. Ids and codes only: no supplier, no person."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(STATEMENT_COLUMNS)
+    head = [statement.fund_id, statement.contract_id, statement.period]
+    as_of = statement.as_of.isoformat()
+    lines = [*statement.by_purpose.values()]
+    writer.writerow(
+        [
+            *head, "total", "", statement.budget_pence, statement.committed_pence,
+            statement.spent_pence, statement.available_pence, statement.requested_pence,
+            sum(m.grants_approved for m in lines), as_of,
+        ]
+    )  # fmt: skip
+    for name, breakdown in (("purpose", statement.by_purpose), ("partner", statement.by_partner)):
+        for key, m in breakdown.items():
+            writer.writerow(
+                [
+                    *head, name, key, "", m.committed_pence, m.spent_pence, "",
+                    m.requested_pence, m.grants_approved, as_of,
+                ]
+            )  # fmt: skip
+    return out.getvalue()

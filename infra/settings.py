@@ -101,6 +101,10 @@ class Settings(BaseSettings):
     # Personal-data store: comma-separated Fernet keys, newest first (rotation: prepend a key).
     # Empty in the embedded default: a key is generated once under data_dir.
     pii_keys: str = ""
+    # Keys the pseudonymous episode ids of the evaluation dataset (docs/reporting.md), so
+    # they cannot be traced back to referral ids without it. Empty in the embedded
+    # default: one is generated once under data_dir.
+    evaluation_key: str = ""
 
     # Event source URI in the CloudEvents envelope.
     event_source: str = Field(default="urn:linkway:pathway")

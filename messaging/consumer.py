@@ -83,6 +83,7 @@ class Inbound:
     offset: int
     key: bytes | None
     value: bytes
+    headers: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     def __str__(self) -> str:  # for logs: where it is, never what it says
         return f"{self.topic}[{self.partition}]@{self.offset}"
@@ -104,6 +105,9 @@ REASON_CATEGORIES = (
     ("bad data", "bad_data"),
     ("unauthorised", "unauthorised"),
     ("unknown handoff", "unknown_handoff"),
+    ("implausible date", "implausible_date"),
+    ("malformed", "malformed_row"),
+    ("unmatched", "unmatched"),
 )
 _meter = metrics.get_meter("linkway.messaging")
 DEAD_LETTERS = _meter.create_counter(
@@ -167,7 +171,10 @@ class Runner:
         """Returning acks (commits); raising nacks (seeks back, commits nothing)."""
         record = msg.raw_message
         assert not isinstance(record, tuple), "subscribed one record at a time"
-        inbound = Inbound(record.topic, record.partition, record.offset, record.key, msg.body)
+        headers = {k: v or b"" for k, v in record.headers or ()}
+        inbound = Inbound(
+            record.topic, record.partition, record.offset, record.key, msg.body, headers
+        )
         where = (inbound.topic, inbound.partition)
         try:
             try:

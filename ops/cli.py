@@ -4,13 +4,16 @@ linkway dev                 the whole embedded stack (Temporal, Tansu, worker, r
 linkway worker              the Temporal worker
 linkway relay               the outbox relay
 linkway api                 the HTTP API
-linkway consume NAME        a Kafka consumer: providers | payments
+linkway consume NAME        a Kafka consumer: providers | payments | reporting | distal
+linkway distal import FILE  a commissioner's distal-activity CSV (distal close: state what is due)
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
-linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
+linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only; link_worker:P
+                            is a Tier One link worker, tier_one:P its manager)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
-linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
+linkway rebuild MODEL       rebuild a read model: referrals, reporting (from topics), measures
+linkway synthetic           a synthetic year of referrals into the reporting read models
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
@@ -31,21 +34,26 @@ from typing import Any
 from infra.settings import Settings, get_settings
 from ops.database import engine_at_head as _engine
 from ops.database import schema_is_current as _schema_is_current
+from ops.distal import distal, distal_args
 from ops.imd import imd, imd_args
 from ops.tasks import (
     _docs_args,
     _events_args,
+    _people_args,
     _rebuild_args,
     _reconcile_args,
     _replay_args,
     _status_args,
+    _synthetic_args,
     _token_args,
     docs,
     events,
+    people,
     rebuild,
     reconcile,
     replay,
     status,
+    synthetic,
     token,
 )
 
@@ -90,7 +98,9 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
     tokens = {} if settings.jwks_url else demo_tokens(settings)
     python = [sys.executable, "-m", "ops.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
-    services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
+    services += [
+        (name, [*python, "consume", name]) for name in ("providers", "payments", "reporting")
+    ]
 
     def provision() -> None:
         # The demo directory (services of the demo providers) seeds an empty database;
@@ -225,7 +235,8 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a Kafka consumer: providers (inbound responses and attendance) or payments."""
+    """Run a Kafka consumer: providers (inbound responses and attendance), payments,
+    reporting (the KPIs' read models) or distal (the commissioner's distal-activity feed)."""
     from infra import telemetry
     from infra.health import Health, serve
 
@@ -243,6 +254,16 @@ def consume(settings: Settings, args: argparse.Namespace) -> int:
 
         serve(health, settings.health_host, settings.health_port)
         return _run_until_signal(lambda: payments.run(settings, health))
+    if args.name == "reporting":
+        from workers import reporting
+
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: reporting.run(settings, health))
+    if args.name == "distal":
+        from ops import distal as distal_feed
+
+        serve(health, settings.health_host, settings.health_port)
+        return distal_feed.consume(settings, health)
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -312,7 +333,7 @@ def _migrate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=["providers", "payments"])
+    parser.add_argument("name", choices=["providers", "payments", "reporting", "distal"])
 
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -333,9 +354,12 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "token": (token, _token_args),
     "replay": (replay, _replay_args),
     "rebuild": (rebuild, _rebuild_args),
+    "synthetic": (synthetic, _synthetic_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
+    "distal": (distal, distal_args),
     "status": (status, _status_args),
+    "people": (people, _people_args),
     "imd": (imd, imd_args),
 }
 

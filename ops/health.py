@@ -35,7 +35,8 @@ from events import topics
 from infra.settings import Settings
 from messaging import lease, outbox
 from messaging.lag import group_lag
-from workers import payments, providers
+from reporting.project import TOPICS as REPORTING_TOPICS
+from workers import payments, providers, reporting
 
 # The relay publishes within a second when healthy; a minute means it is stuck or the
 # broker is away.
@@ -49,6 +50,7 @@ CHECK_SECONDS = 10.0
 CONSUMER_GROUPS = {
     providers.GROUP_ID: [topics.PROVIDER_RESPONSES, topics.PROVIDER_ATTENDANCE],
     payments.GROUP_ID: [topics.OUTCOMES, topics.REFERRALS],
+    reporting.GROUP_ID: list(REPORTING_TOPICS),
 }
 
 

@@ -7,6 +7,7 @@ or a path to a commissioner's own file.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,18 @@ from pathway import durations
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 WAITLIST_BANDS = ("under_1_month", "1_to_3_months", "over_3_months")
+REFERRAL_SOURCES = (
+    "gp",
+    "primary_care",
+    "social_care",
+    "hospital",
+    "mental_health",
+    "community",
+    "voluntary",
+    "housing",
+    "self",
+)
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 
 class PathwayConfigError(ValueError):
@@ -72,8 +85,18 @@ class PathwayConfig(BaseModel):
     disengage_consecutive_dna: int = Field(default=3, ge=1, le=50)
     disengage_no_attendance: str = "28 days"
     connection_sessions: int = Field(default=3, ge=1, le=100)
+    # Distal outcomes compare this many whole calendar months before the referral's month
+    # with as many after it (pathway/distal.py).
+    distal_window_months: int = Field(default=6, ge=1, le=24)
     max_waitlist_band: str = "1_to_3_months"
     support_levels: tuple[str, ...] = ("1", "2", "3")
+    # Reporting only (docs/reporting.md): the referral sources the commissioner counts
+    # (any other is reported as an unknown source) and the referrals expected each month.
+    referral_sources: tuple[str, ...] = REFERRAL_SOURCES
+    referral_trajectory: dict[str, int] = Field(
+        default_factory=dict,
+        description="Referrals expected per calendar month, 'YYYY-MM' = count (the trajectory).",
+    )
     bank_holidays: tuple[date, ...] = ()
     # Per support level (key: the level): its durations and whether it is the short path.
     levels: dict[str, LevelSettings] = Field(default_factory=dict)
@@ -96,6 +119,16 @@ class PathwayConfig(BaseModel):
         if value is not None:
             durations.parse(value)
         return value
+
+    @field_validator("referral_trajectory")
+    @classmethod
+    def _is_trajectory(cls, value: dict[str, int]) -> dict[str, int]:
+        for month, expected in value.items():
+            if not _MONTH.match(month):
+                raise ValueError(f"trajectory months are 'YYYY-MM', not {month!r}")
+            if not 0 <= expected <= 1_000_000:
+                raise ValueError(f"the trajectory for {month} must be 0 to 1000000 referrals")
+        return dict(sorted(value.items()))
 
     @field_validator("max_waitlist_band")
     @classmethod

@@ -74,6 +74,9 @@ class Instrument:
     whole_numbers: bool = True
     better: Better = "higher"
     threshold_range: tuple[float, float] | None = None
+    # Items a person may leave out (MYCAW: a second concern); "mean" scoring only, where
+    # the profile is the mean of the items answered.
+    optional_items: tuple[str, ...] = ()
 
     def threshold_bounds(self) -> tuple[float, float]:
         """What a rate card may ask instead of ``meaningful_change``: the published range,
@@ -179,6 +182,9 @@ def _check_definition(inst: Instrument) -> None:
         <= inst.meaningful_change
         <= highest,
         "min_areas cannot exceed the number of items": inst.min_areas <= len(items),
+        "optional_items must be some of the items, for mean scoring": set(inst.optional_items)
+        < items
+        and (kind == "mean" or not inst.optional_items),
         "min_areas is for per-item scoring": kind in PER_ITEM_KINDS or inst.min_areas == 1,
     }
     problems = [problem for problem, ok in checks.items() if not ok]

@@ -6,7 +6,8 @@ questionnaire is only a TOML table:
 
 - ``sum``: items added up, optionally converted by a published table (SWEMWBS metric) and
   classified (UCLA-3 ``lonely``); improvement is the total moving the right way.
-- ``mean``: items averaged into a profile score, kept beside the items (MYCAW);
+- ``mean``: items averaged into a profile score, kept beside the items (MYCAW; its
+  ``optional_items`` may be left out: the profile is the mean of those answered);
   improvement is the profile moving the right way.
 - ``bands_per_item``: items kept apart, each in a band (ONS4); improvement is enough items
   moving a band the right way.
@@ -151,9 +152,18 @@ class Registry:
             if inst.scoring == "mean"
             else set(inst.items)
         )
+        optional = set(inst.optional_items)
         for which, scores in (("baseline", baseline), ("follow-up", followup)):
-            if set(scores.raw) != raw_keys or not inst.derived_keys() <= set(scores.derived):
+            if not raw_keys - optional <= set(scores.raw) <= raw_keys or not (
+                inst.derived_keys() <= set(scores.derived)
+            ):
                 raise MeasureError(f"the {which} {inst.code} scores are incomplete; score again")
+        if set(baseline.raw) - set(followup.raw):
+            left = ", ".join(sorted(set(baseline.raw) - set(followup.raw)))
+            raise MeasureError(
+                f"the follow-up {inst.code} must score what the baseline scored ({left} is "
+                "missing): the same concerns are scored again"
+            )
         step = _step(inst, threshold)
         if inst.scoring in PER_ITEM_KINDS:
             need = _min_areas(inst, min_areas)
@@ -187,7 +197,12 @@ def _compare_total(inst: Instrument, base: Scores, follow: Scores, step: float) 
 
 
 def _compare_profile(inst: Instrument, base: Scores, follow: Scores, step: float) -> Change:
-    deltas = {key: _round(follow.raw[key] - base.raw[key]) for key in base.raw}
+    """The change in the profile over the items the baseline scored: a concern first
+    named at the follow-up is scored there but not part of the change."""
+    items = [item for item in inst.items if item in base.raw]
+    later = dict(follow.raw)
+    later["profile"] = round(sum(follow.raw[i] for i in items) / len(items), 2)
+    deltas = {key: _round(later[key] - base.raw[key]) for key in base.raw}
     delta, sign = deltas["profile"], _sign(inst.better)
     detail = f"{inst.code} profile {delta:+g} (meaningful change is {sign * step:+g})"
     return Change(inst.code, sign * delta >= step, deltas, 0, detail)
@@ -275,14 +290,14 @@ def _check_answers(inst: Instrument, answers: Mapping[str, int | float]) -> dict
             raise MeasureError(
                 f"{inst.code} answers name an item it does not have; its items are {items}"
             )
-    missing = [item for item in inst.items if item not in answers]
+    missing = [i for i in inst.items if i not in answers and i not in inst.optional_items]
     if len(missing) == 1:
         raise MeasureError(f"{_label(inst, missing[0])} is missing; every item must be answered")
     if missing:
         raise MeasureError(
             f"{inst.code} items {', '.join(missing)} are missing; every item must be answered"
         )
-    return {item: _check_value(inst, item, answers[item]) for item in inst.items}
+    return {item: _check_value(inst, item, answers[item]) for item in inst.items if item in answers}
 
 
 def _check_value(inst: Instrument, item: str, value: object) -> float:

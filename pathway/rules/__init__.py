@@ -226,7 +226,14 @@ def apply_fact(state: CaseState, fact: cmd.PartnerFact, ctx: Context) -> Decisio
     copy = state.model_copy(deep=True)
     rule = providers.responded if isinstance(fact, cmd.ProviderResponded) else providers.attendance
     decision = rule(copy, fact, ctx)  # type: ignore[arg-type]
-    if decision.events or decision.state.episode != state.episode:
+    changed = decision.state.episode != state.episode
+    if changed and isinstance(fact, cmd.AttendanceRecorded):
+        # Reporting reads attendance (and its corrections) from the lifecycle topic. Only
+        # a report that changed the episode raises it, so the version moves (and the
+        # activity runs) exactly when it did before; its id comes from the fact's, so no
+        # random id is drawn and histories replay with the ids they had.
+        decision.events.append(providers.attendance_recorded(decision.state, fact))
+    if decision.events or changed:
         decision.state.version += 1
     remember_event(decision.state, fact.event_id)
     return decision

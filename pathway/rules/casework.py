@@ -376,3 +376,12 @@ def _check_followup_instruments(
                 f"{item.instrument} has no baseline in this episode, so the {what} cannot "
                 f"compare it (baseline measures: {have})"
             )
+        # An instrument with items a person may leave out (MYCAW's second concern): what the
+        # baseline scored is scored again, so the two can be compared.
+        optional = default_registry().get(item.instrument).optional_items
+        left = [k for k in optional if k in baseline[item.instrument].raw and k not in item.answers]
+        if left:
+            raise Rejected(
+                f"{item.instrument} {', '.join(left)} was scored at the baseline, so the {what} "
+                "scores it again"
+            )

@@ -60,7 +60,7 @@ def record(state: CaseState, c: cmd.RecordCompletionReport, ctx: Context) -> Dec
     )
     ep.completion_report = report
     decision = Decision(state)
-    decision.emit(ctx, report)
+    outcomes.completion(state, decision, ctx, report, decision.emit(ctx, report))
     return decision
 
 

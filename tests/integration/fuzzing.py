@@ -15,6 +15,10 @@ referrer). Two in three generated referral ids are swapped for real referrals in
 partner's localities, and some commands get the referral's current version, so commands
 reach the workflow's validators with arbitrary bodies.
 
+Stateful too (in the casework module): the document's links (``api.links``) let
+schemathesis chain calls, so bounded scenarios make a referral and then read, command and
+annotate it by the id the response gave, held to the same checks.
+
 Hostile input on top of what schemathesis draws (issue 17): one in four cases has a
 path parameter or a body string swapped for a NUL, another control character, a line
 separator or an NHS number in fullwidth or Arabic-Indic digits; one in eight is sent
@@ -70,7 +74,10 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "casework": ("referrals", "caseload", "activities"),
     "providers": ("provider", "directory"),
     "payments": ("payments",),
-    "service": ("funds", "equality", "dashboard", "audit", "health", "livez", "readyz"),
+    "service": (
+        *("funds", "equality", "dashboard", "reports", "evaluation"),
+        *("audit", "health", "livez", "readyz"),
+    ),
 }
 FALLBACK = "service"
 
@@ -93,6 +100,8 @@ IDENTITY_BY_PREFIX = {
     "/payments": "contract_manager:commissioner",
     "/provider": "tier_two:walking-group",
     "/directory": "admin:linkway-admin",
+    "/reports": "contract_manager:commissioner",
+    "/evaluation": "contract_manager:commissioner",
 }
 
 
@@ -366,6 +375,72 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=list(HealthCheck),
 )
+
+
+# Stateful: chains of calls that follow the document's links (api.links): a referral is
+# made, then read, commanded and annotated by the id its response gave. Bounded so the
+# run adds well under half a minute: scenarios x steps calls at most.
+SCENARIOS, STEPS = 15, 6
+CHAINED: Counter[str] = Counter()
+
+
+def referral_machine() -> type:
+    """The state machine over the referral operations, every scenario starting with
+    ``POST /referrals``. Schemathesis picks its own entry points from what it infers of
+    the resources and, here, never the creating call; it is made the only one."""
+    from unittest import mock
+
+    from schemathesis.specs.openapi import stateful
+
+    def creates(operation: Any, *_: Any) -> bool:
+        return operation.label == "POST /referrals"
+
+    with mock.patch.object(stateful, "is_likely_root_transition", creates):
+        return load_schema().include(path_regex="^/referrals").as_state_machine()
+
+
+class Chained(referral_machine()):  # type: ignore[misc]
+    """Each call as the identity its part of the API is open to, steered like the
+    stateless run (a fresh Idempotency-Key, a served locality, no NHS number), and held
+    to the same checks: no 5xx, no undocumented status, no response outside its schema."""
+
+    fuzz: Fuzzer
+    made: set[str] = set()
+
+    def before_call(self, case: schemathesis.Case) -> None:
+        steer(case, CHAINED.total())
+        if (case.path_parameters or {}).get("referral_id") in self.made:
+            CHAINED[case.operation.label] += 1
+
+    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        identity = identity_for(case.operation.path, case.method.upper())
+        headers = self.fuzz.api.auth(identity) if identity else {}
+        return {
+            "base_url": self.fuzz.api.base_url,
+            "session": self.fuzz.session,
+            "headers": headers,
+            "timeout": 60,
+        }
+
+    def after_call(self, response: Any, case: schemathesis.Case) -> None:
+        super().after_call(response, case)
+        if case.operation.label == "POST /referrals" and response.status_code in (200, 201):
+            self.made.add(response.json()["referral_id"])
+
+    def validate_response(
+        self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
+    ) -> None:
+        case.validate_response(
+            response,
+            excluded_checks=EXCLUDED,
+            transport_kwargs=kwargs or None,
+            recorder=getattr(self, "recorder", None),
+        )
+
+
+def run_chained(fuzz: Fuzzer, scenarios: int = SCENARIOS) -> None:
+    Chained.fuzz = fuzz
+    Chained.run(settings=settings(FUZZ, max_examples=scenarios, stateful_step_count=STEPS))
 
 
 def without_input(schema: BaseSchema) -> set[str]:

@@ -12,7 +12,17 @@ from collections import Counter
 import pytest
 import schemathesis
 
-from tests.integration.fuzzing import FUZZ, Fuzzer, check_examples, fuzzer, group_schema, run_case
+from tests.integration.fuzzing import (
+    CHAINED,
+    FUZZ,
+    Chained,
+    Fuzzer,
+    check_examples,
+    fuzzer,
+    group_schema,
+    run_case,
+    run_chained,
+)
 
 pytestmark = pytest.mark.integration
 GROUP = "casework"
@@ -25,6 +35,13 @@ __all__ = ["fuzzer"]  # the module-scoped fixture: this module's own API
 @FUZZ
 def test_casework_conforms_to_the_openapi(case: schemathesis.Case, fuzzer: Fuzzer) -> None:
     run_case(case, fuzzer, CALLS)
+
+
+def test_chained_calls_follow_the_links_without_a_server_error(fuzzer: Fuzzer) -> None:
+    run_chained(fuzzer)
+    print(f"\nstateful calls on a referral made in the same scenario: {dict(CHAINED)}")
+    assert Chained.made, "no scenario made a referral"
+    assert sum(CHAINED.values()) >= 5, CHAINED  # the links were followed
 
 
 def test_every_casework_operation_got_at_least_100_examples() -> None:

@@ -1,8 +1,8 @@
 """The schemathesis run of the ``test_api_schemathesis_<group>.py`` modules (hostile
 strings, chunked bodies and all; see ``tests/integration/fuzzing.py``) against PostgreSQL,
 where a NUL in a string is an error rather than a miss: no 5xx on any operation of the
-document. A sample of the cases (5 examples per operation plus the coverage cases) keeps
-CI quick; SQLite gets the full run.
+document, and a shorter stateful run (calls chained by the links). A sample of the
+cases (5 examples per operation plus the coverage cases) keeps CI quick; SQLite gets the full run.
 
 Its own module with its own API and worker: under ``--dist loadfile`` a module's tests
 run on one pytest-xdist worker, whose other modules' APIs have stopped (module scope)
@@ -21,7 +21,15 @@ import schemathesis
 from hypothesis import settings
 
 from tests.conftest import scratch_postgres
-from tests.integration.fuzzing import FUZZ, Fuzzer, fuzzer_on, load_schema, run_case, serve
+from tests.integration.fuzzing import (
+    FUZZ,
+    Fuzzer,
+    fuzzer_on,
+    load_schema,
+    run_case,
+    run_chained,
+    serve,
+)
 
 pytestmark = pytest.mark.integration
 EXAMPLES = 5
@@ -43,3 +51,9 @@ def test_api_conforms_to_its_openapi_on_postgresql(
     case: schemathesis.Case, pg_fuzzer: Fuzzer
 ) -> None:
     run_case(case, pg_fuzzer, CALLS)
+
+
+def test_chained_calls_follow_the_links_without_a_server_error_on_postgresql(
+    pg_fuzzer: Fuzzer,
+) -> None:
+    run_chained(pg_fuzzer, scenarios=8)

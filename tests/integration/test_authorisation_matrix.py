@@ -31,7 +31,17 @@ from tests.integration.stack import ThreadedApi
 
 pytestmark = pytest.mark.integration
 
-IDENTITIES = sorted(f"{p.role}:{p.id}" for p in load().partners)
+# Every partner's demo token (a Tier One partner's is its manager's) and a plain Tier One
+# link worker's: a link worker has every permission its manager has (only their capacity
+# and time views narrow to their own: tests/integration/test_worktime.py).
+IDENTITIES = sorted([*(f"{p.role}:{p.id}" for p in load().partners), "link_worker:north-wellbeing"])
+
+
+def role_of(identity: str) -> str:
+    role = identity.split(":")[0]
+    return "tier_one" if role == "link_worker" else role
+
+
 WEMWBS = {
     "instrument": "WEMWBS",
     "consent_ref": "c-1",
@@ -117,7 +127,7 @@ def operations() -> list[Op]:
             role_only=True,
         ),
     ]
-    everyone = frozenset(r.split(":")[0] for r in IDENTITIES)
+    everyone = frozenset(role_of(r) for r in IDENTITIES)
     for method, path, roles in [
         ("GET", "/directory/services", everyone),
         ("GET", "/directory/services/{service_id}", everyone),
@@ -148,6 +158,11 @@ def operations() -> list[Op]:
                 ("GET", "/statements.csv"),
             ]
         ],
+        ("GET", "/reports", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/{kpi}", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/{kpi}.csv", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/evaluation/episodes.csv", frozenset({"contract_manager"})),
+        ("GET", "/evaluation/episodes.parquet", frozenset({"contract_manager"})),
         *[
             (method, f"/payments{tail}", frozenset({"contract_manager"}))
             for method, tail in [
@@ -172,6 +187,7 @@ def operations() -> list[Op]:
                 ("GET", ""),
                 ("GET", "/{fund_id}"),
                 ("GET", "/{fund_id}/statement"),
+                ("GET", "/{fund_id}/statement.csv"),
                 ("GET", "/{fund_id}/grants"),
                 ("GET", "/{fund_id}/grants/{grant_id}"),
                 *[("POST", f"/{{fund_id}}/grants/{{grant_id}}/{v}") for v in FUND_ACTIONS],
@@ -276,6 +292,7 @@ async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: T
     south = await refer(http, api, "referrer:gp-ludlow", "ludlow")
     scope = {
         "tier_one:north-wellbeing": {north},
+        "link_worker:north-wellbeing": {north},
         "tier_one:south-wellbeing": {south},
         "referrer:gp-oswestry": {north},
         "referrer:gp-ludlow": {south},
@@ -291,7 +308,7 @@ async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: T
     assert every == {op.label for op in ops}, "the matrix must cover every endpoint"
 
     for identity in IDENTITIES:
-        role = identity.split(":")[0]
+        role = role_of(identity)
         mine = scope.get(identity, set())
         outside = {north, south} - mine
         before = {r: footprint(api, r, await version_of(http, api, r)) for r in outside}

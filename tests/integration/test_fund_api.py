@@ -6,6 +6,9 @@ so the fixture builds the app's shared dependencies as its lifespan does."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -36,6 +39,13 @@ from tests.unit.test_payment_engine import payments
 pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 PROBLEM = "application/problem+json"
 Headers = Callable[..., dict[str, str]]
+# The read model's record of the plan: goal 1 current, goal 2 dropped.
+PLAN = json.dumps(
+    [
+        {"number": 1, "category": "family_friends", "status": "in_progress"},
+        {"number": 2, "category": "health", "status": "dropped"},
+    ]
+)
 
 
 @pytest.fixture
@@ -72,6 +82,7 @@ def app(settings: Settings, engine: Engine) -> FastAPI:
                     stage="active",
                     consent_to_share=True,
                     opened_at=datetime.now(UTC),
+                    goals=PLAN,
                 )
             )
         session.commit()
@@ -112,7 +123,7 @@ async def test_a_grant_from_request_to_statement_with_its_refusals(
     assert (again.status_code, again.headers["content-type"]) == (409, PROBLEM)
     assert (await http.post("/funds", json=fund_body, headers=lw())).status_code == 403
 
-    grant = {"referral_id": "r-north", "goal_id": "goal-1", "purpose": "travel",
+    grant = {"referral_id": "r-north", "goal_id": "1", "purpose": "travel",
              "supplier": "Arriva bus pass", "amount_pence": 5_000}  # fmt: skip
     key = uuid.uuid4().hex
     asked = await http.post(f"/funds/{fund}/grants", json=grant, headers=lw(key))
@@ -140,6 +151,14 @@ async def test_a_grant_from_request_to_statement_with_its_refusals(
             f"/funds/{fund}/grants", json={**grant, "amount_pence": 6_001}, headers=lw()
         )
     ).status_code == 422
+
+    # The goal must be one of the person's current goals: not in the plan, or dropped: 422.
+    for goal_id, says in (("goal-1", "current plan: 1, 2"), ("3", "1, 2"), ("2", "dropped")):
+        off = await http.post(
+            f"/funds/{fund}/grants", json={**grant, "goal_id": goal_id}, headers=lw()
+        )
+        assert (off.status_code, off.headers["content-type"]) == (422, PROBLEM), off.text
+        assert off.json()["title"] == "Invalid grant" and says in off.json()["detail"]
 
     # The requester may not approve; another partner cannot even see the grant.
     own = await http.post(f"{url}/approve", headers=lw())
@@ -180,6 +199,24 @@ async def test_a_grant_from_request_to_statement_with_its_refusals(
     assert statement["by_purpose"]["travel"]["spent_pence"] == 4_250
     assert statement["by_partner"]["north-wellbeing"]["grants_approved"] == 1
     assert "Arriva" not in str(statement)  # the supplier stays with the grant
+    exported = await http.get(f"/funds/{fund}/statement.csv", headers=lw(False))
+    assert exported.headers["content-type"] == "text/csv; charset=utf-8"
+    assert 'filename="linkway-fund-c-1-2026-27.csv"' in exported.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    total = rows[0]
+    assert (total["line"], total["budget_pence"], total["spent_pence"]) == (
+        "total",
+        "10000",
+        "4250",
+    )
+    assert (total["available_pence"], total["requested_pence"]) == ("5750", "5001")
+    for line in ("purpose", "partner"):  # each breakdown adds up to the total, to the penny
+        for column in ("committed_pence", "spent_pence", "requested_pence", "grants_approved"):
+            assert sum(int(r[column]) for r in rows if r["line"] == line) == int(total[column])
+    assert {r["key"] for r in rows if r["line"] == "partner"} == {"north-wellbeing"}
+    assert "Arriva" not in exported.text
+    missing_csv = await http.get("/funds/no-such-fund/statement.csv", headers=cm(False))
+    assert (missing_csv.status_code, missing_csv.headers["content-type"]) == (404, PROBLEM)
 
 
 async def test_a_grant_request_retried_after_a_crash_between_its_two_writes_makes_one_grant(
@@ -198,7 +235,7 @@ async def test_a_grant_request_retried_after_a_crash_between_its_two_writes_make
         raise SystemExit("the process died here")
 
     store.finish = crash
-    grant = {"referral_id": "r-north", "goal_id": "goal-1", "purpose": "travel",
+    grant = {"referral_id": "r-north", "goal_id": "1", "purpose": "travel",
              "supplier": "Arriva", "amount_pence": 900}  # fmt: skip
     key = uuid.uuid4().hex
     with pytest.raises(SystemExit):
@@ -211,6 +248,12 @@ async def test_a_grant_request_retried_after_a_crash_between_its_two_writes_make
     with Session(engine) as session:  # the dead holder's lease runs out
         session.execute(
             update(IdempotencyRecord).values(created_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+        # Meanwhile the plan changed: the goal was dropped. The retry still answers the
+        # grant that was made, not a 422.
+        dropped = json.dumps([{"number": 1, "category": "family_friends", "status": "dropped"}])
+        session.execute(
+            update(ReferralRow).where(ReferralRow.referral_id == "r-north").values(goals=dropped)
         )
         session.commit()
     retried = await http.post(

@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
 
 NORTH = "tier_one:north-wellbeing"
 SOUTH = "tier_one:south-wellbeing"
-ME = "demo-tier_one.north-wellbeing"
+ME = "demo-tier_one.north-wellbeing"  # the demo Tier One token: the partner's manager
+LINK = "link_worker:north-wellbeing"  # a plain link worker of the same partner
+WORKER = "demo-link_worker.north-wellbeing"
 WEMWBS_LOW = {
     "instrument": "WEMWBS",
     "consent_ref": "c-1",
@@ -216,6 +218,20 @@ async def test_time_goals_and_a_mid_point_measure_on_one_referral(
     assert row["open_cases"] >= 1 and row["started_last_12_months"] >= 1
     assert row["minutes_this_month"] >= 70 or datetime.now(UTC).day == 1
     assert (await http.get("/caseload/capacity", headers=api.auth(SOUTH))).json()["items"] == []
+
+    # A plain link worker sees their own time and capacity row; their manager the team's.
+    await case.do("activities", activity(25, "phone", link_worker_id=WORKER))
+    for who, workers in ((LINK, {WORKER}), (NORTH, {ME, WORKER})):
+        summed = await http.get("/activities/summary", headers=api.auth(who))
+        assert {i["key"] for i in summed.json()["items"]} == workers, who
+        rows = (await http.get("/caseload/capacity", headers=api.auth(who))).json()["items"]
+        assert {r["link_worker_id"] for r in rows} >= workers - {WORKER}
+        assert not {r["link_worker_id"] for r in rows} - workers
+    (own,) = (await http.get("/activities/summary", headers=api.auth(LINK))).json()["items"]
+    assert own["minutes"] == 25
+    for path in ("/activities/summary", "/caseload/capacity"):
+        asked = await http.get(path, params={"link_worker_id": ME}, headers=api.auth(LINK))
+        assert asked.status_code == 200 and asked.json()["items"] == []  # not theirs to see
 
 
 async def test_a_level_1_plan_signposts_and_ends_at_its_check(

@@ -266,6 +266,27 @@ def test_the_mid_point_check_in_carries_measures_compared_with_the_baseline() ->
     assert sorted(case.state.episode.midpoint_measures) == ["MYCAW", "WEMWBS"]
 
 
+def test_mycaw_with_one_concern_is_scored_and_compared_and_keeps_its_concerns() -> None:
+    one = {"concern_1": 5, "wellbeing": 4}  # profile 4.5
+    case = at_stage("supported", baseline=[measure("MYCAW", one)])
+    decision = case.later(days=42).do(
+        cmd.RecordCheckin,
+        on_track=True,
+        measures=[measure("MYCAW", {"concern_1": 3, "wellbeing": 4})],  # profile 3.5: -1
+    )
+    checkin = only(decision, ev.CheckinRecorded)
+    assert checkin.improved_instruments == ["MYCAW"]
+    assert checkin.measures[0].raw == {"concern_1": 3, "wellbeing": 4, "profile": 3.5}
+
+    two = at_stage("supported", baseline=[measure("MYCAW", MYCAW_BEFORE)])
+    with pytest.raises(Rejected, match="MYCAW concern_2 was scored at the baseline"):
+        two.later(days=42).do(
+            cmd.RecordCheckin,
+            on_track=True,
+            measures=[measure("MYCAW", {"concern_1": 3, "wellbeing": 4})],
+        )
+
+
 def test_a_mid_point_measure_without_a_baseline_is_rejected() -> None:
     case = at_stage("supported")
     with pytest.raises(Rejected, match="MYCAW has no baseline"):
@@ -342,7 +363,9 @@ def signposted() -> Case:
 
 def test_the_signpost_check_ends_the_short_path_instead_of_a_review() -> None:
     case = signposted()
-    case.at(case.state.episode.deadlines["review"]).deadline("review")
+    due = case.at(case.state.episode.deadlines["review"]).deadline("review")
+    # The short path's check is due under its own name (the review deadline carries it).
+    assert only(due, ev.ActionDue).action == "signpost_check"
     with pytest.raises(Conflict, match="ends with the signpost check"):
         case.do(cmd.RecordReview, decision="dormant")
 

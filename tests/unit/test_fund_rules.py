@@ -51,3 +51,16 @@ def test_spend_is_at_most_what_was_approved_and_the_budget_never_below_the_money
     rules.check_budget(totals, 9_000)
     with pytest.raises(OverBudget):
         rules.check_budget(totals, 8_999)
+
+
+def test_a_grant_names_a_current_goal_of_the_plan_by_its_number() -> None:
+    plan: list[dict[str, object]] = [
+        {"number": 1, "category": "family_friends", "status": "in_progress"},
+        {"number": 2, "category": "health", "status": "dropped"},
+    ]
+    rules.check_goal("1", plan)
+    for goal_id, says in (("goal-1", "current plan: 1, 2"), ("3", "1, 2"), ("2", "dropped")):
+        with pytest.raises(InvalidGrant, match=says):
+            rules.check_goal(goal_id, plan)
+    with pytest.raises(InvalidGrant, match="no plan with goals"):
+        rules.check_goal("1", [])

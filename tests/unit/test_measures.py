@@ -606,5 +606,32 @@ def test_mycaw_answers_are_whole_numbers_from_0_to_6(registry: Registry) -> None
         MeasureError, match="MYCAW item wellbeing must be a whole number from 0 to 6"
     ):
         registry.score("MYCAW", {"concern_1": 1, "concern_2": 1, "wellbeing": 7})
+    with pytest.raises(MeasureError, match="MYCAW item concern_2 must be a whole number"):
+        registry.score("MYCAW", {"concern_1": 1, "concern_2": 2.5, "wellbeing": 2})
+
+
+def test_mycaw_takes_one_or_two_concerns_and_scores_the_mean_of_those_given(
+    registry: Registry,
+) -> None:
+    one = registry.score("MYCAW", {"concern_1": 5, "wellbeing": 4})
+    assert one.raw == {"concern_1": 5, "wellbeing": 4, "profile": 4.5}
+    two = registry.score("MYCAW", {"concern_1": 5, "concern_2": 5, "wellbeing": 4})
+    assert two.raw["profile"] == 4.67
+    with pytest.raises(MeasureError, match="concern_1 is missing"):
+        registry.score("MYCAW", {"concern_2": 5, "wellbeing": 4})
+    with pytest.raises(MeasureError, match="wellbeing is missing"):
+        registry.score("MYCAW", {"concern_1": 5})
+
+
+def test_mycaw_change_is_over_the_baseline_s_concerns(registry: Registry) -> None:
+    base = registry.score("MYCAW", {"concern_1": 5, "wellbeing": 4})  # profile 4.5
+    later = registry.score("MYCAW", {"concern_1": 3, "wellbeing": 4})  # profile 3.5
+    change = registry.compare(base, later)
+    assert change.improved and change.deltas == {"concern_1": -2, "wellbeing": 0, "profile": -1}
+    # A concern first named at the follow-up is scored there, not counted in the change.
+    named_later = registry.score("MYCAW", {"concern_1": 3, "concern_2": 6, "wellbeing": 4})
+    assert registry.compare(base, named_later).deltas["profile"] == -1
+    # The follow-up scores the baseline's concerns again.
+    both = registry.score("MYCAW", {"concern_1": 5, "concern_2": 5, "wellbeing": 4})
     with pytest.raises(MeasureError, match="concern_2 is missing"):
-        registry.score("MYCAW", {"concern_1": 1, "wellbeing": 2})
+        registry.compare(both, later)

@@ -113,6 +113,52 @@ def test_a_person_is_matched_only_within_the_partner_holding_the_case(engine: En
         assert session.exec(select(NoteRecord)).first() is None
 
 
+def test_nhs_numbers_stored_in_other_digits_are_normalised_or_flagged(engine: Engine) -> None:
+    """Before the API took ASCII digits only, a fullwidth or Arabic-Indic NHS number was
+    stored as sent and indexed under a different blind index. ``check_nhs_numbers`` (the
+    ``linkway people check`` command) finds them; with ``fix`` it rewrites them 0-9 and
+    re-indexes them, except one that is another case's number (a duplicate, flagged)."""
+    store = PersonalDataStore(engine, [Fernet.generate_key()])
+    wide = "".join(chr(0xFF10 + int(d)) for d in "9434765919")  # fullwidth
+    arabic = "".join(chr(0x0660 + int(d)) for d in "4010232137")  # Arabic-Indic
+    stored = {
+        "r-ascii": "9434765919",
+        "r-wide": wide,
+        "r-arabic": arabic,
+        "r-spaced": "382 896 6551",
+        "r-bad": "12345",
+        "r-none": None,
+    }
+    with transaction(engine) as session:
+        for rid, number in stored.items():
+            store.put(session, rid, "north-wellbeing", {**PERSON, "nhs_number": number}, NURSE)
+
+    found = store.check_nhs_numbers(nhs_number_is_valid)
+    assert {(f.kind, f.referral_id, f.other) for f in found} == {
+        ("duplicate", "r-wide", "r-ascii"),
+        ("normalised", "r-arabic", ""),
+        ("normalised", "r-spaced", ""),
+        ("invalid", "r-bad", ""),
+    }
+    assert store.find_by_nhs_number("4010232137", "north-wellbeing", NURSE) is None  # unfixed
+
+    store.check_nhs_numbers(nhs_number_is_valid, fix=True)
+    assert store.find_by_nhs_number("4010232137", "north-wellbeing", NURSE) == "r-arabic"
+    assert store.find_by_nhs_number("3828966551", "north-wellbeing", NURSE) == "r-spaced"
+    assert store.find_by_nhs_number("9434765919", "north-wellbeing", NURSE) == "r-ascii"
+    assert store.get("r-wide", NURSE)["nhs_number"] == "9434765919"  # type: ignore[index]
+    with Session(engine) as session:
+        assert session.get(PersonRecord, "r-wide").nhs_index is None  # type: ignore[union-attr]
+        fixes = session.exec(select(AuditRecord).where(AuditRecord.purpose == "data_quality")).all()
+    assert {a.referral_id for a in fixes} == {"r-wide", "r-arabic", "r-spaced"}
+    # What remains needs an operator: the second case, and the number no one can read.
+    again = store.check_nhs_numbers(nhs_number_is_valid, fix=True)
+    assert {(f.kind, f.referral_id) for f in again} == {
+        ("duplicate", "r-wide"),
+        ("invalid", "r-bad"),
+    }
+
+
 def test_equality_answers_are_encrypted_rotated_and_read_as_one_audited_aggregate(
     engine: Engine,
 ) -> None:
