@@ -25,11 +25,13 @@ from api import (
     problems,
     providers,
     referrals,
+    referrer,
     schemas,
     tenancy,
 )
 from api.auth import Authenticator
 from api.deps import Deps
+from api.fhir import facade
 from api.limits import BodySizeLimit
 from api.personal_data import PersonalDataStore, load_keys
 from api.problems import Problem
@@ -97,6 +99,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
         app.include_router(module.router)
     app.include_router(completion_report.router)
+    app.include_router(referrer.router)
+    app.include_router(facade.router)
     app.include_router(probes.router)
     telemetry.instrument_app(app)  # server spans: the root of every request's trace
 

@@ -1,0 +1,294 @@
+"""The FHIR facade for partners whose systems speak FHIR R4, under ``/fhir``.
+
+Every route is a door onto a native one, with the same token, role and scope rules:
+
+- ``POST /fhir/ServiceRequest`` makes a referral through ``POST /referrals``'s own path
+  (``api.referrals.submit``): the same validation, the same Idempotency-Key (a key
+  retried through either door gets the first answer), the same workflow and events;
+- ``GET /fhir/ServiceRequest/{id}`` reads a referral as ``GET /referrals/{id}/status``
+  does (pseudonymous; referrer, Tier One, contract manager, admin, each in scope);
+- ``GET /fhir/Task`` and ``GET /fhir/Task/{id}``: a Tier Two provider's own handoffs;
+- ``PUT`` / ``PATCH /fhir/Task/{id}``: the owning provider moves its handoff (accepted,
+  rejected, on-hold, completed), the same fact as ``POST /provider/handoffs/{id}/...``;
+- ``GET /fhir/metadata``: the CapabilityStatement (open, as FHIR servers' are).
+
+Errors are ``OperationOutcome`` (``api.fhir.outcome``). docs/fhir.md is the guide.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from fhir.resources.R4B.bundle import Bundle, BundleEntry
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from fhir.resources.R4B.task import Task
+from sqlmodel import Session, col, select
+
+from activities.readmodel import HandoffRow
+from api import providers, referrer
+from api.auth import Caller, require
+from api.commands import IdempotencyKey
+from api.deps import deps
+from api.fhir import FHIR_JSON, PREFIX
+from api.fhir.mapping import answer, invalid, parse, referral_request, service_request, task
+from api.params import IdPath
+from api.problems import Problem, responses
+from api.referrals import submit
+from api.scope import visible
+from events.ids import is_id
+
+router = APIRouter(prefix=PREFIX, tags=["fhir"])
+Referrer = Annotated[Caller, Depends(require("referrer", "tier_one"))]
+Reader = Annotated[Caller, Depends(require("referrer", "tier_one", "contract_manager", "admin"))]
+TierTwo = Annotated[Caller, Depends(require("tier_two"))]
+MEDIA = ("application/fhir+json", "application/json", "application/merge-patch+json")
+
+
+def fhir(resource: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        resource.model_dump_json(), status_code=status, media_type=FHIR_JSON, headers=headers
+    )
+
+
+def _resource(name: str, patch: bool = False) -> dict[str, Any]:
+    """The OpenAPI request body of a FHIR resource (the FHIR specification defines it)."""
+    schema = {"type": "object", "description": f"a FHIR R4 {name} resource (docs/fhir.md)"}
+    media = (
+        ["application/merge-patch+json"] if patch else ["application/fhir+json", "application/json"]
+    )
+    return {"requestBody": {"required": True, "content": {m: {"schema": schema} for m in media}}}
+
+
+def _answers(description: str, *codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        **responses(*codes),
+        200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": description},
+    }
+
+
+async def _body(request: Request) -> bytes:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in MEDIA:
+        raise Problem(415, "Unsupported media type", "send Content-Type: application/fhir+json")
+    return await request.body()
+
+
+@router.get(
+    "/metadata",
+    response_class=Response,
+    responses=_answers("The CapabilityStatement", 429),
+    summary="What this FHIR server supports (CapabilityStatement)",
+)
+def metadata() -> Response:
+    def resource(kind: str, interactions: list[str], search: list[str]) -> dict[str, Any]:
+        return {
+            "type": kind,
+            "interaction": [{"code": i} for i in interactions],
+            "searchParam": [{"name": s, "type": "token"} for s in search],
+        }
+
+    statement = CapabilityStatement.model_validate(
+        {
+            "status": "active",
+            "date": "2026-12-02",
+            "kind": "instance",
+            "fhirVersion": "4.0.1",
+            "format": ["application/fhir+json"],
+            "implementation": {"description": "Linkway social prescribing FHIR facade"},
+            "rest": [
+                {
+                    "mode": "server",
+                    "security": {"description": "Bearer JWT, the same as the Linkway API"},
+                    "resource": [
+                        resource("ServiceRequest", ["create", "read"], []),
+                        resource(
+                            "Task", ["read", "search-type", "update", "patch"], ["owner", "status"]
+                        ),
+                    ],
+                }
+            ],
+        }
+    )
+    return fhir(statement)
+
+
+@router.post(
+    "/ServiceRequest",
+    status_code=201,
+    response_class=Response,
+    responses={
+        **responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        201: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "Created"},
+        200: {"content": {FHIR_JSON: {"schema": {"type": "object"}}}, "description": "Re-referral"},
+    },
+    openapi_extra=_resource("ServiceRequest"),
+    summary="Make a referral (the same as POST /referrals)",
+)
+async def create_service_request(
+    request: Request, caller: Referrer, idempotency_key: IdempotencyKey = None
+) -> Response:
+    sr = parse(await _body(request), ServiceRequest, "ServiceRequest")
+    made = await submit(deps(request), caller, referral_request(sr), idempotency_key)
+    created = json.loads(bytes(made.body))
+    read = await _read(request, caller, created["referral_id"])
+    return Response(
+        read.body,
+        status_code=made.status_code,
+        media_type=FHIR_JSON,
+        headers={"Location": f"{PREFIX}/ServiceRequest/{created['referral_id']}"},
+    )
+
+
+@router.get(
+    "/ServiceRequest/{referral_id}",
+    response_class=Response,
+    responses=_answers("The referral as a ServiceRequest", 401, 403, 404, 429),
+    summary="Read a referral as a ServiceRequest (pseudonymous)",
+)
+async def read_service_request(referral_id: IdPath, request: Request, caller: Reader) -> Response:
+    return await _read(request, caller, referral_id)
+
+
+async def _read(request: Request, caller: Caller, referral_id: str) -> Response:
+    with Session(deps(request).engine) as session:
+        row = visible(session, caller, referral_id)
+        view = referrer.views(session, [row])[row.referral_id]
+    return fhir(service_request(row, view))
+
+
+@router.get(
+    "/Task",
+    response_class=Response,
+    responses=_answers("A searchset Bundle of my Tasks", 401, 403, 422, 429),
+    summary="Search my handoffs as Tasks (by owner and status)",
+)
+def search_tasks(
+    request: Request,
+    caller: TierTwo,
+    owner: Annotated[
+        str | None, Query(max_length=100, description="Organization/<provider id> or the id")
+    ] = None,
+    status: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z-]+$")] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
+) -> Response:
+    rows: list[HandoffRow] = []
+    if owner is None or owner.removeprefix("Organization/") == caller.partner_id:
+        # Another provider's Tasks are not there for this caller: an empty searchset.
+        stmt = select(HandoffRow).where(HandoffRow.provider_id == caller.partner_id)
+        if status is not None:
+            stmt = stmt.where(HandoffRow.status == status)
+        stmt = stmt.order_by(col(HandoffRow.requested_at).desc(), col(HandoffRow.handoff_id))
+        with Session(deps(request).engine) as session:
+            rows = list(session.exec(stmt.limit(count)))
+    bundle = Bundle(
+        type="searchset",
+        total=len(rows),
+        timestamp=datetime.now(UTC),
+        entry=[
+            BundleEntry(fullUrl=f"{PREFIX}/Task/{r.handoff_id}", resource=task(r)) for r in rows
+        ],
+    )
+    return fhir(bundle)
+
+
+@router.get(
+    "/Task/{handoff_id}",
+    response_class=Response,
+    responses=_answers("The handoff as a Task", 401, 403, 404, 429),
+    summary="Read one of my handoffs as a Task",
+)
+def read_task(handoff_id: IdPath, request: Request, caller: TierTwo) -> Response:
+    return fhir(task(_mine(request, caller, handoff_id)))
+
+
+def _mine(request: Request, caller: Caller, handoff_id: str) -> HandoffRow:
+    with Session(deps(request).engine) as session:
+        row = session.get(HandoffRow, handoff_id)
+    if row is None or row.provider_id != caller.partner_id:
+        raise Problem(404, "Not found", "no Task with that id is visible to you")
+    return row
+
+
+_UPDATE = {**responses(400, 401, 403, 404, 413, 415, 422, 429)}
+_UPDATE[202] = {
+    "content": {FHIR_JSON: {"schema": {"type": "object"}}},
+    "description": "Taken: an OperationOutcome naming the provider fact; the Task shows it shortly",
+}
+
+
+@router.put(
+    "/Task/{handoff_id}",
+    status_code=202,
+    response_class=Response,
+    responses=_UPDATE,
+    openapi_extra=_resource("Task"),
+    summary="Update my Task's status (accepted, rejected, on-hold, completed)",
+)
+async def update_task(handoff_id: IdPath, request: Request, caller: TierTwo) -> Response:
+    return await _update(request, caller, handoff_id, parse(await _body(request), Task, "Task"))
+
+
+@router.patch(
+    "/Task/{handoff_id}",
+    status_code=202,
+    response_class=Response,
+    responses=_UPDATE,
+    openapi_extra=_resource("Task", patch=True),
+    summary="Patch my Task's status, statusReason or output (JSON merge patch)",
+)
+async def patch_task(handoff_id: IdPath, request: Request, caller: TierTwo) -> Response:
+    raw = await _body(request)
+    current = task(_mine(request, caller, handoff_id)).model_dump(mode="json")
+    try:
+        patch = json.loads(raw)
+    except ValueError:
+        raise invalid("Task", "the patch is not JSON") from None
+    if not isinstance(patch, dict):
+        raise invalid("Task", "a merge patch is a JSON object")
+    allowed = {"status", "statusReason", "output", "resourceType"}
+    if not set(patch) <= allowed:
+        raise invalid("Task", "a provider patches status, statusReason and output only")
+    merged = {**current, **{k: v for k, v in patch.items() if v is not None}}
+    merged.pop("statusReason", None) if patch.get("statusReason", 0) is None else None
+    return await _update(
+        request, caller, handoff_id, parse(json.dumps(merged).encode(), Task, "Task")
+    )
+
+
+async def _update(request: Request, caller: Caller, handoff_id: str, update: Task) -> Response:
+    if not is_id(handoff_id) or (update.id is not None and update.id != handoff_id):
+        raise invalid("Task.id", "must be the id in the path")
+    said = answer(update)
+    submitted = await providers.respond(
+        request,
+        caller,
+        handoff_id,
+        said.decision,  # type: ignore[arg-type]
+        reason_code=said.reason_code,
+        waitlist_band=said.waitlist_band,  # type: ignore[arg-type]
+        delivered_code=said.delivered_code,
+        sessions_delivered=said.sessions_delivered,
+    )
+    return JSONResponse(
+        {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "diagnostics": (
+                        f"{said.decision} taken as provider fact {submitted.event_id}"
+                        f"{' (a repeat: already received)' if submitted.duplicate else ''}; "
+                        "read the Task to see its effect"
+                    ),
+                }
+            ],
+        },
+        status_code=202,
+        media_type=FHIR_JSON,
+    )
