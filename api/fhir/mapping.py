@@ -100,7 +100,7 @@ def referral_request(sr: ServiceRequest) -> schemas.ReferralRequest:
     consent = next((e.valueBoolean for e in sr.extension or [] if e.url == CONSENT), None)
     if consent is None:
         raise invalid("ServiceRequest.extension", f"needs {CONSENT} with valueBoolean")
-    patient = next((c for c in sr.contained or [] if c.get_resource_type() == "Patient"), None)
+    patient: Any = next((c for c in sr.contained or [] if c.get_resource_type() == "Patient"), None)
     if patient is None or sr.subject is None or sr.subject.reference != f"#{patient.id}":
         raise invalid("ServiceRequest.subject", "must reference a contained Patient (#id)")
     name = (patient.name or [None])[0]
