@@ -68,6 +68,7 @@ IDENTITY_BY_PREFIX = {
     "/audit": "admin:linkway-admin",
     "/payments": "contract_manager:commissioner",
     "/provider": "tier_two:walking-group",
+    "/fhir/Task": "tier_two:walking-group",
     "/directory": "admin:linkway-admin",
 }
 
@@ -75,8 +76,10 @@ IDENTITY_BY_PREFIX = {
 def identity_for(path: str, method: str) -> str | None:
     if path == "/health":
         return None
-    if path == "/referrals" and method == "POST":
+    if (path, method) in (("/referrals", "POST"), ("/fhir/ServiceRequest", "POST")):
         return "referrer:gp-oswestry"
+    if path.endswith("/message-back"):
+        return "referrer:gp-oswestry"  # the referring practice's alone
     for prefix, identity in IDENTITY_BY_PREFIX.items():
         if path.startswith(prefix):
             return identity
