@@ -136,6 +136,8 @@ def project(
         spec = MILESTONES.get(event_type)
         if spec is None or data.get("episode") != episode:
             continue
+        if spec.status == "completed" and data.get("status", "final") != "final":
+            continue  # a draft report is the link worker's, not yet the referrer's
         if spec.status in seen:
             if spec.status == "completed" and consent_to_share:
                 view.summary = _summary(data)  # the report recorded again: the latest counts

@@ -1,5 +1,7 @@
 """The completion report and ongoing plan, recorded by the link worker when an episode
-has ended. The pathway drafts what it knows (the measures at baseline, review and
+has ended. The link worker may record it as a draft first (gone over with the person,
+recorded again as often as needed) and then final; a final report is never turned back
+into a draft, only recorded again final. The pathway fills in what it knows (the measures at baseline, review and
 follow-up with their changes, the services used and sessions attended); the link worker
 adds how each goal went, the ongoing plan (codes) and, by reference, the person's own
 words (a case note in the personal-data store). Recording it again replaces it."""
@@ -27,12 +29,18 @@ def record(state: CaseState, c: cmd.RecordCompletionReport, ctx: Context) -> Dec
             f"goals are numbered 1 to {ep.goal_count} (the plan's goal_count), each once"
         )
     previous = ep.completion_report
+    if previous is not None and previous.status == "final" and c.status == "draft":
+        raise Conflict(
+            f"episode {ep.number}'s completion report is final; record it again as final "
+            "to correct it"
+        )
     ep.own_words_note_id = c.own_words_note_id
     report = lifecycle(
         state,
         ctx,
         CompletionReported,
         report_version=previous.report_version + 1 if previous else 1,
+        status=c.status,
         ended_reason=ep.dormant_reason,
         goal_count=ep.goal_count,
         goals=[GoalResult(goal=g.goal, achieved=g.achieved) for g in sorted(c.goals, key=_goal)],

@@ -89,3 +89,23 @@ def test_goals_are_the_plans_numbered_goals_each_once(goals: list[int]) -> None:
             cmd.RecordCompletionReport,
             goals=[cmd.GoalOutcome(goal=g, achieved="achieved") for g in goals],
         )
+
+
+def test_a_draft_is_gone_over_then_finalised_and_a_final_one_stays_final() -> None:
+    case = _ended_after_support()
+    draft = only(case.do(cmd.RecordCompletionReport, status="draft"), CompletionReported)
+    redrafted = only(
+        case.do(cmd.RecordCompletionReport, status="draft", ongoing_plan=["self_managing"]),
+        CompletionReported,
+    )
+    final = only(
+        case.do(cmd.RecordCompletionReport, ongoing_plan=["self_managing"]), CompletionReported
+    )
+
+    assert [(r.status, r.report_version) for r in (draft, redrafted, final)] == [
+        ("draft", 1),
+        ("draft", 2),
+        ("final", 3),
+    ]
+    with pytest.raises(rules.Conflict, match="is final"):
+        case.do(cmd.RecordCompletionReport, status="draft")
