@@ -86,6 +86,9 @@ class HandoffRow(SQLModel, table=True):
     waitlist_band: str | None = None
     requested_at: datetime
     attended: int = 0
+    # What the provider delivered, once it reported the handoff completed.
+    delivered_code: str | None = Field(default=None, max_length=64)
+    sessions_delivered: int | None = None
 
 
 class ReferrerLink(SQLModel, table=True):

@@ -159,6 +159,8 @@ class Handoff(BaseModel):
     waitlist_band: str | None
     requested_at: Instant
     attended: int
+    delivered_code: str | None = Field(default=None, description="once completed: what")
+    sessions_delivered: int | None = None
 
 
 class Measure(BaseModel):

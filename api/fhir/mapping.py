@@ -203,7 +203,7 @@ def task(row: HandoffRow, last_modified: datetime | None = None) -> Task:
 
 
 def _delivered(row: HandoffRow) -> list[TaskOutput] | None:
-    delivered = getattr(row, "delivered_code", None)
+    delivered = row.delivered_code
     if row.status != "completed" or not delivered:
         return None
     outputs = [
@@ -214,7 +214,7 @@ def _delivered(row: HandoffRow) -> list[TaskOutput] | None:
             ),
         )
     ]
-    sessions = getattr(row, "sessions_delivered", None)
+    sessions = row.sessions_delivered
     if sessions is not None:
         outputs.append(TaskOutput(type=CodeableConcept(text=SESSIONS), valueInteger=sessions))
     return outputs

@@ -1,10 +1,11 @@
 """The completion report and ongoing plan, recorded by the link worker when an episode
 has ended. The link worker may record it as a draft first (gone over with the person,
 recorded again as often as needed) and then final; a final report is never turned back
-into a draft, only recorded again final. The pathway fills in what it knows (the measures at baseline, review and
-follow-up with their changes, the services used and sessions attended); the link worker
-adds how each goal went, the ongoing plan (codes) and, by reference, the person's own
-words (a case note in the personal-data store). Recording it again replaces it."""
+into a draft, only recorded again final. The pathway fills in what it knows (the
+measures at baseline, review and follow-up with their changes, the services used and
+sessions attended); the link worker adds how each goal went, the ongoing plan (codes)
+and, by reference, the person's own words (a case note in the personal-data store).
+Recording it again replaces it."""
 
 from __future__ import annotations
 

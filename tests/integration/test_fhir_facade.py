@@ -237,7 +237,12 @@ async def test_a_provider_moves_its_task_to_completed_over_fhir(
     assert completed.status_code == 202, completed.text
     await eventually(lambda: status_is(hid, "completed"))
     shown = (await http.get(f"/referrals/{rid}", headers=api.auth(NORTH))).json()
-    assert [h["status"] for h in shown["handoffs"] if h["handoff_id"] == hid] == ["completed"]
+    (handoff,) = [h for h in shown["handoffs"] if h["handoff_id"] == hid]
+    assert (handoff["status"], handoff["delivered_code"]) == ("completed", "course_completed")
+    done = Task.model_validate_json(
+        (await http.get(f"/fhir/Task/{hid}", headers=api.auth(WALKS))).text
+    )
+    assert [c.code for c in done.output[0].valueCodeableConcept.coding] == ["course_completed"]
 
     # Another provider: the Task is not there, and searching for it finds nothing.
     theirs = await http.get(f"/fhir/Task/{hid}", headers=api.auth("tier_two:befriending"))
