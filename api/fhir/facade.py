@@ -46,6 +46,7 @@ router = APIRouter(prefix=PREFIX, tags=["fhir"])
 Referrer = Annotated[Caller, Depends(require("referrer", "tier_one"))]
 Reader = Annotated[Caller, Depends(require("referrer", "tier_one", "contract_manager", "admin"))]
 TierTwo = Annotated[Caller, Depends(require("tier_two"))]
+PUBLISHED = "2026-12-02"  # when this CapabilityStatement last changed
 MEDIA = ("application/fhir+json", "application/json", "application/merge-patch+json")
 
 
@@ -95,7 +96,7 @@ def metadata() -> Response:
     statement = CapabilityStatement.model_validate(
         {
             "status": "active",
-            "date": "2026-12-02",
+            "date": PUBLISHED,
             "kind": "instance",
             "fhirVersion": "4.0.1",
             "format": ["application/fhir+json"],
@@ -243,18 +244,24 @@ async def update_task(handoff_id: IdPath, request: Request, caller: TierTwo) -> 
 )
 async def patch_task(handoff_id: IdPath, request: Request, caller: TierTwo) -> Response:
     raw = await _body(request)
-    current = task(_mine(request, caller, handoff_id)).model_dump(mode="json")
+    # The patch says what changes: the reason and output of the Task as it was do not
+    # carry over into the new status (a waitlist band is not a rejection's reason).
+    merged = task(_mine(request, caller, handoff_id)).model_dump(
+        mode="json", exclude={"statusReason", "output"}
+    )
     try:
         patch = json.loads(raw)
     except ValueError:
         raise invalid("Task", "the patch is not JSON") from None
     if not isinstance(patch, dict):
         raise invalid("Task", "a merge patch is a JSON object")
-    allowed = {"status", "statusReason", "output", "resourceType"}
-    if not set(patch) <= allowed:
+    if not set(patch) <= {"status", "statusReason", "output", "resourceType"}:
         raise invalid("Task", "a provider patches status, statusReason and output only")
-    merged = {**current, **{k: v for k, v in patch.items() if v is not None}}
-    merged.pop("statusReason", None) if patch.get("statusReason", 0) is None else None
+    for name, value in patch.items():  # JSON merge patch (RFC 7396): null removes
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
     return await _update(
         request, caller, handoff_id, parse(json.dumps(merged).encode(), Task, "Task")
     )

@@ -113,7 +113,8 @@ def referral_request(sr: ServiceRequest) -> schemas.ReferralRequest:
         "nhs_number": next(
             (i.value for i in patient.identifier or [] if i.system == NHS_NUMBER), None
         ),
-        "date_of_birth": patient.birthDate.isoformat() if patient.birthDate else None,
+        # A partial date ("1980") is FHIR but not a date of birth Linkway can keep: 422.
+        "date_of_birth": str(patient.birthDate) if patient.birthDate else None,
         "phone": telecom.get("phone"),
         "email": telecom.get("email"),
         "address": (patient.address or [None])[0].text if patient.address else None,
@@ -145,7 +146,10 @@ def referral_request(sr: ServiceRequest) -> schemas.ReferralRequest:
             [
                 {
                     "type": e["type"],
-                    "loc": (*where[str(e["loc"][0])].split("."), *map(str, e["loc"][1:])),
+                    "loc": (
+                        *where.get(str(e["loc"][0]), "ServiceRequest").split("."),
+                        *map(str, e["loc"][1:]),
+                    ),
                     "msg": e["msg"],
                 }
                 for e in exc.errors(include_input=False, include_url=False)
@@ -181,7 +185,13 @@ def service_request(row: ReferralRow, view: ReferrerView) -> ServiceRequest:
 
 def task(row: HandoffRow, last_modified: datetime | None = None) -> Task:
     """A handoff as the provider's Task."""
-    reason = row.reason_code or row.waitlist_band
+    reason = (
+        Coding(system=LINKWAY_REASONS, code=row.reason_code)
+        if row.reason_code
+        else Coding(system=WAITLIST_BANDS, code=row.waitlist_band)
+        if row.waitlist_band
+        else None
+    )
     return Task(
         id=row.handoff_id,
         identifier=[Identifier(system=HANDOFF_ID, value=row.handoff_id)],
@@ -193,11 +203,7 @@ def task(row: HandoffRow, last_modified: datetime | None = None) -> Task:
         code=CodeableConcept(coding=[Coding(system=SERVICE_ID, code=row.service_id)]),
         authoredOn=row.requested_at,
         lastModified=last_modified or row.requested_at,
-        statusReason=(
-            CodeableConcept(coding=[Coding(system=LINKWAY_REASONS, code=reason)])
-            if reason
-            else None
-        ),
+        statusReason=CodeableConcept(coding=[reason]) if reason else None,
         output=_delivered(row),
     )
 
