@@ -146,6 +146,17 @@ async def test_the_tool_over_kafka_and_the_http_api_give_the_same_result(
     listed = (await harness.http.get(f"/provider/handoffs/{hid}", headers=headers)).json()
     assert (listed["status"], listed["attended"], listed["respond_by"]) == ("in-progress", 3, None)
 
+    # The tool prints what became of its handoff: accepted, then in progress (the first
+    # attendance), each a linkway.handoff.updated.v1 on its topic; the sheet stays one row.
+    await harness.published(walks, 3)
+    _, changes = await harness.tool(walks, "receive", "--json", "--csv", str(sheet))
+    updates = [u for u in json_lines(changes) if u.get("update")]
+    assert [(u["handoff_id"], u["status"]) for u in updates] == [
+        (kafka_handoffs[walks], "accepted"),
+        (kafka_handoffs[walks], "in-progress"),
+    ]
+    assert len(list(csv.DictReader(sheet.open()))) == 1
+
 
 async def test_reporting_on_another_providers_handoff_changes_nothing(
     harness: Harness,
