@@ -6,7 +6,8 @@ Every route is a door onto a native one, with the same token, role and scope rul
   (``api.referrals.submit``): the same validation, the same Idempotency-Key (a key
   retried through either door gets the first answer), the same workflow and events;
 - ``GET /fhir/ServiceRequest/{id}`` reads a referral as ``GET /referrals/{id}/status``
-  does (pseudonymous; referrer, Tier One, contract manager, admin, each in scope);
+  does (pseudonymous; referrer, Tier One, contract manager, admin, each in scope), and
+  ``GET /fhir/ServiceRequest?identifier=&status=`` searches what the caller may see;
 - ``GET /fhir/Task`` and ``GET /fhir/Task/{id}``: a Tier Two provider's own handoffs;
 - ``PUT`` / ``PATCH /fhir/Task/{id}``: the owning provider moves its handoff (accepted,
   rejected, on-hold, completed), the same fact as ``POST /provider/handoffs/{id}/...``;
@@ -29,7 +30,7 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
 from sqlmodel import Session, col, select
 
-from activities.readmodel import HandoffRow
+from activities.readmodel import HandoffRow, ReferralRow
 from api import providers, referrer
 from api.auth import Caller, require
 from api.commands import IdempotencyKey
@@ -39,7 +40,7 @@ from api.fhir.mapping import answer, invalid, parse, referral_request, service_r
 from api.params import IdPath
 from api.problems import Problem, responses
 from api.referrals import submit
-from api.scope import visible
+from api.scope import scoped, visible
 from events.ids import is_id
 
 router = APIRouter(prefix=PREFIX, tags=["fhir"])
@@ -106,7 +107,11 @@ def metadata() -> Response:
                     "mode": "server",
                     "security": {"description": "Bearer JWT, the same as the Linkway API"},
                     "resource": [
-                        resource("ServiceRequest", ["create", "read"], []),
+                        resource(
+                            "ServiceRequest",
+                            ["create", "read", "search-type"],
+                            ["identifier", "status"],
+                        ),
                         resource(
                             "Task", ["read", "search-type", "update", "patch"], ["owner", "status"]
                         ),
@@ -143,6 +148,49 @@ async def create_service_request(
         media_type=FHIR_JSON,
         headers={"Location": f"{PREFIX}/ServiceRequest/{created['referral_id']}"},
     )
+
+
+@router.get(
+    "/ServiceRequest",
+    response_class=Response,
+    responses=_answers("A searchset Bundle of referrals", 401, 403, 422, 429),
+    summary="Search referrals as ServiceRequests (by referral id and status; in scope)",
+)
+def search_service_requests(
+    request: Request,
+    caller: Reader,
+    identifier: Annotated[
+        str | None,
+        Query(max_length=100, description="the referral id, optionally system|id"),
+    ] = None,
+    status: Annotated[
+        str | None, Query(max_length=16, pattern=r"^[a-z-]+$", description="e.g. active")
+    ] = None,
+    count: Annotated[int, Query(alias="_count", ge=1, le=200)] = 50,
+) -> Response:
+    query = scoped(select(ReferralRow), caller).order_by(col(ReferralRow.opened_at).desc())
+    if identifier is not None:
+        query = query.where(ReferralRow.referral_id == identifier.rpartition("|")[2])
+    if status == "active":
+        query = query.where(ReferralRow.stage != "dormant")
+    elif status is not None:  # revoked (declined) and completed episodes are dormant
+        query = query.where(ReferralRow.stage == "dormant")
+    with Session(deps(request).engine) as session:
+        # Declined or completed is the referrer's view's: told apart after the projection,
+        # among the 500 most recent dormant referrals in scope.
+        rows = list(session.exec(query.limit(count if status is None else 500)))
+        shown = referrer.views(session, rows)
+    found = [service_request(row, shown[row.referral_id]) for row in rows]
+    found = [sr for sr in found if status is None or sr.status == status][:count]
+    bundle = Bundle(
+        type="searchset",
+        total=len(found),
+        timestamp=datetime.now(UTC),
+        entry=[
+            BundleEntry(fullUrl=f"{PREFIX}/ServiceRequest/{sr.id}", resource=sr) for sr in found
+        ],
+    )
+    return fhir(bundle)
 
 
 @router.get(

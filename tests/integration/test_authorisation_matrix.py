@@ -94,6 +94,7 @@ def operations() -> list[Op]:
         # The message back carries the NHS number: the referring practice's alone.
         Op("GET", "/referrals/{referral_id}/message-back", frozenset({"referrer"})),
         Op("GET", "/fhir/ServiceRequest/{referral_id}", frozenset(READERS)),
+        Op("GET", "/fhir/ServiceRequest", frozenset(READERS)),
         Op(
             "GET",
             "/referrals/{referral_id}/completion-report",

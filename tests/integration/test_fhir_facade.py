@@ -130,6 +130,16 @@ async def test_a_service_request_is_the_same_referral_as_post_referrals(
 
     read = await http.get(f"/fhir/ServiceRequest/{sr.id}", headers=api.auth(NORTH))
     assert ServiceRequest.model_validate_json(read.text).status == "active"
+
+    async def search(identity: str, query: str) -> list[str]:
+        found = await http.get(f"/fhir/ServiceRequest?{query}", headers=api.auth(identity))
+        assert found.status_code == 200, found.text
+        return [str(e.resource.id) for e in Bundle.model_validate_json(found.text).entry or []]
+
+    assert await search(GP, f"identifier=urn:linkway:referral-id|{sr.id}") == [sr.id]
+    assert await search("referrer:gp-ludlow", f"identifier={sr.id}") == []
+    assert sr.id in await search(NORTH, "status=active&_count=200")
+    assert sr.id not in await search(NORTH, "status=revoked")
     theirs = await http.get(f"/fhir/ServiceRequest/{sr.id}", headers=api.auth("referrer:gp-ludlow"))
     assert theirs.status_code == 404
     assert OperationOutcome.model_validate_json(theirs.text).issue[0].code == "not-found"
