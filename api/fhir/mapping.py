@@ -36,6 +36,7 @@ from api.fhir import (
     REFERRAL_ID,
     SERVICE_ID,
 )
+from api.fhir.message_back import SERVICE_REQUEST_STATUS
 from pathway.referrer import REFERRAL_TO_SOCIAL_PRESCRIBING, SNOMED, ReferrerView
 
 LOCALITY = "urn:linkway:locality"
@@ -157,15 +158,12 @@ def referral_request(sr: ServiceRequest) -> schemas.ReferralRequest:
         ) from None
 
 
-STATUS = {"declined": "revoked", "ended": "completed", "completed": "completed"}
-
-
 def service_request(row: ReferralRow, view: ReferrerView) -> ServiceRequest:
     """A referral as a ServiceRequest: codes and pseudonymous ids only."""
     return ServiceRequest(
         id=row.referral_id,
         identifier=[Identifier(system=REFERRAL_ID, value=row.referral_id)],
-        status=STATUS.get(view.status, "active"),
+        status=SERVICE_REQUEST_STATUS.get(view.status, "active"),
         intent="order",
         code=CodeableConcept(
             coding=[
