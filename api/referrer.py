@@ -26,6 +26,7 @@ from sqlmodel import Session, col, select
 from activities.readmodel import EpisodeRow, ReferralRow
 from api import schemas
 from api.auth import Caller, require
+from api.cursor import utc
 from api.deps import deps
 from api.fhir import FHIR_JSON
 from api.fhir.message_back import Referral, build
@@ -112,7 +113,7 @@ async def message_back(referral_id: IdPath, request: Request, caller: Referrer) 
         Referral(
             referral_id=row.referral_id,
             episode=row.episode,
-            opened_at=row.opened_at,
+            opened_at=utc(row.opened_at),
             referrer_partner_id=caller.partner_id,
             nhs_number=person.get("nhs_number"),
         ),

@@ -28,12 +28,14 @@ from fhir.resources.R4B.bundle import Bundle, BundleEntry
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from fhir.resources.R4B.task import Task
+from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from activities.readmodel import HandoffRow, ReferralRow
 from api import providers, referrer
 from api.auth import Caller, require
 from api.commands import IdempotencyKey
+from api.cursor import utc
 from api.deps import deps
 from api.fhir import FHIR_JSON, PREFIX
 from api.fhir.mapping import answer, invalid, parse, referral_request, service_request, task
@@ -113,7 +115,9 @@ def metadata() -> Response:
                             ["identifier", "status"],
                         ),
                         resource(
-                            "Task", ["read", "search-type", "update", "patch"], ["owner", "status"]
+                            "Task",
+                            ["read", "search-type", "update", "patch"],
+                            ["owner", "status", "_lastUpdated"],
                         ),
                     ],
                 }
@@ -214,7 +218,7 @@ async def _read(request: Request, caller: Caller, referral_id: str) -> Response:
     "/Task",
     response_class=Response,
     responses=_answers("A searchset Bundle of my Tasks", 401, 403, 422, 429),
-    summary="Search my handoffs as Tasks (by owner and status)",
+    summary="Search my handoffs as Tasks (by owner, status and _lastUpdated)",
 )
 def search_tasks(
     request: Request,
@@ -223,6 +227,16 @@ def search_tasks(
         str | None, Query(max_length=100, description="Organization/<provider id> or the id")
     ] = None,
     status: Annotated[str | None, Query(max_length=16, pattern=r"^[a-z-]+$")] = None,
+    last_updated: Annotated[
+        str | None,
+        Query(
+            alias="_lastUpdated",
+            max_length=40,
+            pattern=r"^(gt|ge|lt|le)\d{4}-\d{2}-\d{2}(T[0-9:.]+(Z|[+-]\d{2}:\d{2}))?$",
+            description="gt, ge, lt or le and a date or a time with its zone, "
+            "e.g. ge2026-06-01T00:00:00Z",
+        ),
+    ] = None,
     count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 100,
 ) -> Response:
     rows: list[HandoffRow] = []
@@ -231,6 +245,8 @@ def search_tasks(
         stmt = select(HandoffRow).where(HandoffRow.provider_id == caller.partner_id)
         if status is not None:
             stmt = stmt.where(HandoffRow.status == status)
+        if last_updated is not None:
+            stmt = stmt.where(_updated(last_updated))
         stmt = stmt.order_by(col(HandoffRow.requested_at).desc(), col(HandoffRow.handoff_id))
         with Session(deps(request).engine) as session:
             rows = list(session.exec(stmt.limit(count)))
@@ -243,6 +259,19 @@ def search_tasks(
         ],
     )
     return fhir(bundle)
+
+
+def _updated(search: str) -> Any:
+    """A ``_lastUpdated`` search as a condition on when the handoff last changed (or was
+    requested, if it has not changed since)."""
+    prefix, value = search[:2], search[2:]
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid("_lastUpdated", "is not a date or a time") from None
+    at = utc(at)
+    when = func.coalesce(col(HandoffRow.updated_at), col(HandoffRow.requested_at))
+    return {"gt": when > at, "ge": when >= at, "lt": when < at, "le": when <= at}[prefix]
 
 
 @router.get(

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
@@ -176,12 +176,12 @@ def service_request(row: ReferralRow, view: ReferrerView) -> ServiceRequest:
         ),
         subject=Reference(identifier=Identifier(system=REFERRAL_ID, value=row.referral_id)),
         locationCode=[CodeableConcept(coding=[Coding(system=LOCALITY, code=row.locality)])],
-        authoredOn=row.opened_at,
+        authoredOn=_utc(row.opened_at),
         performer=[Reference(identifier=Identifier(system=PARTNER_ID, value=row.partner_id))],
     )
 
 
-def task(row: HandoffRow, last_modified: datetime | None = None) -> Task:
+def task(row: HandoffRow) -> Task:
     """A handoff as the provider's Task."""
     reason = (
         Coding(system=LINKWAY_REASONS, code=row.reason_code)
@@ -199,11 +199,16 @@ def task(row: HandoffRow, last_modified: datetime | None = None) -> Task:
         for_fhir=Reference(identifier=Identifier(system=REFERRAL_ID, value=row.referral_id)),
         owner=Reference(identifier=Identifier(system=PARTNER_ID, value=row.provider_id)),
         code=CodeableConcept(coding=[Coding(system=SERVICE_ID, code=row.service_id)]),
-        authoredOn=row.requested_at,
-        lastModified=last_modified or row.requested_at,
+        authoredOn=_utc(row.requested_at),
+        lastModified=_utc(row.updated_at or row.requested_at),
         statusReason=CodeableConcept(coding=[reason]) if reason else None,
         output=_delivered(row),
     )
+
+
+def _utc(at: datetime) -> datetime:
+    """The read model hands times back naive on SQLite; they are UTC, and FHIR says so."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 def _delivered(row: HandoffRow) -> list[TaskOutput] | None:

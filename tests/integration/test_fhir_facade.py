@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -253,6 +254,20 @@ async def test_a_provider_moves_its_task_to_completed_over_fhir(
         (await http.get(f"/fhir/Task/{hid}", headers=api.auth(WALKS))).text
     )
     assert [c.code for c in done.output[0].valueCodeableConcept.coding] == ["course_completed"]
+
+    # Searching by when a Task last changed finds it from its completion on, not after.
+    changed = done.lastModified.isoformat().replace("+00:00", "Z")
+    later = f"ge{(done.lastModified + timedelta(seconds=1)).isoformat().replace('+00:00', 'Z')}"
+    for since, expected in ((f"ge{changed}", [hid]), (later, [])):
+        found = await http.get(
+            "/fhir/Task",
+            params={"_lastUpdated": since, "status": "completed"},
+            headers=api.auth(WALKS),
+        )
+        assert found.status_code == 200, found.text
+        assert [
+            str(e.resource.id) for e in Bundle.model_validate_json(found.text).entry or []
+        ] == expected
 
     # Another provider: the Task is not there, and searching for it finds nothing.
     theirs = await http.get(f"/fhir/Task/{hid}", headers=api.auth("tier_two:befriending"))
