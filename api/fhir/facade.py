@@ -93,7 +93,9 @@ def metadata() -> Response:
         return {
             "type": kind,
             "interaction": [{"code": i} for i in interactions],
-            "searchParam": [{"name": s, "type": "token"} for s in search],
+            "searchParam": [
+                {"name": s, "type": "date" if s == "_lastUpdated" else "token"} for s in search
+            ],
         }
 
     statement = CapabilityStatement.model_validate(
