@@ -258,7 +258,10 @@ def send_undeclared(case: schemathesis.Case) -> None:
     sees (and refuses)."""
     declared = {
         p["name"]
-        for p in DOCUMENT["paths"][case.operation.path][case.method.lower()].get("parameters", [])
+        for p in DOCUMENT["paths"]
+        .get(case.operation.path, {})
+        .get(case.method.lower(), {})  # the coverage phase also tries undeclared methods
+        .get("parameters", [])
         if p["in"] == "query"
     }
     for name, value in list((case.query or {}).items()):
