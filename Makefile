@@ -28,7 +28,7 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/linkway docs --check
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 3 --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -1,6 +1,7 @@
-"""The read model: one row per referral, per episode, per handoff and per measurement,
-written by the pathway's activity (its only writer) in the same transaction as the outbox
-rows. Caseloads, a referral's detail and provider handoff lists are served from here."""
+"""The read model: one row per referral, per episode, per handoff, per measurement and per
+logged activity, written by the pathway's activity (its only writer) in the same
+transaction as the outbox rows. Caseloads, a referral's detail, provider handoff lists
+and the time summaries are served from here."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from sqlalchemy import Index
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from events.referral import FollowupRecorded, MeasureScores, ReferralAssessed, ReferralReviewed
+from events.casework import ActivityCorrected, ActivityDeleted, ActivityLogged
+from events.referral import (
+    CheckinRecorded,
+    FollowupRecorded,
+    MeasureScores,
+    ReferralAssessed,
+    ReferralReviewed,
+)
 from infra.db import transaction
 from messaging.outbox import OutboxRow
 from pathway.views import ReferralView
@@ -42,15 +50,18 @@ class ReferralRow(SQLModel, table=True):
     attended_sessions: int = 0
     outcomes: str = "[]"
     handoffs: str = "[]"
+    path: str = Field(default="full", max_length=16, sa_column_kwargs={"server_default": "full"})
+    goals: str = Field(default="[]", sa_column_kwargs={"server_default": "[]"})
 
     @classmethod
     def from_view(cls, view: ReferralView) -> ReferralRow:
         return cls(
-            **view.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs"}),
+            **view.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs", "goals"}),
             deadlines=json.dumps({k: v.isoformat() for k, v in view.deadlines.items()}),
             overdue=json.dumps(view.overdue),
             outcomes=json.dumps(view.outcomes),
             handoffs=json.dumps([h.model_dump(mode="json") for h in view.handoffs]),
+            goals=json.dumps([g.model_dump(mode="json") for g in view.goals]),
         )
 
 
@@ -67,6 +78,8 @@ class EpisodeRow(SQLModel, table=True):
     support_level: str | None = None
     attended_sessions: int = 0
     outcomes: str = "[]"
+    # "signposting": a level 1 short path; "full": the whole pathway (reporting counts them apart).
+    path: str = Field(default="full", max_length=16, sa_column_kwargs={"server_default": "full"})
 
 
 class HandoffRow(SQLModel, table=True):
@@ -127,6 +140,7 @@ class MeasurementRow(SQLModel, table=True):
 # Which events carry measures, the field that holds them, and the phase they belong to.
 MEASURES_IN: dict[str, tuple[str, str]] = {
     ReferralAssessed.TYPE: ("baseline", "baseline"),
+    CheckinRecorded.TYPE: ("measures", "midpoint"),
     ReferralReviewed.TYPE: ("followup", "review"),
     FollowupRecorded.TYPE: ("measures", "followup"),
 }
@@ -188,3 +202,63 @@ def rebuild_measurements(engine: Engine, chunk: int = 500) -> int:
         if len(batch) < chunk:
             return added
         after = batch[-1].seq or after
+
+
+class ActivityRow(SQLModel, table=True):
+    """One row per logged activity, as its latest fact says (logged, corrected, deleted):
+    the time summaries per person, link worker and partner are sums over these rows.
+    Pseudonymous: a note is in the personal-data store, the row says only whether."""
+
+    __tablename__ = "referral_activities"
+    __table_args__ = (
+        Index("ix_activities_referral", "referral_id", "started_at"),
+        Index("ix_activities_worker", "link_worker_id", "started_at"),
+        Index("ix_activities_partner", "partner_id", "started_at"),
+    )
+
+    activity_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64)
+    episode: int
+    partner_id: str = Field(max_length=64)
+    locality: str = Field(max_length=64)
+    link_worker_id: str = Field(max_length=64)
+    activity_type: str = Field(max_length=16)
+    direct: bool
+    started_at: datetime
+    minutes: int
+    note_recorded: bool = False
+    deleted: bool = False
+    # The id of the latest event applied: a retried batch applies nothing twice.
+    last_event_id: str = Field(max_length=64)
+
+
+ACTIVITY_EVENTS = frozenset({ActivityLogged.TYPE, ActivityCorrected.TYPE, ActivityDeleted.TYPE})
+
+
+def apply_activity(session: Session, event_id: str, event_type: str, data: dict[str, Any]) -> None:
+    """Project one activity event onto its row. Events of one referral arrive in order
+    (one workflow writes them), so the latest applied is the latest fact."""
+    if event_type not in ACTIVITY_EVENTS:
+        return
+    row = session.get(ActivityRow, data["activity_id"])
+    if event_type == ActivityDeleted.TYPE:
+        if row is not None:
+            row.deleted, row.last_event_id = True, event_id
+        return
+    facts = ActivityLogged.model_validate(data)
+    values = {
+        **facts.model_dump(include={"activity_id", "referral_id", "episode", "partner_id"}),
+        **facts.model_dump(
+            include={"locality", "link_worker_id", "activity_type", "direct", "started_at"}
+        ),
+        "minutes": facts.minutes,
+        "note_recorded": facts.note_recorded,
+        "last_event_id": event_id,
+    }
+    if row is None:
+        session.add(ActivityRow(**values))
+        return
+    if row.last_event_id == event_id or row.deleted:
+        return
+    for field, value in values.items():
+        setattr(row, field, value)

@@ -19,6 +19,7 @@ from activities.readmodel import (
     HandoffRow,
     ReferralRow,
     add_measurements,
+    apply_activity,
     measurement_rows,
 )
 from events.envelope import new_event
@@ -61,6 +62,7 @@ class TransitionActivities:
                 )
                 written += outbox.add(session, envelope, e.topic)
                 add_measurements(session, measurement_rows(input.view.referral_id, e.type, e.data))
+                apply_activity(session, e.event_id, e.type, e.data)
         return RecordTransitionResult(events_written=written)
 
 
@@ -109,6 +111,7 @@ def _upsert_episode(session: Session, referral_id: str, summary: EpisodeSummary)
         support_level=summary.support_level,
         attended_sessions=summary.attended_sessions,
         outcomes=json.dumps(summary.outcomes),
+        path=summary.path,
     )
     if row is None:
         session.add(values)

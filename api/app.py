@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.staticfiles import StaticFiles
 
 from api import (
     audit,
@@ -19,6 +20,9 @@ from api import (
     commands,
     completion_report,
     directory,
+    equality,
+    fund,
+    links,
     payments,
     people,
     probes,
@@ -26,10 +30,13 @@ from api import (
     providers,
     referrals,
     referrer,
+    reporting,
     schemas,
     tenancy,
+    worktime,
 )
 from api.auth import Authenticator
+from api.dashboard import routes as dashboard
 from api.deps import Deps
 from api.fhir import facade
 from api.limits import BodySizeLimit
@@ -96,12 +103,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     problems.install(app)
-    for module in (referrals, commands, people, caseload, audit, providers, directory, payments):
+    modules = (referrals, commands, people, caseload, worktime, audit, providers, directory)
+    for module in (*modules, payments, reporting):
         app.include_router(module.router)
+    app.include_router(fund.router)
+    app.include_router(equality.router)
     app.include_router(completion_report.router)
     app.include_router(referrer.router)
     app.include_router(facade.router)
     app.include_router(probes.router)
+    app.include_router(dashboard.router)
+    # The dashboard's script, stylesheet and vendored chart library: package data.
+    app.mount("/dashboard/static", StaticFiles(directory=dashboard.STATIC), name="dashboard-static")
     telemetry.instrument_app(app)  # server spans: the root of every request's trace
 
     @app.get("/health", tags=["operations"])
@@ -112,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if app.openapi_schema is None:
             schema = FastAPI.openapi(app)
             problem = schemas.Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-            app.openapi_schema = problems.document(schema, problem)
+            app.openapi_schema = links.add_links(problems.document(schema, problem))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -23,7 +23,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import get_args
 
 from events.ids import is_id
@@ -35,7 +35,6 @@ MAX_ROWS = 1000
 STATUSES: tuple[str, ...] = get_args(AttendanceReported.model_fields["status"].annotation)
 # [0-9], not \d: \d would take fullwidth or Arabic-Indic digits.
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-SKEW = timedelta(days=1)
 
 
 class CsvRejected(ValueError):
@@ -132,16 +131,3 @@ def _row(line: int, values: dict[str, str]) -> tuple[Row | None, str | None]:
     if status not in STATUSES:
         return None, f"status must be one of {', '.join(STATUSES)}"
     return Row(line, handoff_id, session_date, status, referral_id or None), None
-
-
-def implausible_date(
-    session_date: date, requested_at: datetime, now: datetime | None = None
-) -> str | None:
-    """Why a session date cannot be right for a handoff requested at ``requested_at``
-    (a UTC time), or None when it can."""
-    now = now or datetime.now(UTC)
-    if session_date > (now + SKEW).date():
-        return "must not be in the future"
-    if session_date < (requested_at - SKEW).date():
-        return "must not be before the handoff was requested"
-    return None

@@ -8,6 +8,13 @@ and issuer, and name a partner in the tenancy file holding the token's role; any
 else is a 401 problem with ``WWW-Authenticate: Bearer``. ``require(...)`` turns a role
 outside the route's list into a 403.
 
+Tier One callers are link workers or their managers: a token whose ``manager`` claim is
+``true`` is a Tier One manager's, who sees their team's (the partner's) caseload capacity
+and time summaries; without it, a plain link worker sees only their own. Every other
+route treats the two alike. The claim means nothing for other roles. The embedded
+default's demo token ``tier_one:<partner>`` is the partner's manager (as the one demo
+token per partner always saw the team); ``link_worker:<partner>`` is a plain link worker.
+
 Routes use ``Depends(current_caller)`` or ``Depends(require("tier_one", ...))``; the
 caller's per-client rate limit is charged here, once verified.
 """
@@ -32,15 +39,25 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import tenancy as tenancy_file
-from api.limits import RateLimiter
+from api.limits import RateLimiter, SharedRateLimiter
 from api.problems import Problem
 from api.tenancy import ROLES, Role, Tenancy
 from events.ids import is_id
 from infra.settings import Settings, get_settings
 
-__all__ = ["Caller", "Role", "current_caller", "demo_tokens", "mint_token", "require"]
+__all__ = [
+    "LINK_WORKER",
+    "Caller",
+    "Role",
+    "current_caller",
+    "demo_tokens",
+    "mint_token",
+    "require",
+]
 
 EMBEDDED_ALGORITHM = "ES256"
+# Not a role: the demo name of a Tier One token without the manager claim.
+LINK_WORKER = "link_worker"
 KEY_FILE = "jwt-signing-key.pem"
 # Shown in OpenAPI as the bearer security scheme; the header is read in current_caller.
 BEARER = HTTPBearer(auto_error=False, bearerFormat="JWT", description="Linkway bearer JWT")
@@ -53,6 +70,12 @@ class Caller:
     role: Role
     partner_id: str  # the caller's organisation (tenant), JWT claim "partner"
     localities: tuple[str, ...] = ()  # for tier_one, from the tenancy file
+    manager: bool = False  # a Tier One manager (JWT claim "manager": true): the team's view
+
+    @property
+    def own_only(self) -> bool:
+        """A plain Tier One link worker: their own capacity and time, not the team's."""
+        return self.role == "tier_one" and not self.manager
 
 
 def _unauthenticated(detail: str, error: str | None = "invalid_token") -> Problem:
@@ -93,7 +116,13 @@ def _key_id(key: ec.EllipticCurvePrivateKey) -> str:
 
 
 def mint_token(
-    settings: Settings, partner_id: str, role: Role, subject: str, ttl_seconds: int = 8 * 3600
+    settings: Settings,
+    partner_id: str,
+    role: Role,
+    subject: str,
+    ttl_seconds: int = 8 * 3600,
+    *,
+    manager: bool = False,
 ) -> str:
     """A token signed with the embedded default's local key (never used with a JWKS)."""
     if settings.jwks_url:
@@ -110,16 +139,28 @@ def mint_token(
         "exp": now + ttl_seconds,
         "jti": uuid.uuid4().hex,
     }
+    if manager:
+        claims["manager"] = True
     return jwt.encode(claims, key, algorithm=EMBEDDED_ALGORITHM, headers={"kid": _key_id(key)})
 
 
 def demo_tokens(settings: Settings) -> dict[str, str]:
-    """One token per partner in the tenancy file, keyed ``"<role>:<partner id>"``."""
+    """One token per partner in the tenancy file, keyed ``"<role>:<partner id>"`` (a Tier
+    One partner's is its manager's), and for each Tier One partner a plain link worker's,
+    keyed ``"link_worker:<partner id>"``."""
     tenants = tenancy_file.load(settings.tenancy_file)
-    return {
-        f"{p.role}:{p.id}": mint_token(settings, p.id, p.role, subject=f"demo-{p.role}.{p.id}")
+    tokens = {
+        f"{p.role}:{p.id}": mint_token(
+            settings, p.id, p.role, f"demo-{p.role}.{p.id}", manager=p.role == "tier_one"
+        )
         for p in tenants.partners
     }
+    for p in tenants.partners:
+        if p.role == "tier_one":
+            tokens[f"{LINK_WORKER}:{p.id}"] = mint_token(
+                settings, p.id, p.role, f"demo-{LINK_WORKER}.{p.id}"
+            )
+    return tokens
 
 
 class Authenticator:
@@ -131,7 +172,15 @@ class Authenticator:
         self.algorithms = [a.strip() for a in settings.jwt_algorithms.split(",") if a.strip()]
         if any(a.lower() == "none" or a.upper().startswith("HS") for a in self.algorithms):
             raise ValueError("LINKWAY_JWT_ALGORITHMS must list asymmetric algorithms only")
-        self.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
+        self.limiter: RateLimiter | SharedRateLimiter
+        if settings.api_rate_shared:
+            from infra.db import get_engine
+
+            self.limiter = SharedRateLimiter(
+                get_engine(settings), settings.api_rate_per_second, settings.api_rate_burst
+            )
+        else:
+            self.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
         self._jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
         self._local: Any = None
 
@@ -188,7 +237,8 @@ class Authenticator:
             raise _unauthenticated("the token's partner is not known to Linkway")
         if role != partner.role:
             raise _unauthenticated("the token's role is not one its partner holds")
-        return Caller(subject, partner.role, partner.id, partner.localities)
+        manager = partner.role == "tier_one" and claims.get("manager") is True
+        return Caller(subject, partner.role, partner.id, partner.localities, manager)
 
 
 def authenticator(request: Request) -> Authenticator:
@@ -212,7 +262,11 @@ async def current_caller(
         raise _unauthenticated("send Authorization: Bearer <token>", error=None)
     auth = authenticator(request)
     caller = await auth.verify(token.strip())
-    wait = auth.limiter.take(f"{caller.partner_id}/{caller.actor_id}")
+    key = f"{caller.partner_id}/{caller.actor_id}"
+    if isinstance(auth.limiter, SharedRateLimiter):
+        wait = await asyncio.to_thread(auth.limiter.take, key)  # a database round trip
+    else:
+        wait = auth.limiter.take(key)
     if wait > 0:
         raise Problem(
             429,

@@ -98,6 +98,6 @@ async def caseload(
 
 def _item(row: ReferralRow) -> schemas.CaseloadItem:
     return schemas.CaseloadItem(
-        **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs"}),
+        **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs", "goals"}),
         actions_due=json.loads(row.overdue),
     )

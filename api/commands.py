@@ -31,7 +31,7 @@ from api.params import IdPath
 from api.problems import Problem, responses
 from api.scope import not_found, visible
 from api.strict import check_strictly
-from directory import PrescriptionRejected, check_prescriptions
+from directory import PrescriptionRejected, check_prescriptions, check_signposts
 from pathway import commands as cmd
 from pathway.rules import BY_COMMAND, COMMANDS, CommandSpec
 from workflows import referral_workflow_id
@@ -137,13 +137,16 @@ def _add_command_route(spec: CommandSpec) -> None:
                 # closed service is refused here, before it is sent.
                 try:
                     check_prescriptions(session, given.prescriptions)  # type: ignore[attr-defined]
+                    check_signposts(session, [s.service_id for s in given.signposts])  # type: ignore[attr-defined]
                 except PrescriptionRejected as exc:
                     raise Problem(422, "Prescription rejected", str(exc)) from None
 
         async def run(request_id: str) -> tuple[int, BaseModel]:
             message = command(request_id=request_id, actor_id=caller.actor_id, **fields)
             result = await execute(d, referral_id, message)
-            return 200, schemas.CommandAccepted(**result.model_dump())
+            # A logged activity is named by its request id: the caller corrects it by that.
+            activity_id = request_id if command is cmd.LogActivity else None
+            return 200, schemas.CommandAccepted(**result.model_dump(), activity_id=activity_id)
 
         identity = {
             "path": f"/referrals/{referral_id}/{path}",

@@ -3,7 +3,9 @@
 ``GET /referrals/{referral_id}/completion-report`` (``tier_one``, the referral's own
 localities) renders the latest episode's report as one self-contained HTML page: inline
 styles, no script, no image, nothing fetched from anywhere, so it prints or saves as it
-is. The pseudonymous report comes from the referral's workflow; the person's name and
+is. The pseudonymous report comes from the referral's workflow; the Well-being Action
+Fund grants the person had in the episode (approved or spent: the purpose, the goal and
+the amount, never the supplier) from the fund's tables; the person's name and
 own words come from the personal-data store, and both reads are audited (purpose
 ``completion_report``). Every value is HTML-escaped.
 """
@@ -23,7 +25,8 @@ from api.people import audit_failed
 from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.scope import visible
-from events.completion import CompletionReported
+from events.completion import CompletionReported, GoalResult
+from fund.views import GrantView
 from pathway.state import CaseState
 from workflows import referral_workflow_id
 from workflows.referral import ReferralWorkflow
@@ -59,29 +62,62 @@ async def completion_report(referral_id: str, request: Request, caller: LinkWork
     access = Access(caller.actor_id, caller.partner_id, PURPOSE)
     try:
         person = await asyncio.to_thread(d.people.get, row.referral_id, access) or {}
-        words = ""
-        if state.episode.own_words_note_id:
+        words, goal_words = "", {}
+        # The goals' own words are case notes too: read with the rest, in one audited read.
+        wanted = {g.number: g.words_note_id for g in state.episode.goals if g.words_note_id}
+        if state.episode.own_words_note_id or wanted:
             notes = await asyncio.to_thread(d.people.notes, row.referral_id, access)
-            words = next(
-                (n["text"] for n in notes if n["note_id"] == state.episode.own_words_note_id), ""
-            )
+            text = {n["note_id"]: n["text"] for n in notes}
+            words = text.get(state.episode.own_words_note_id or "", "")
+            goal_words = {n: text[i] for n, i in wanted.items() if i in text}
     except AuditFailed:
         raise audit_failed() from None
     name = " ".join(filter(None, [person.get("given_name"), person.get("family_name")]))
-    return HTMLResponse(render(report, name, words), headers={"Cache-Control": "no-store"})
-
-
-def render(report: CompletionReported, name: str, words: str) -> str:
-    """One self-contained page; every value escaped."""
-    e = escape
-    goals = (
-        "".join(f"<li>Goal {g.goal}: {e(_ACHIEVED[g.achieved])}</li>" for g in report.goals)
-        or "<li>No goals recorded</li>"
+    grants = await asyncio.to_thread(
+        d.fund.referral_grants, row.referral_id, state.episode.opened_at
     )
+    page = render(report, name, words, goal_words, grants)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+def render(
+    report: CompletionReported,
+    name: str,
+    words: str,
+    goal_words: dict[int, str] | None = None,
+    grants: list[GrantView] | None = None,
+) -> str:
+    """One self-contained page; every value escaped. A goal shows its category and, if
+    the person gave them, their own words for it; a grant its purpose, its goal and its
+    amount (what was spent, or what is approved), never the supplier."""
+    e = escape
+    said = goal_words or {}
+    fund = "".join(
+        f"<tr><td>{e(g.purpose.replace('_', ' '))}</td><td>Goal {e(g.goal_id)}</td>"
+        f"<td>{e(_pounds(g.spent_pence if g.status == 'spent' else g.amount_pence))}</td>"
+        f"<td>{'Paid' if g.status == 'spent' else 'Approved'}</td></tr>"
+        for g in grants or []
+    )
+    fund_total = sum(g.spent_pence if g.status == "spent" else g.amount_pence for g in grants or [])
+    fund_section = (
+        "<h2>Help from the Well-being Action Fund</h2>"
+        "<table><tr><th>For</th><th>Goal</th><th>Amount</th><th>Status</th></tr>"
+        f"{fund}</table><p>In all: {e(_pounds(fund_total))}</p>"
+        if fund
+        else ""
+    )
+
+    def goal(g: GoalResult) -> str:
+        about = f" ({e(g.category.replace('_', ' '))})" if g.category else ""
+        own = f": &ldquo;{e(said[g.goal])}&rdquo;" if g.goal in said else ""
+        return f"<li>Goal {g.goal}{about}{own}: {e(_ACHIEVED[g.achieved])}</li>"
+
+    goals = "".join(goal(g) for g in report.goals) or "<li>No goals recorded</li>"
     measures = "".join(
         "<tr>"
         f"<td>{e(m.instrument)}</td>"
-        f"<td>{e(_score(m.baseline))}</td><td>{e(_score(m.review))}</td>"
+        f"<td>{e(_score(m.baseline))}</td><td>{e(_score(m.midpoint))}</td>"
+        f"<td>{e(_score(m.review))}</td>"
         f"<td>{e(_score(m.followup))}</td>"
         f"<td>{e(_better(m.improved_at_review))}</td><td>{e(_better(m.improved_at_followup))}</td>"
         "</tr>"
@@ -108,12 +144,13 @@ blockquote{{border-left:4px solid #005eb8;margin:0;padding-left:1rem}}
 {e(report.occurred_at.strftime("%d %B %Y"))}.</p>
 <h2>Your goals</h2><ul>{goals}</ul>
 <h2>How you have been</h2>
-<table><tr><th>Measure</th><th>Start</th><th>Review</th><th>Follow-up</th>
+<table><tr><th>Measure</th><th>Start</th><th>Mid-point</th><th>Review</th><th>Follow-up</th>
 <th>Better at review</th><th>Better at follow-up</th></tr>{measures}</table>
 <h2>Services you used</h2>
 <table><tr><th>Service</th><th>Provider</th><th>Status</th><th>Sessions attended</th></tr>
 {services}</table>
 <p>Sessions attended in all: {report.attended_sessions}</p>
+{fund_section}
 <h2>In your own words</h2>
 <blockquote>{e(words) or "Not recorded"}</blockquote>
 <h2>Your ongoing plan</h2><ul>{plan or "<li>Not recorded</li>"}</ul>
@@ -126,8 +163,14 @@ def _score(scores: object) -> str:
         return "-"
     raw = getattr(scores, "raw", {})
     derived = getattr(scores, "derived", {})
-    total = raw.get("total", derived.get("total"))
+    total = raw.get("total", raw.get("profile", derived.get("total")))
+    if isinstance(total, int | float):
+        return f"{total:g}"  # 23.0 reads as 23
     return str(total) if total is not None else ", ".join(f"{k} {v}" for k, v in raw.items())
+
+
+def _pounds(pence: int) -> str:
+    return f"\u00a3{pence // 100:,}.{pence % 100:02d}"
 
 
 def _better(improved: bool | None) -> str:

@@ -1,5 +1,5 @@
-"""What the routes share, built once when the app starts: clients, stores and the
-payment engine."""
+"""What the routes share, built once when the app starts: clients, stores, the
+payment engine and the Well-being Action Fund."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from temporalio.client import Client
 from api.idempotency import IdempotencyStore
 from api.personal_data import PersonalDataStore
 from api.tenancy import Tenancy
+from fund.service import FundService
 from pathway.config import PathwayConfig
 from payments.engine import PaymentEngine
 
@@ -25,9 +26,11 @@ class Deps:
     config: PathwayConfig
     payments: PaymentEngine
     idempotency: IdempotencyStore = field(init=False)
+    fund: FundService = field(init=False)
 
     def __post_init__(self) -> None:
         self.idempotency = IdempotencyStore(self.engine)
+        self.fund = FundService(self.engine)
 
 
 def deps(request: Request) -> Deps:

@@ -1,22 +1,35 @@
 """Request limits: a per-caller rate limit (token bucket) and a body size cap.
 
-The token buckets live in this process: each API replica limits on its own, so the
-effective limit is the setting times the number of replicas. Production that needs one
-shared limit puts a gateway in front. Bodies larger than the cap get 413 before any
-route runs, whether the client declared a Content-Length or streamed them
-(``Transfer-Encoding: chunked``), and whether or not the route reads its body.
+Where the buckets live is a setting. With ``LINKWAY_API_RATE_SHARED`` off (the embedded
+default: one API process) they live in the process, and each API replica limits on its
+own, so the effective limit would be the setting times the number of replicas. With it
+on (compose, and any deployment of several API replicas) every replica spends from one
+bucket per caller in the database (``SharedRateLimiter``): the limit holds however many
+replicas run and however the load balancer spreads a caller's requests.
+
+Bodies larger than the cap get 413 before any route runs, whether the client declared a
+Content-Length or streamed them (``Transfer-Encoding: chunked``), and whether or not the
+route reads its body.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problems import problem_response, route_template
+from infra.db import clock_sql
+
+log = logging.getLogger("linkway.api.limits")
 
 MAX_BUCKETS = 10_000
 
@@ -44,6 +57,73 @@ class RateLimiter:
             while len(self._buckets) > MAX_BUCKETS:
                 self._buckets.popitem(last=False)
             return wait
+
+
+class RateBucket(SQLModel, table=True):
+    """One caller's shared token bucket; ``updated_at`` is on the database's clock."""
+
+    __tablename__ = "rate_buckets"
+
+    key: str = Field(primary_key=True, max_length=200)
+    tokens: float
+    updated_at: float
+
+
+class SharedRateLimiter:
+    """The token bucket of ``RateLimiter``, kept in the database so that every API replica
+    spends from the same one. ``take`` is one short transaction: refill the caller's row
+    for the time since it was last used (which locks it), then spend a token if there is
+    one. When the database does not answer, the request is let through (it will meet the
+    database again in its route) rather than refused for a reason not the caller's."""
+
+    def __init__(self, engine: Engine, per_second: float, burst: int) -> None:
+        if per_second <= 0 or burst < 1:
+            raise ValueError("a rate limit needs a positive rate and a burst of at least 1")
+        self.engine, self.rate, self.burst = engine, per_second, float(burst)
+
+    def take(self, key: str) -> float:
+        try:
+            return self._take(key)
+        except IntegrityError:  # two replicas made the caller's first row at once
+            return self._take(key)
+        except Exception as exc:
+            log.warning("rate limit: the shared buckets are unreadable (%s)", type(exc).__name__)
+            return 0.0
+
+    def _take(self, key: str) -> float:
+        with self.engine.begin() as conn:
+            now = clock_sql(conn.dialect.name)
+            params = {"key": key, "rate": self.rate, "burst": self.burst}
+            refilled = conn.execute(
+                text(
+                    "UPDATE rate_buckets SET tokens = CASE "
+                    f"WHEN tokens + ({now} - updated_at) * :rate > :burst THEN :burst "
+                    f"ELSE tokens + ({now} - updated_at) * :rate END, updated_at = {now} "
+                    "WHERE key = :key"
+                ),
+                params,
+            ).rowcount
+            if refilled != 1:
+                conn.execute(
+                    text(
+                        "INSERT INTO rate_buckets (key, tokens, updated_at) "
+                        f"VALUES (:key, :burst - 1, {now})"
+                    ),
+                    params,
+                )
+                return 0.0
+            spent = conn.execute(
+                text(
+                    "UPDATE rate_buckets SET tokens = tokens - 1 WHERE key = :key AND tokens >= 1"
+                ),
+                params,
+            ).rowcount
+            if spent == 1:
+                return 0.0
+            tokens = conn.execute(
+                text("SELECT tokens FROM rate_buckets WHERE key = :key"), params
+            ).scalar_one()
+            return float((1 - tokens) / self.rate)
 
 
 class BodySizeLimit:

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, get_args
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Session
 
 from activities.readmodel import ReferralRow
@@ -96,7 +96,7 @@ async def get_person(
     "/{referral_id}/person",
     status_code=204,
     response_class=Response,
-    responses=responses(400, 401, 403, 404, 413, 422, 429, 503),
+    responses=responses(400, 401, 403, 404, 409, 413, 422, 429, 503),
     summary="Replace the person's details (audited write)",
 )
 async def put_person(
@@ -108,6 +108,14 @@ async def put_person(
     access = Access(caller.actor_id, caller.partner_id, "update_details")
     try:
         d.people.replace(row.referral_id, row.partner_id, body.model_dump(mode="json"), access)
+    except IntegrityError:
+        # The unique blind index: another of this partner's cases has the NHS number.
+        raise Problem(
+            409,
+            "NHS number in use",
+            "another case of yours holds this NHS number: one person has one case; "
+            "nothing was written",
+        ) from None
     except SQLAlchemyError:
         raise unwritten() from None
     return Response(status_code=204)

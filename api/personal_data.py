@@ -20,13 +20,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
+from sqlalchemy import Index
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -37,6 +40,12 @@ from infra.settings import Settings
 
 class PersonRecord(SQLModel, table=True):
     __tablename__ = "personal_data"
+    # One person, one case per Tier One partner: two requests racing to open a case for
+    # the same new person cannot both store them (the loser joins the winner's case).
+    # NULLs are distinct, so records without an NHS number are not constrained.
+    __table_args__ = (
+        Index("ux_personal_data_partner_nhs", "partner_id", "nhs_index", unique=True),
+    )
 
     referral_id: str = Field(primary_key=True, max_length=64)
     # The Tier One partner whose case this is: re-entry matches only within it.
@@ -57,6 +66,18 @@ class NoteRecord(SQLModel, table=True):
     ciphertext: bytes
 
 
+class EqualityRecord(SQLModel, table=True):
+    """A person's equality monitoring answers (special-category data), encrypted like
+    the rest; only ever read back one person at a time or as a suppressed aggregate."""
+
+    __tablename__ = "equality_monitoring"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    partner_id: str = Field(max_length=64, index=True)
+    ciphertext: bytes
+    updated_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
 class AuditRecord(SQLModel, table=True):
     __tablename__ = "audit_log"
 
@@ -64,8 +85,8 @@ class AuditRecord(SQLModel, table=True):
     at: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
     actor_id: str = Field(max_length=64, index=True)
     partner_id: str = Field(max_length=64)
-    action: str = Field(max_length=16)  # read | write | match | refused
-    resource: str = Field(default="person", max_length=16)  # person | notes
+    action: str = Field(max_length=16)  # read | write | match | refused | aggregate
+    resource: str = Field(default="person", max_length=16)  # person | notes | equality
     referral_id: str = Field(max_length=64, index=True)
     purpose: str = Field(max_length=64)
 
@@ -77,6 +98,36 @@ class Access:
     actor_id: str
     partner_id: str
     purpose: str
+
+
+@dataclass(frozen=True)
+class NhsFinding:
+    """One stored NHS number ``check_nhs_numbers`` found wanting, by pseudonymous ids:
+    ``normalised`` (written in other digits or with separators; rewritten 0-9 and
+    re-indexed), ``duplicate`` (it is the number of ``other``, another case of the same
+    partner: one person with two cases, for an operator to merge or close; not indexed),
+    ``invalid`` (not an NHS number even in ASCII digits: left as it is, for the link
+    worker to correct)."""
+
+    kind: str
+    referral_id: str
+    partner_id: str
+    other: str = ""
+    fixed: bool = False
+
+
+def ascii_nhs_number(value: str) -> str | None:
+    """``value`` with spaces and hyphens dropped and every decimal digit, whatever its
+    script (fullwidth, Arabic-Indic...), written 0-9; None if anything else is in it."""
+    digits = []
+    for ch in value:
+        if ch.isspace() or ch in "-\u2010\u2011\u2012\u2013\uff0d":
+            continue
+        digit = unicodedata.decimal(ch, None)
+        if digit is None:
+            return None
+        digits.append(str(digit))
+    return "".join(digits)
 
 
 class AuditFailed(RuntimeError):
@@ -171,6 +222,29 @@ class PersonalDataStore:
                 raise AuditFailed("the audit log could not be written") from exc
         return found
 
+    def match_nhs_number(self, nhs_number: str, access: Access) -> list[str]:
+        """Every case held for the person, whichever Tier One partner holds it: a
+        commissioner's feed (distal outcomes) covers the whole county. Each match is
+        audited; only the pseudonymous referral ids leave this store."""
+        with Session(self.engine) as session:
+            found = list(
+                session.exec(
+                    select(PersonRecord.referral_id).where(
+                        col(PersonRecord.nhs_index).in_(
+                            [self.nhs_index(nhs_number, key) for key in self._index_keys]
+                        )
+                    )
+                ).all()
+            )
+        if found:
+            try:
+                with transaction(self.engine) as session:
+                    for referral_id in found:
+                        self._audit(session, access, "match", "person", referral_id)
+            except SQLAlchemyError as exc:
+                raise AuditFailed("the audit log could not be written") from exc
+        return sorted(found)
+
     def put(
         self,
         session: Session,
@@ -235,14 +309,97 @@ class PersonalDataStore:
             "created_at": row.created_at,
         }
 
+    def check_nhs_numbers(
+        self, is_valid: Callable[[str], bool], fix: bool = False, actor_id: str = "operator"
+    ) -> list[NhsFinding]:
+        """Find the NHS numbers stored before the API accepted ASCII digits only (and any
+        record a past create race left un-indexed), and with ``fix`` normalise and
+        re-index them in one transaction, each write audited. A normalised number that
+        is another case's number is never indexed twice: it is reported as a duplicate."""
+        findings: list[NhsFinding] = []
+        with transaction(self.engine) as session:
+            records = list(
+                session.exec(select(PersonRecord).order_by(col(PersonRecord.updated_at)))
+            )
+            people = {r.referral_id: self._open(r.ciphertext) for r in records}
+            # The cases already found by their number: they keep it.
+            owner: dict[tuple[str, str], str] = {}
+            for record in records:
+                number = people[record.referral_id].get("nhs_number")
+                normal = number and number == ascii_nhs_number(number) and is_valid(number)
+                if normal and record.nhs_index in self._indexes(number):
+                    owner.setdefault((record.partner_id, number), record.referral_id)
+            for record in records:
+                person = people[record.referral_id]
+                number = person.get("nhs_number")
+                if not number or owner.get((record.partner_id, number)) == record.referral_id:
+                    continue
+                normal = ascii_nhs_number(number)
+                if normal is None or not is_valid(normal):
+                    findings.append(NhsFinding("invalid", record.referral_id, record.partner_id))
+                    continue
+                other = owner.get((record.partner_id, normal))
+                kind = "duplicate" if other else "normalised"
+                findings.append(
+                    NhsFinding(kind, record.referral_id, record.partner_id, other or "", fix)
+                )
+                if not fix:
+                    continue
+                record.ciphertext = self._seal({**person, "nhs_number": normal})
+                record.nhs_index = None if other else self.nhs_index(normal)
+                record.updated_at = datetime.now(UTC)
+                if not other:
+                    owner[(record.partner_id, normal)] = record.referral_id
+                session.add(record)
+                access = Access(actor_id, record.partner_id, "data_quality")
+                self._audit(session, access, "write", "person", record.referral_id)
+        return findings
+
+    def _indexes(self, nhs_number: str) -> set[str]:
+        return {self.nhs_index(nhs_number, key) for key in self._index_keys}
+
+    # Equality monitoring ------------------------------------------------------------------
+
+    def put_equality(
+        self, referral_id: str, partner_id: str, answers: dict[str, Any], access: Access
+    ) -> None:
+        """Replace the person's answers; the audit record commits with them."""
+        with transaction(self.engine) as session:
+            record = session.get(EqualityRecord, referral_id)
+            if record is None:
+                record = EqualityRecord(
+                    referral_id=referral_id, partner_id=partner_id, ciphertext=b""
+                )
+            record.ciphertext = self._seal(answers)
+            record.updated_at = datetime.now(UTC)
+            session.add(record)
+            self._audit(session, access, "write", "equality", referral_id)
+
+    def equality(self, referral_id: str, access: Access) -> dict | None:
+        self._audited_read(access, "equality", referral_id)
+        with Session(self.engine) as session:
+            record = session.get(EqualityRecord, referral_id)
+            return None if record is None else dict(self._open(record.ciphertext))
+
+    def equality_answers(self, partner_ids: list[str] | None, access: Access) -> list[dict]:
+        """Every person's answers (of these partners), for an aggregate report only: the
+        caller must never show them one by one. Audited once, as an aggregate read."""
+        self._audited_read(access, "equality", "*", action="aggregate")
+        stmt = select(EqualityRecord.ciphertext)
+        if partner_ids is not None:
+            stmt = stmt.where(col(EqualityRecord.partner_id).in_(partner_ids))
+        with Session(self.engine) as session:
+            return [dict(self._open(blob)) for blob in session.exec(stmt)]
+
     def rotate(self) -> int:
         """Re-encrypt (and re-index) every record and note under the newest key; returns
         how many. Afterwards the older keys can be dropped from the ring."""
         count = 0
         with transaction(self.engine) as session:
-            records: list[PersonRecord | NoteRecord] = [
+            records: list[PersonRecord | NoteRecord | EqualityRecord] = [
                 *session.exec(select(PersonRecord)),
                 *session.exec(select(NoteRecord)),
+                *session.exec(select(EqualityRecord)),
             ]
             for record in records:
                 record.ciphertext = self._fernet.rotate(record.ciphertext)

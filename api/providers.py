@@ -52,9 +52,11 @@ from events import provider
 from events.ids import CODE_PATTERN
 from inbound.provider_facts import (
     FactRefused,
+    ImplausibleDate,
     ProviderEvent,
     ProviderFacts,
     attendance_event_id,
+    implausible_date,
     response_event_id,
     to_fact,
 )
@@ -284,7 +286,7 @@ async def report_attendance(
     await check_strictly(request, Attendance)
     facts = _facts(request)
     row = await _handoff(facts, caller, handoff_id)
-    implausible = attendance_csv.implausible_date(body.session_date, utc(row.requested_at))
+    implausible = implausible_date(body.session_date, utc(row.requested_at))
     if implausible:
         raise RequestValidationError(
             [{"type": "value_error", "loc": ("body", "session_date"), "msg": implausible}]
@@ -335,7 +337,7 @@ async def upload_attendance(request: Request, caller: TierTwo) -> BatchReport:
         except Problem as problem:
             errors.append(RowError(line=row.line, handoff_id=row.handoff_id, error=problem.detail))
             continue
-        implausible = attendance_csv.implausible_date(row.session_date, utc(handoff.requested_at))
+        implausible = implausible_date(row.session_date, utc(handoff.requested_at))
         if implausible:
             errors.append(
                 RowError(
@@ -394,4 +396,8 @@ async def _submit(facts: ProviderFacts, event_id: str, data: ProviderEvent) -> S
         applied = await facts.submit(to_fact(event_id, data), data)
     except FactRefused:  # the handoff changed hands between the read and the submit
         raise _not_found() from None
+    except ImplausibleDate as exc:  # checked before; reached only across a midnight
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("body", "session_date"), "msg": str(exc)}]
+        ) from None
     return Submitted(event_id=event_id, duplicate=not applied)

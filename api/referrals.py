@@ -10,6 +10,7 @@ managers and admins the whole pseudonymous record, Tier Two nothing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -18,6 +19,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy import and_
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
@@ -102,35 +104,64 @@ async def _create(
     nhs = body.person.nhs_number
     existing = d.people.find_by_nhs_number(nhs, partner_id, access) if nhs else None
     if existing and existing != new_id:
-        _link_referrer(d, caller, existing)
+        return await _join(d, caller, body, partner_id, new_id, existing)
+    try:
+        with transaction(d.engine) as session:
+            d.people.put(session, new_id, partner_id, body.person.model_dump(mode="json"), access)
+    except IntegrityError:
+        # Another request for the same new person stored them first (the blind index is
+        # unique per partner): this referral joins that case, as a re-referral would.
+        winner = d.people.find_by_nhs_number(nhs, partner_id, access) if nhs else None
+        if winner is None or winner == new_id:
+            raise
+        return await _join(d, caller, body, partner_id, new_id, winner, racing=True)
+    _link_referrer(d, caller, new_id)
+    return await _start(d, body, partner_id, new_id)
+
+
+# How long a referral that lost the race to open a person's case waits for the winner to
+# start its workflow (it is between its commit and its start, normally milliseconds).
+RACE_WAIT_SECONDS = 5.0
+
+
+async def _join(
+    d: Deps,
+    caller: Caller,
+    body: schemas.ReferralRequest,
+    partner_id: str,
+    new_id: str,
+    existing: str,
+    racing: bool = False,
+) -> tuple[int, schemas.ReferralCreated]:
+    """Re-enter (or join) the person's case ``existing`` with this referral."""
+    _link_referrer(d, caller, existing)
+    reenter = cmd.ReEnter(
+        request_id=new_id,  # a retry or a second try is the same command, applied once
+        actor_id=caller.actor_id,
+        source=body.source,
+        referrer_org_id=body.referrer_org_id,
+        reason_codes=body.reason_codes,
+    )
+    deadline = asyncio.get_running_loop().time() + (RACE_WAIT_SECONDS if racing else 0)
+    while True:
         try:
-            result = await execute(
-                d,
-                existing,
-                cmd.ReEnter(
-                    request_id=new_id,
-                    actor_id=caller.actor_id,
-                    source=body.source,
-                    referrer_org_id=body.referrer_org_id,
-                    reason_codes=body.reason_codes,
-                ),
-            )
+            result = await execute(d, existing, reenter)
+            break
         except Problem as exc:
             if exc.status != 404:
                 raise
+            if asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+                continue
             # The person's details were stored by a create that died before it started
             # its workflow, and was not retried (yet): there is no case to re-enter. This
             # referral opens it, under the id those details are stored under, so the
             # person is not locked out and still has one case; the interrupted request's
             # retry then finds this workflow and answers with the same case.
             return await _start(d, body, partner_id, existing)
-        return 200, schemas.ReferralCreated(
-            referral_id=existing, episode=result.episode, stage=result.stage, reentry=True
-        )
-    with transaction(d.engine) as session:
-        d.people.put(session, new_id, partner_id, body.person.model_dump(mode="json"), access)
-    _link_referrer(d, caller, new_id)
-    return await _start(d, body, partner_id, new_id)
+    return 200, schemas.ReferralCreated(
+        referral_id=existing, episode=result.episode, stage=result.stage, reentry=True
+    )
 
 
 async def _start(
@@ -166,15 +197,20 @@ async def _start(
 def _link_referrer(d: Deps, caller: Caller, referral_id: str) -> None:
     if caller.role != "referrer":
         return
-    with transaction(d.engine) as session:
-        if session.get(ReferrerLink, (referral_id, caller.partner_id)) is None:
-            session.add(
-                ReferrerLink(
-                    referral_id=referral_id,
-                    partner_id=caller.partner_id,
-                    linked_at=datetime.now(UTC),
+    try:
+        with transaction(d.engine) as session:
+            if session.get(ReferrerLink, (referral_id, caller.partner_id)) is None:
+                session.add(
+                    ReferrerLink(
+                        referral_id=referral_id,
+                        partner_id=caller.partner_id,
+                        linked_at=datetime.now(UTC),
+                    )
                 )
-            )
+    except IntegrityError:
+        # A concurrent referral by the same partner for the same case linked it first
+        # (the race to open a person's case): the link is there, as wanted.
+        pass
 
 
 @router.get(
@@ -247,7 +283,7 @@ async def get_referral(referral_id: IdPath, request: Request, caller: Viewer) ->
             )
         ).all()
     return schemas.Referral(
-        **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs"}),
+        **row.model_dump(exclude={"deadlines", "overdue", "outcomes", "handoffs", "goals"}),
         deadlines=json.loads(row.deadlines),
         actions_due=json.loads(row.overdue),
         outcomes=json.loads(row.outcomes),
@@ -257,7 +293,35 @@ async def get_referral(referral_id: IdPath, request: Request, caller: Viewer) ->
         ],
         handoffs=[schemas.Handoff(**h.model_dump()) for h in handoffs],
         measures=[_measure(m) for m in measures],
+        goals=json.loads(row.goals),
+        trajectory=_trajectory([m for m in measures if m.episode == row.episode]),
     )
+
+
+PHASES = ("baseline", "midpoint", "review", "followup")
+
+
+def _trajectory(measures: list[MeasurementRow]) -> list[schemas.Trajectory]:
+    """The current episode's scores per instrument, in pathway order (baseline, mid-point,
+    review, follow-up): how the person's measures moved."""
+    by_instrument: dict[str, list[MeasurementRow]] = {}
+    for m in measures:
+        by_instrument.setdefault(m.instrument, []).append(m)
+    return [
+        schemas.Trajectory(
+            instrument=code,
+            points=[
+                schemas.TrajectoryPoint(
+                    phase=m.phase,
+                    administered_at=m.administered_at,
+                    raw=json.loads(m.raw),
+                    derived=json.loads(m.derived),
+                )
+                for m in sorted(rows, key=lambda m: (PHASES.index(m.phase), m.administered_at))
+            ],
+        )
+        for code, rows in sorted(by_instrument.items())
+    ]
 
 
 def _with_episode() -> Any:

@@ -147,6 +147,7 @@ class Episode(BaseModel):
     support_level: str | None
     attended_sessions: int
     outcomes: list[str]
+    path: str = Field(description="full, or signposting (the level 1 short path)")
 
 
 class Handoff(BaseModel):
@@ -166,12 +167,34 @@ class Handoff(BaseModel):
 class Measure(BaseModel):
     measurement_id: str
     episode: int
-    phase: Literal["baseline", "review", "followup"]
+    phase: Literal["baseline", "midpoint", "review", "followup"]
     instrument: str
     version: str
     raw: dict[str, float]
     derived: dict[str, str | float]
     administered_at: Instant
+
+
+class Goal(BaseModel):
+    number: int
+    category: str
+    words_note_id: str | None = Field(description="their words: a case note, read as notes are")
+    target_date: date | None
+    status: str
+    at_review: str | None
+    at_followup: str | None
+
+
+class TrajectoryPoint(BaseModel):
+    phase: Literal["baseline", "midpoint", "review", "followup"]
+    administered_at: Instant
+    raw: dict[str, float]
+    derived: dict[str, str | float]
+
+
+class Trajectory(BaseModel):
+    instrument: str
+    points: list[TrajectoryPoint]
 
 
 class CaseloadItem(BaseModel):
@@ -188,6 +211,7 @@ class CaseloadItem(BaseModel):
     next_due_at: Instant | None
     next_due_action: str | None
     actions_due: list[str] = Field(description="deadlines that passed, still to act on")
+    path: str = Field(description="full, or signposting (the level 1 short path)")
 
 
 class CaseloadPage(Page):
@@ -203,6 +227,10 @@ class Referral(CaseloadItem):
     episodes: list[Episode]
     handoffs: list[Handoff]
     measures: list[Measure]
+    goals: list[Goal] = Field(description="the current plan's goals")
+    trajectory: list[Trajectory] = Field(
+        description="each instrument's scores in this episode, baseline to follow-up"
+    )
 
 
 class CommandAccepted(BaseModel):
@@ -210,6 +238,57 @@ class CommandAccepted(BaseModel):
     version: int
     episode: int
     stage: str
+    activity_id: str | None = Field(
+        default=None, description="log_activity: the id to correct or delete it by"
+    )
+
+
+class Activity(BaseModel):
+    activity_id: str
+    referral_id: str
+    episode: int
+    link_worker_id: str
+    activity_type: str
+    direct: bool
+    started_at: Instant
+    minutes: int
+    note_recorded: bool = Field(description="a note is in the personal-data store")
+
+
+class TimeSummary(BaseModel):
+    key: str = Field(description="the referral, link worker or partner summed over")
+    sessions: int
+    minutes: int
+    direct_minutes: int
+    indirect_minutes: int
+    by_type: dict[str, int] = Field(description="minutes per activity type (the mix)")
+
+
+class ActivityList(BaseModel):
+    items: list[Activity]
+    summary: TimeSummary
+
+
+class TimeSummaryList(BaseModel):
+    since: Instant | None
+    until: Instant | None
+    items: list[TimeSummary]
+
+
+class Capacity(BaseModel):
+    link_worker_id: str
+    partner_id: str
+    open_cases: int = Field(description="referrals not dormant")
+    actions_due: int = Field(description="deadlines in the next 7 days")
+    actions_overdue: int = Field(description="deadlines passed, not yet acted on")
+    started_last_12_months: int = Field(description="episodes opened in the last 12 months")
+    annual_capacity: int = Field(description="the profile's annual_caseload_capacity")
+    capacity_used: float = Field(description="started_last_12_months / annual_capacity")
+    minutes_this_month: int = Field(description="time logged since the 1st (UTC)")
+
+
+class CapacityList(BaseModel):
+    items: list[Capacity]
 
 
 class NoteRequest(BaseModel):

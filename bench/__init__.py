@@ -56,6 +56,12 @@ async def _p5(env: Env, context: dict[str, Any]) -> list[Result]:
     return await p5_reconcile.run(env)
 
 
+async def _p7(env: Env, context: dict[str, Any]) -> list[Result]:
+    from bench import p7_reporting
+
+    return await p7_reporting.run(env)
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     "P1": _p1,
     "P2": _p2,
@@ -63,4 +69,5 @@ BENCHMARKS: dict[str, Benchmark] = {
     "P4": _p4,
     "P5": _p5,
     "P6": _p6,
+    "P7": _p7,
 }

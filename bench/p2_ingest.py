@@ -3,8 +3,8 @@ through Linkway's providers consumer (validate, deduplicate, authorise against t
 handoff, signal, record), and end-to-end latency at 15 events/s.
 
 Throughput: each Linkway round produces a burst of attendance reports for referrals in
-the supported stage and times until every one is recorded as processed and counted in
-the read model's handoff rows (the workflow applied and persisted it). The floor is the
+the supported stage and times until every one is recorded as processed and its state
+version is in the read model (the workflow applied and persisted it). The floor is the
 slower of two raw legs, per the issue: an aiokafka consumer reading as many records
 from the same topic, and as many signals sent one at a time (the consumer handles one
 record at a time too) to the same number of floor workflows.
@@ -32,9 +32,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 from temporalio.client import Client
 
-from activities.readmodel import HandoffRow
+from activities.readmodel import ReferralRow
 from bench.core import Deadline, Result, interleaved, percentile, summarise
-from bench.drive import FIRST_SESSION, PROVIDER, concurrently, handoff_of, new_referral
+from bench.drive import PROVIDER, concurrently, handoff_of, new_referral
 from bench.drive import to_supported as drive_to_supported
 from bench.env import Env
 from bench.floor import start_floor
@@ -46,15 +46,21 @@ from infra.kafka import admin_client
 from messaging.consumer import ProcessedEvent
 from workers import providers
 
+STATUSES = ("attended", "did_not_attend")
 RATE = 15.0  # events/s: three times the 2023 national average
 RAW_TOPIC = "bench.raw-attendance"
 
 
 class Reports:
-    """Attendance reports for a set of handoffs, each on a session date of its own."""
+    """Attendance reports for a set of handoffs. Linkway refuses a session date before the
+    handoff or in the future (a day either way), and the handoffs are made today, so the
+    reports cycle over yesterday, today and tomorrow and alternate attended and did not
+    attend from one cycle to the next: every report corrects the last one for its date,
+    so the workflow applies each (a new state version) as it would a new session."""
 
     def __init__(self, handoffs: list[tuple[str, str]]) -> None:
         self.handoffs = handoffs  # (referral id, handoff id)
+        self.today = datetime.now(UTC).date()
         self._next: Iterator[int] = itertools.count()
 
     def next(self) -> tuple[str, str, bytes]:
@@ -64,8 +70,8 @@ class Reports:
             handoff_id=handoff_id,
             referral_id=referral_id,
             provider_id=PROVIDER,
-            session_date=FIRST_SESSION + timedelta(days=n // len(self.handoffs)),
-            status="attended",
+            session_date=self.today + timedelta(days=(n // len(self.handoffs)) % 3 - 1),
+            status=STATUSES[(n // (3 * len(self.handoffs))) % 2],
             occurred_at=datetime.now(UTC),
         )
         event_id = uuid.uuid4().hex
@@ -80,30 +86,32 @@ class Reports:
 
 
 def _applied(env: Env) -> tuple[int, int]:
+    """Reports recorded as processed, and state versions the read model holds (each
+    applied report adds one)."""
     with Session(env.engine) as session:
         done = session.exec(select(func.count()).select_from(ProcessedEvent)).one()
-        attended = session.exec(select(func.coalesce(func.sum(HandoffRow.attended), 0))).one()
-    return done, attended
+        versions = session.exec(select(func.coalesce(func.sum(ReferralRow.version), 0))).one()
+    return done, versions
 
 
-async def _until_applied(env: Env, done: int, attended: int, seconds: float) -> None:
+async def _until_applied(env: Env, done: int, versions: int, seconds: float) -> None:
     deadline = Deadline(seconds, "the providers consumer to apply the reports")
     while True:
         now = await asyncio.to_thread(_applied, env)
-        if now[0] >= done and now[1] >= attended:
+        if now[0] >= done and now[1] >= versions:
             return
         deadline.check()
         await asyncio.sleep(0.02)
 
 
 async def _burst(env: Env, producer: KafkaProducer, reports: Reports, count: int) -> float:
-    done, attended = await asyncio.to_thread(_applied, env)
+    done, versions = await asyncio.to_thread(_applied, env)
     t0 = time.perf_counter()
     for _ in range(count):
         _, key, value = reports.next()
         producer.send(topics.PROVIDER_ATTENDANCE, value=value, key=key.encode())
     producer.flush(timeout=30)
-    await _until_applied(env, done + count, attended + count, 120)
+    await _until_applied(env, done + count, versions + count, 120)
     return count / (time.perf_counter() - t0)
 
 
@@ -155,9 +163,9 @@ async def _paced(
 async def _linkway_latency(
     env: Env, producer: KafkaProducer, reports: Reports, count: int
 ) -> list[float]:
-    done, attended = await asyncio.to_thread(_applied, env)
+    done, versions = await asyncio.to_thread(_applied, env)
     sent = await _paced(producer, topics.PROVIDER_ATTENDANCE, iter(reports.next, None), count)
-    await _until_applied(env, done + count, attended + count, 60)
+    await _until_applied(env, done + count, versions + count, 60)
 
     def read() -> list[float]:
         with Session(env.engine) as session:

@@ -5,7 +5,8 @@ closed with a reason).
 - ``hsds``: the data shapes (organization, service, location, categories, capacity);
 - ``repository.DirectoryRepository``: read and write them in a caller's session;
 - ``importer``: import an HSDS JSON file; ``seed_demo`` loads the demo directory;
-- ``check_prescriptions`` / ``provider_topics``: what the plan route and start-up ask.
+- ``check_prescriptions`` / ``check_signposts`` / ``provider_topics``: what the plan
+  route and start-up ask.
 
 Errors are drawn in ``directory.errors``.
 """
@@ -17,7 +18,7 @@ from directory.errors import (
     UnknownOrganization,
 )
 from directory.importer import import_file, seed_demo
-from directory.prescribing import check_prescriptions, provider_topics
+from directory.prescribing import check_prescriptions, check_signposts, provider_topics
 
 __all__ = [
     "DirectoryError",
@@ -25,6 +26,7 @@ __all__ = [
     "PrescriptionRejected",
     "UnknownOrganization",
     "check_prescriptions",
+    "check_signposts",
     "import_file",
     "provider_topics",
     "seed_demo",

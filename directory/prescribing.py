@@ -50,6 +50,19 @@ def check_prescriptions(session: Session, prescriptions: Iterable[Prescription])
         raise PrescriptionRejected("; ".join(problems), problems)
 
 
+def check_signposts(session: Session, service_ids: Iterable[str | None]) -> None:
+    """Raise ``PrescriptionRejected`` for a signpost to a service not in the directory
+    (a signpost with no service id is to something outside it, described in a note)."""
+    repo = DirectoryRepository(session)
+    problems = [
+        f"signposts[{i}].service_id is not in the service directory"
+        for i, service_id in enumerate(service_ids)
+        if service_id is not None and repo.service(service_id) is None
+    ]
+    if problems:
+        raise PrescriptionRejected("; ".join(problems), problems)
+
+
 def provider_topics(session: Session) -> list[str]:
     """One handoff topic per provider organisation in the directory."""
     return [

@@ -158,4 +158,13 @@ def _personal_fields(value: Any) -> str | None:
 
 def _load_all() -> None:
     # Importing the modules registers their models; kept here so ``parse`` sees them all.
-    from events import completion, handoff, outcome, payment, provider, referral  # noqa: F401
+    from events import (  # noqa: F401
+        casework,
+        completion,
+        fund,
+        handoff,
+        outcome,
+        payment,
+        provider,
+        referral,
+    )

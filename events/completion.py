@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field
 
 from events import topics
+from events.casework import GoalStatus
 from events.catalogue import EventData, event_type
 from events.ids import Code, Id
 from events.referral import MeasureScores, ReferralEvent
@@ -23,16 +24,23 @@ Achieved = Literal["achieved", "partly_achieved", "not_achieved"]
 class GoalResult(EventData):
     goal: int = Field(ge=1, le=20, description="The goal's number in the plan (1..goal_count).")
     achieved: Achieved
+    category: Code | None = Field(default=None, description="The goal's category, if structured.")
+    at_review: GoalStatus | None = Field(default=None, description="Its status at the review.")
+    at_followup: GoalStatus | None = Field(
+        default=None, description="Its status at the sustained-outcome follow-up."
+    )
 
 
 class MeasureChange(EventData):
-    """One instrument at baseline, review and follow-up, and whether it improved by the
-    instrument's own rule (None: not measured then, or not comparable)."""
+    """One instrument at baseline, mid-point, review and follow-up, and whether it
+    improved by the instrument's own rule (None: not measured then, or not comparable)."""
 
     instrument: str
     baseline: MeasureScores | None = None
+    midpoint: MeasureScores | None = None
     review: MeasureScores | None = None
     followup: MeasureScores | None = None
+    improved_at_midpoint: bool | None = None
     improved_at_review: bool | None = None
     improved_at_followup: bool | None = None
 

@@ -9,7 +9,7 @@ FHIR-speaking partner maps them 1:1.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import Field
@@ -77,4 +77,20 @@ class HandoffUpdated(EventData):
     reason_code: str | None = None
     delivered_code: str | None = None
     sessions_delivered: int | None = None
+    occurred_at: datetime
+
+
+@event_type(
+    "linkway.handoff.attendance_recorded.v1",
+    topics.REFERRALS,
+    "A provider's report of one session's attendance was applied to a handoff. A later "
+    "report for the same handoff and session date is a correction: the latest one counts.",
+)
+class HandoffAttendanceRecorded(EventData):
+    handoff_id: Id
+    referral_id: Id
+    episode: int = Field(ge=1)
+    provider_id: Id
+    session_date: date
+    status: Literal["attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider"]
     occurred_at: datetime

@@ -160,10 +160,16 @@ class PlanAgreed(ReferralEvent):
 @event_type(
     "linkway.referral.checkin_recorded.v1",
     topics.REFERRALS,
-    "The mid-point check-in was recorded.",
+    "The mid-point check-in was recorded, with mid-point measures if any were taken.",
 )
 class CheckinRecorded(ReferralEvent):
     on_track: bool
+    measures: list[MeasureScores] = Field(
+        default_factory=list, max_length=20, description="Mid-point measures, if any."
+    )
+    improved_instruments: list[str] = Field(
+        default_factory=list, description="Improved on the baseline by the instrument's rule."
+    )
 
 
 @event_type(
@@ -201,7 +207,11 @@ class ActionDue(ReferralEvent):
         "followup",
         "provider_response",
         "disengagement",
-    ]
+        "signpost_check",
+    ] = Field(
+        description="What is due. signpost_check: a level 1 (signposting) plan's check, "
+        "which takes the review's place on the short path."
+    )
     due_at: datetime
     handoff_id: str | None = None
 

@@ -12,14 +12,18 @@ import re
 REFERRALS = "linkway.referrals"  # referral lifecycle, written by Linkway
 OUTCOMES = "linkway.outcomes"  # outcome facts for the payment engine
 PAYMENTS = "linkway.payments"  # claim lifecycle, written by the payment engine
+FUND = "linkway.fund"  # Well-being Action Fund: budgets and grants, keyed by fund id
 PROVIDER_RESPONSES = "linkway.provider.responses"  # inbound: accept/reject/capacity
 PROVIDER_ATTENDANCE = "linkway.provider.attendance"  # inbound: session attendance
+DISTAL_ACTIVITY = "linkway.distal.activity"  # inbound: a commissioner's monthly counts
 HANDOFFS_PREFIX = "linkway.handoffs."  # + provider id: one topic per Tier Two provider
 DEAD_LETTER_SUFFIX = ".dlq"
 
 INBOUND = (PROVIDER_RESPONSES, PROVIDER_ATTENDANCE)
+# Inbound feeds of records that are not CloudEvents (their schemas: docs/events.md).
+FEEDS = (DISTAL_ACTIVITY,)
 # Topics a Linkway consumer reads: each has a dead-letter topic.
-CONSUMED = (*INBOUND, OUTCOMES, REFERRALS)
+CONSUMED = (*INBOUND, *FEEDS, OUTCOMES, REFERRALS)
 
 # Dead-letter topics keep what they hold for a long time: it is evidence of a partner's
 # problem that someone has to look at. Other topics keep a week; the outbox is the archive.
@@ -40,7 +44,7 @@ def dead_letter_topic(topic: str) -> str:
 
 def core_topics() -> list[str]:
     """The topics Linkway needs before any provider is registered."""
-    topics = [REFERRALS, OUTCOMES, PAYMENTS, *INBOUND]
+    topics = [REFERRALS, OUTCOMES, PAYMENTS, FUND, *INBOUND, *FEEDS]
     return topics + [dead_letter_topic(t) for t in CONSUMED]
 
 

@@ -11,9 +11,16 @@ same way and give the same result:
    where the pure rules in ``pathway.rules.providers`` decide what the fact changes;
 4. **record** the event id as processed.
 
+Attendance must be on a plausible date (``implausible_date``): not before the handoff
+was requested, not in the future beyond a day's clock skew. The HTTP routes check it
+first and answer 422 per report or CSV row; ``submit`` checks it again for both doors, so
+a Kafka report dated 9999-12-31 is dead-lettered rather than counted towards an outcome
+the contract pays for.
+
 Errors, drawn once::
 
     EventRejected (events.catalogue)   the Kafka consumer dead-letters it
+    ├── ImplausibleDate                HTTP answers 422 (checked before submitting)
     └── FactRefused                    HTTP answers 404, the same as for no handoff at all
         ├── UnknownHandoff             no such handoff
         └── NotAuthorised              the handoff is not this provider's, or not the referral's
@@ -30,7 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +57,10 @@ SIGNAL_TIMEOUT = timedelta(seconds=10)
 # Published in docs/providers.md: partners derive the same ids for the same reports.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c4c1e-3f57-4c8e-9a53-2a1f0c7d5b10")
 
+# How far a provider's clock may be ahead of ours, or a session be reported as held the
+# day before its handoff (time zones): a session date outside that is refused.
+SKEW = timedelta(days=1)
+
 ProviderEvent = provider.ProviderResponse | provider.AttendanceReported
 Fact = cmd.ProviderResponded | cmd.AttendanceRecorded
 
@@ -64,6 +75,27 @@ class UnknownHandoff(FactRefused):
 
 class NotAuthorised(FactRefused):
     pass
+
+
+class ImplausibleDate(EventRejected):
+    """An attendance report's session date cannot be right for its handoff."""
+
+
+def implausible_date(
+    session_date: date, requested_at: datetime, now: datetime | None = None
+) -> str | None:
+    """Why a session date cannot be right for a handoff requested at ``requested_at``
+    (a UTC time), or None when it can."""
+    now = now or datetime.now(UTC)
+    if session_date > (now + SKEW).date():
+        return "must not be in the future"
+    if session_date < (requested_at - SKEW).date():
+        return "must not be before the handoff was requested"
+    return None
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def response_event_id(
@@ -142,7 +174,12 @@ class ProviderFacts:
         """Apply one fact; returns False when its event id was applied before."""
         if await asyncio.to_thread(self._processed, fact.event_id):
             return False
-        await asyncio.to_thread(self.authorise, data)
+        row = await asyncio.to_thread(self.authorise, data)
+        if isinstance(data, provider.AttendanceReported):
+            implausible = implausible_date(data.session_date, _utc(row.requested_at))
+            if implausible:
+                # The reason names the field and the rule, never the value sent.
+                raise ImplausibleDate(f"implausible date: session_date {implausible}")
         handle = self.client.get_workflow_handle_for(
             ReferralWorkflow.run, referral_workflow_id(data.referral_id)
         )

@@ -42,6 +42,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def clock_sql(dialect: str) -> str:
+    """The database's own clock, in seconds since the epoch, as an SQL expression: for
+    times several processes compare (leases, shared rate buckets), so that their hosts
+    need no synchronised clocks."""
+    if dialect == "postgresql":
+        # clock_timestamp, not now(): now() is fixed at the start of the transaction.
+        return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
 @lru_cache(maxsize=4)
 def engine_for(url: str) -> Engine:
     return make_engine(url)

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     # Database: SQLite file under data_dir unless a URL is given (postgresql+psycopg://...).
     database_url: str | None = None
 
+    # Equality monitoring: the postcode -> IMD decile lookup file (`linkway imd`
+    # builds it from the published files; docs/equality.md). Unset: the packaged sample.
+    imd_lookup: Path | None = None
+
     # HTTP API
     api_host: str = "127.0.0.1"
     api_port: int = 8000
@@ -50,6 +54,9 @@ class Settings(BaseSettings):
     # effective limit is this times the replica count (or put a gateway in front).
     api_rate_per_second: float = 20.0
     api_rate_burst: int = 60
+    # One bucket per caller in the database, shared by every API replica (compose turns
+    # it on); off, each API process keeps its own buckets.
+    api_rate_shared: bool = False
 
     # Authentication: bearer JWTs. Production sets jwks_url (the identity provider's
     # JWKS); the embedded default signs and verifies with a key generated once under
@@ -71,6 +78,16 @@ class Settings(BaseSettings):
     # Outbox relay
     relay_batch_size: int = 200
     relay_poll_seconds: float = 0.2
+    # The publishing lease (messaging/lease.py): how long it lasts without renewal, and
+    # how often the active relay renews it and a standby tries to take it. A relay that
+    # dies is replaced within about lease + renew seconds.
+    relay_lease_seconds: float = Field(default=6.0, gt=0)
+    relay_renew_seconds: float = Field(default=1.0, gt=0)
+
+    # Each process but the API (which has /livez and /readyz on its own port) answers
+    # GET /livez and /readyz on this port for its container platform; 0 turns it off.
+    health_port: int = Field(default=0, ge=0, le=65535)
+    health_host: str = "0.0.0.0"
 
     # How long a stopping process lets the work in flight finish (an HTTP request, a
     # workflow activity, a consumer's message) before it exits; keep the container
@@ -84,6 +101,10 @@ class Settings(BaseSettings):
     # Personal-data store: comma-separated Fernet keys, newest first (rotation: prepend a key).
     # Empty in the embedded default: a key is generated once under data_dir.
     pii_keys: str = ""
+    # Keys the pseudonymous episode ids of the evaluation dataset (docs/reporting.md), so
+    # they cannot be traced back to referral ids without it. Empty in the embedded
+    # default: one is generated once under data_dir.
+    evaluation_key: str = ""
 
     # Event source URI in the CloudEvents envelope.
     event_source: str = Field(default="urn:linkway:pathway")

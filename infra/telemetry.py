@@ -158,20 +158,73 @@ def _instrument_libraries() -> None:
 
     # SQLAlchemy: one span per statement, with the SQL's placeholders, never its values.
     # It wraps engine creation, so it traces every engine infra.db makes after this call.
-    # Its declared range stops below SQLAlchemy 2.1 (which sqlmodel now brings) though the
-    # engine events it hooks are unchanged; the trace test checks that SQL spans appear.
+    # Its declared range stops below SQLAlchemy 2.1 (which sqlmodel now brings), in its
+    # newest release and on its main branch alike, so its version check is skipped. Safe:
+    # it hooks create_engine and the engine's and pool's events (before/after_cursor_execute,
+    # handle_error, connect, close, checkin, checkout), all unchanged in 2.1. The unit tests
+    # check those events exist and fail once a release declares our SQLAlchemy (then pin it
+    # and drop the flag); the trace test checks that SQL spans appear.
     SQLAlchemyInstrumentor().instrument(enable_commenter=False, skip_dep_check=True)
     # kafka-python (the relay's producer): a producer span per record, whose context goes
     # in the record's headers (messaging.relay.traced_send).
     KafkaInstrumentor().instrument()
 
 
-def instrument_app(app: Any) -> None:
+# What the ASGI instrumentation records of the request's address (old and new semantic
+# conventions): the raw path, with the ids a client put there, and the query string,
+# which may carry anything (a search for a name, an NHS number in the wrong place).
+_ADDRESS_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full")
+_QUERY_ATTRIBUTES = ("url.query",)
+# A path that matches no route: the client's text, which a span must not carry either.
+UNMATCHED = "{unmatched}"
+
+
+def route_template(scope: dict[str, Any]) -> str:
+    """The template of the route the request matches (``/referrals/{referral_id}``), or
+    ``{unmatched}``: never the path the client sent."""
+    from starlette.routing import Match
+
+    app = scope.get("app")
+    for route in getattr(app, "routes", []):
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", UNMATCHED))
+    return UNMATCHED
+
+
+def scrub_server_span(span: Any, scope: dict[str, Any]) -> None:
+    """Replace the request's address on its server span by the route template and drop
+    the query string, before anything exports the span (the ASGI instrumentation calls
+    this as the span starts; exporters read it when it ends)."""
+    if not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    template = route_template(scope)
+    for key in _ADDRESS_ATTRIBUTES:
+        if key in attributes:
+            value = template
+            if key in ("http.url", "url.full"):
+                host, port = scope.get("server") or ("server", 0)
+                value = f"{scope.get('scheme', 'http')}://{host}:{port}{template}"
+            span.set_attribute(key, value)
+    for key in _QUERY_ATTRIBUTES:
+        if key in attributes:
+            span.set_attribute(key, "")
+
+
+def instrument_app(app: Any, tracer_provider: Any = None) -> None:
     """FastAPI/ASGI server spans, named by route template (``/referrals/{referral_id}``)
-    so no id reaches a span name. Probes are left out: they would be most of the traces."""
+    so no id reaches a span name, and with the request's path and URL replaced by that
+    template and the query string dropped (``scrub_server_span``): a query string may
+    carry anything. Probes are left out: they would be most of the traces."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="/health,/livez,/readyz")
+    FastAPIInstrumentor.instrument_app(
+        app,
+        excluded_urls="/health,/livez,/readyz",
+        server_request_hook=scrub_server_span,
+        tracer_provider=tracer_provider,  # the global one, unless a test brings its own
+    )
 
 
 # --- logs -----------------------------------------------------------------------------------

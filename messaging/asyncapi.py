@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from events import topics
 from events.catalogue import EventData, registry
+from events.distal_feed import FeedRow
 from events.envelope import CloudEvent
 from events.examples import example_event
 from infra.settings import Settings
@@ -59,6 +60,7 @@ CHANNELS: list[tuple[str, str, str, str]] = [
     ("handoffs", topics.HANDOFFS_PREFIX + "{provider_id}", "Linkway", "that Tier Two provider"),
     ("outcomes", topics.OUTCOMES, "Linkway", "the outcomes-contract payment engine"),
     ("payments", topics.PAYMENTS, "the payment engine", "Tier One partners, contract managers"),
+    ("fund", topics.FUND, "Linkway", "Tier One partners, contract managers"),
     ("providerResponses", topics.PROVIDER_RESPONSES, "Tier Two providers", "Linkway"),
     ("providerAttendance", topics.PROVIDER_ATTENDANCE, "Tier Two providers", "Linkway"),
 ]
@@ -153,6 +155,21 @@ def documentation_broker() -> KafkaBroker:
             )
     if grouped:
         raise RuntimeError(f"topics with events but no documented channel: {sorted(grouped)}")
+    broker.subscriber(
+        topics.DISTAL_ACTIVITY,
+        title="distalActivity",
+        description="Written by the commissioner or ICB; read by Linkway. Not a CloudEvent: "
+        "one JSON object per person, measure and month (docs/distal-feed.md). The only "
+        "record that carries an NHS number: matched in the personal-data store, never "
+        "republished.",
+    )(_handler(FeedRow))
+    broker.publisher(
+        topics.dead_letter_topic(topics.DISTAL_ACTIVITY),
+        title="distalActivity" + DEAD_LETTER,
+        description="Rejected (malformed or unmatched) feed records, REDACTED: no NHS number "
+        f"and no key, with the reason in the `{consumer.REASON_HEADER}` header.",
+        schema=bytes,
+    )
     return broker
 
 

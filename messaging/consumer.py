@@ -39,6 +39,7 @@ from sqlmodel import Field, Session, SQLModel
 
 from events.catalogue import EventRejected
 from events.topics import dead_letter_topic
+from infra.health import Health
 from infra.settings import Settings
 
 log = logging.getLogger("linkway.consumer")
@@ -82,6 +83,7 @@ class Inbound:
     offset: int
     key: bytes | None
     value: bytes
+    headers: dict[str, bytes] = dataclasses.field(default_factory=dict)
 
     def __str__(self) -> str:  # for logs: where it is, never what it says
         return f"{self.topic}[{self.partition}]@{self.offset}"
@@ -103,6 +105,9 @@ REASON_CATEGORIES = (
     ("bad data", "bad_data"),
     ("unauthorised", "unauthorised"),
     ("unknown handoff", "unknown_handoff"),
+    ("implausible date", "implausible_date"),
+    ("malformed", "malformed_row"),
+    ("unmatched", "unmatched"),
 )
 _meter = metrics.get_meter("linkway.messaging")
 DEAD_LETTERS = _meter.create_counter(
@@ -166,7 +171,10 @@ class Runner:
         """Returning acks (commits); raising nacks (seeks back, commits nothing)."""
         record = msg.raw_message
         assert not isinstance(record, tuple), "subscribed one record at a time"
-        inbound = Inbound(record.topic, record.partition, record.offset, record.key, msg.body)
+        headers = {k: v or b"" for k, v in record.headers or ()}
+        inbound = Inbound(
+            record.topic, record.partition, record.offset, record.key, msg.body, headers
+        )
         where = (inbound.topic, inbound.partition)
         try:
             try:
@@ -251,3 +259,23 @@ def subscribe(
         parser=_parse_tolerating_headers,
     )(consume)
     return runner
+
+
+WATCH_SECONDS = 5.0
+PING_TIMEOUT_SECONDS = 3.0
+
+
+async def watch(broker: KafkaBroker, health: Health, every: float = WATCH_SECONDS) -> None:
+    """Keep a consumer's probes true until cancelled: live while this loop comes round,
+    ready while the broker answers (a consumer that cannot reach it is not ready)."""
+    while True:
+        health.beat()
+        try:
+            reachable = await broker.ping(timeout=PING_TIMEOUT_SECONDS)
+        except Exception:
+            reachable = False
+        if reachable:
+            health.ready(True, broker="reachable")
+        else:
+            health.ready(False, broker="unreachable", reason="the broker does not answer")
+        await asyncio.sleep(every)

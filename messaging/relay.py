@@ -25,6 +25,28 @@ until it has sent that topic's whole published history again, in outbox order (w
 the ``linkway-replay`` header, as ``linkway replay`` sends it). An acknowledgement at
 an offset not past one seen before (the log went back while the relay was idle) makes
 the relay check again before its next batch.
+
+Any number of relays may run; exactly one publishes at a time: the one holding the
+database's publishing lease (``messaging.lease``). The others stand by, trying to take
+the lease every ``relay_renew_seconds``; the active one renews it as often. A relay
+killed outright is replaced once its lease lapses: within ``relay_lease_seconds`` plus
+one attempt. Fencing, so that a deposed relay (paused, partitioned from the database,
+slow) cannot publish with a stale lease:
+
+- before each batch it renews the lease in the database, and sends nothing if another
+  relay has taken it (the fencing token in the row has moved on);
+- before each send it checks its local deadline (the lease's duration from before the
+  last renewal, on the monotonic clock): after a pause past the lease it sends nothing
+  more until the database has renewed the lease;
+- it marks rows published only in a transaction that renewed the lease first, so a
+  deposed relay never marks a row.
+
+The Kafka send is outside the database transaction, so one window stays: records a relay
+had already handed to its producer when it was paused reach the broker when it resumes,
+after its successor may have sent the same rows. They are duplicates (the same event id,
+which every consumer discards) of the dead or deposed relay's last, unmarked batch: the
+at-least-once window. Each referral's events still reach the broker first in commit
+order: the successor starts from the oldest unmarked row.
 """
 
 from __future__ import annotations
@@ -44,7 +66,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from infra.db import transaction
+from infra.health import Health
 from infra.settings import Settings
+from messaging.lease import Lease
 from messaging.outbox import OutboxRow, unpublished
 from messaging.producer import (
     UnsafeProducerSettings,
@@ -61,6 +85,7 @@ __all__ = [
     "REPLAY_HEADER",
     "SEND_TIMEOUT_SECONDS",
     "STOP_GRACE_SECONDS",
+    "Deposed",
     "OutboxRelay",
     "UnsafeProducerSettings",
     "broker_log_ends",
@@ -87,6 +112,10 @@ HISTORY_CHUNK = 500  # history rows read, sent and acknowledged at a time
 LogEnds = Callable[[list[str]], dict[str, dict[int, int]]]
 
 
+class Deposed(RuntimeError):
+    """Another relay holds the publishing lease: this one must publish nothing."""
+
+
 class OutboxRelay:
     """Publishes the outbox. It owns its producer: it replaces it after a failure (with
     ``new_producer``, by default one from ``settings``) and closes it when ``run`` returns.
@@ -100,8 +129,15 @@ class OutboxRelay:
         *,
         new_producer: Callable[[], KafkaProducer] | None = None,
         log_ends: LogEnds | None = None,
+        lease: Lease | None = None,
+        health: Health | None = None,
     ) -> None:
         check_producer(producer)
+        if settings.relay_renew_seconds * 2 > settings.relay_lease_seconds:
+            raise ValueError(
+                "LINKWAY_RELAY_RENEW_SECONDS must be at most half of LINKWAY_RELAY_LEASE_SECONDS, "
+                "so that a renewal can fail once and still be retried before the lease lapses"
+            )
         self.engine = engine
         self.producer: KafkaProducer | None = producer
         self._new_producer = new_producer or (lambda: make_producer(settings))
@@ -113,6 +149,64 @@ class OutboxRelay:
         # failure; and the highest offset acknowledged per partition, in this process.
         self._log_checked = False
         self._acked: dict[tuple[str, int], int] = {}
+        self.lease = lease or Lease(engine, duration=settings.relay_lease_seconds)
+        self.renew_seconds = settings.relay_renew_seconds
+        # "starting", "active" or "standby": what the relay last found; for its probes.
+        self.role = "starting"
+        # Its probes: live while the loop comes round; ready while the database answers
+        # (a standby is ready: it is doing its job, which is to wait).
+        self.health = health or Health("relay")
+
+    @property
+    def active(self) -> bool:
+        return self.role == "active" and self.lease.holds()
+
+    def lead(self) -> bool:
+        """Take or renew the lease when due; True while this relay is the active one."""
+        if self.lease.holds() and self.lease.since_renewal() < self.renew_seconds:
+            return True
+        held = self.lease.acquire()
+        self._become("active" if held else "standby")
+        return held
+
+    def _report(self, ok: bool, reason: str | None = None) -> None:
+        detail: dict[str, Any] = {"role": self.role, "active": self.active}
+        if self.active:
+            detail["token"] = self.lease.token
+        if reason:
+            detail["reason"] = reason
+        self.health.ready(ok, **detail)
+
+    def _renew_or_stand_down(self) -> None:
+        held = self.lease.acquire()
+        self._become("active" if held else "standby")
+        if not held:
+            raise Deposed("another relay holds the publishing lease")
+
+    def _become(self, role: str) -> None:
+        if role == self.role:
+            return
+        previous, self.role = self.role, role
+        if role == "active":
+            # A new term: the broker's log is checked again before the first batch.
+            self._log_checked = False
+            log.warning(
+                "relay: active: this relay holds the publishing lease (token %s, holder %s)",
+                self.lease.token,
+                self.lease.holder,
+            )
+        elif previous == "active":
+            log.warning(
+                "relay: deposed: another relay took the publishing lease; "
+                "publishing nothing, standing by (holder %s)",
+                self.lease.holder,
+            )
+        else:
+            log.warning(
+                "relay: standby: another relay holds the publishing lease; "
+                "taking over if it lapses (holder %s)",
+                self.lease.holder,
+            )
 
     def publish_pending(self) -> int:
         """Publish one batch in outbox order; returns how many rows were acknowledged.
@@ -124,6 +218,9 @@ class OutboxRelay:
             rows = unpublished(session, self.batch_size)
         if not rows:
             return 0
+        # Fencing: renew the lease in the database before every batch; a relay that was
+        # deposed (paused, partitioned) while it read finds out here and sends nothing.
+        self._renew_or_stand_down()
         producer = self._producer()
         if not self._log_checked:
             try:
@@ -138,6 +235,8 @@ class OutboxRelay:
             for row in rows:
                 if self._stop.is_set():
                     break  # the rest waits for the next run; nothing is lost
+                if not self.lease.holds():
+                    break  # the lease may have lapsed (a pause): renew before sending more
                 assert row.seq is not None
                 sends.append((row.seq, self._send(producer, row, errors)))
         except Exception as exc:  # e.g. send() gave up waiting for metadata: the broker is away
@@ -211,6 +310,7 @@ class OutboxRelay:
                 )
             if not rows:
                 return sent
+            self._renew_or_stand_down()
             errors: list[Exception] = []
             sends = [(row.seq or 0, self._send(producer, row, errors, replay=True)) for row in rows]
             self._settle(sends)
@@ -267,6 +367,12 @@ class OutboxRelay:
 
     def _mark(self, seqs: list[int]) -> None:
         with transaction(self.engine) as session:
+            # Fenced: the lease is renewed in this transaction first, and its row stays
+            # locked until the commit. A deposed relay marks nothing: its successor sends
+            # those rows again (the at-least-once window).
+            if not self.lease.fence(session):
+                self._become("standby")
+                raise Deposed("lost the publishing lease before marking a batch")
             session.execute(
                 update(OutboxRow)
                 .where(col(OutboxRow.seq).in_(seqs))
@@ -277,10 +383,24 @@ class OutboxRelay:
         backoff = self.poll_seconds
         try:
             while not self._stop.is_set():
+                self.health.beat()
                 try:
+                    if not self.lead():
+                        self._report(True)
+                        self._stop.wait(self.renew_seconds)
+                        continue
                     count = self.publish_pending()
+                    self._report(True)
                     backoff = self.poll_seconds
+                except Deposed:
+                    self._become("standby")
+                    self._report(True)
+                    if self.producer is not None:
+                        self._discard(self.producer)
+                    self._stop.wait(self.renew_seconds)
+                    continue
                 except Exception as exc:
+                    self._report(False, reason=type(exc).__name__)
                     log.warning(
                         "relay: publish failed (%s); retrying in %.1fs",
                         *(type(exc).__name__, backoff),
@@ -296,6 +416,10 @@ class OutboxRelay:
                 # unmarked and goes again next time.
                 _close(self.producer, timeout=0)
                 self.producer = None
+            try:
+                self.lease.release()  # a standby takes over at once
+            except Exception:
+                log.warning("relay: could not release the lease; it lapses on its own")
 
     def stop(self) -> None:
         """Ask ``run`` to return. It does within about ``max_block_ms`` (10 s) even while

@@ -4,16 +4,20 @@ linkway dev                 the whole embedded stack (Temporal, Tansu, worker, r
 linkway worker              the Temporal worker
 linkway relay               the outbox relay
 linkway api                 the HTTP API
-linkway consume NAME        a Kafka consumer: providers | payments
+linkway consume NAME        a Kafka consumer: providers | payments | reporting | distal
+linkway distal import FILE  a commissioner's distal-activity CSV (distal close: state what is due)
 linkway topics              create the Kafka topics
 linkway migrate             upgrade the database schema to head (--new MSG writes a migration)
 linkway events TOPIC        print a topic's events from the start (--follow to wait)
-linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only)
+linkway token ROLE:PARTNER   mint a demo bearer token (embedded default only; link_worker:P
+                            is a Tier One link worker, tier_one:P its manager)
 linkway replay ...          publish outbox history again (a referral, a time window, a topic)
-linkway rebuild MODEL       rebuild a read model: referrals (from its topic), measures
+linkway rebuild MODEL       rebuild a read model: referrals, reporting (from topics), measures
+linkway synthetic           a synthetic year of referrals into the reporting read models
 linkway docs [--check]      regenerate (or check) the published contract under docs/
 linkway reconcile           recompute claims from outcome events against the ledger (CSV/JSON)
 linkway status [--json]     is anything stuck, and where? (exit 1 when a check fails)
+linkway imd ...             build the postcode to IMD decile lookup from the published files
 """
 
 from __future__ import annotations
@@ -25,24 +29,31 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from infra.settings import Settings, get_settings
 from ops.database import engine_at_head as _engine
 from ops.database import schema_is_current as _schema_is_current
+from ops.distal import distal, distal_args
+from ops.imd import imd, imd_args
 from ops.tasks import (
     _docs_args,
     _events_args,
+    _people_args,
     _rebuild_args,
     _reconcile_args,
     _replay_args,
     _status_args,
+    _synthetic_args,
     _token_args,
     docs,
     events,
+    people,
     rebuild,
     reconcile,
     replay,
     status,
+    synthetic,
     token,
 )
 
@@ -87,7 +98,9 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
     tokens = {} if settings.jwks_url else demo_tokens(settings)
     python = [sys.executable, "-m", "ops.cli"]
     services = [(name, [*python, name]) for name in ("worker", "relay", "api")]
-    services += [(name, [*python, "consume", name]) for name in ("providers", "payments")]
+    services += [
+        (name, [*python, "consume", name]) for name in ("providers", "payments", "reporting")
+    ]
 
     def provision() -> None:
         # The demo directory (services of the demo providers) seeds an empty database;
@@ -113,6 +126,7 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
                 "",
                 "Linkway is running on the embedded default.",
                 f"  API               {api}  (docs {api}/docs, OpenAPI {api}/openapi.json)",
+                f"  Dashboard         {api}/dashboard  (sign in: contract_manager, tier_one token)",
                 f"  Temporal UI       http://{host}:{settings.temporal_ui_port}",
                 f"  Temporal gRPC     {settings.temporal_address}",
                 f"  Kafka broker      {settings.kafka_bootstrap}",
@@ -136,22 +150,44 @@ def dev(settings: Settings, args: argparse.Namespace) -> int:
 def worker(settings: Settings, args: argparse.Namespace) -> int:
     """Run the Temporal worker (referral workflows and their activities)."""
     from infra import telemetry, temporal
+    from infra.health import Health, serve
     from workers.worker import build_worker
 
     telemetry.setup(settings, "worker")
     if not _schema_is_current(settings, "worker"):
         return 2
+    health = Health("worker")
+    serve(health, settings.health_host, settings.health_port)
 
     async def run() -> None:
         client = await temporal.connect(settings)
-        await build_worker(client, settings).run()
+        watching = asyncio.create_task(_watch_temporal(client, health))
+        try:
+            await build_worker(client, settings).run()
+        finally:
+            watching.cancel()
 
     return _run_until_signal(run)
 
 
+async def _watch_temporal(client: Any, health: Any, every: float = 5.0) -> None:
+    """The worker's probes: live while its event loop comes round, ready while the
+    Temporal frontend answers."""
+    while True:
+        health.beat()
+        try:
+            await asyncio.wait_for(client.service_client.check_health(), 3.0)
+            health.ready(True, temporal="reachable")
+        except Exception:
+            health.ready(False, temporal="unreachable", reason="Temporal does not answer")
+        await asyncio.sleep(every)
+
+
 def relay(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the outbox relay (publishes committed events to Kafka)."""
+    """Run an outbox relay (publishes committed events to Kafka; one of several replicas
+    publishes at a time, the one holding the lease, and the others stand by)."""
     from infra import telemetry
+    from infra.health import Health, serve
     from messaging.relay import OutboxRelay, UnsafeProducerSettings, make_producer
 
     telemetry.setup(settings, "relay")
@@ -163,13 +199,16 @@ def relay(settings: Settings, args: argparse.Namespace) -> int:
         print(f"linkway relay: refusing to start: {exc}", file=sys.stderr)
         return 2
     engine = _engine(settings, "relay")
-    outbox_relay = OutboxRelay(engine, producer, settings)
+    health = Health("relay")
+    serve(health, settings.health_host, settings.health_port)
+    outbox_relay = OutboxRelay(engine, producer, settings, health=health)
     from ops.health import register_gauges
 
-    register_gauges(engine, settings)  # the relay is the one replica: each reading once
+    # Every replica registers them; only the active one reports, so each reading once.
+    register_gauges(engine, settings, active=lambda: outbox_relay.active)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: outbox_relay.stop())
-    outbox_relay.run()  # closes its producer when it returns
+    outbox_relay.run()  # closes its producer and releases the lease when it returns
     return 0
 
 
@@ -196,20 +235,35 @@ def api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def consume(settings: Settings, args: argparse.Namespace) -> int:
-    """Run a Kafka consumer: providers (inbound responses and attendance) or payments."""
+    """Run a Kafka consumer: providers (inbound responses and attendance), payments,
+    reporting (the KPIs' read models) or distal (the commissioner's distal-activity feed)."""
     from infra import telemetry
+    from infra.health import Health, serve
 
     telemetry.setup(settings, f"consume-{args.name}")
     if not _schema_is_current(settings, f"consume {args.name}"):
         return 2
+    health = Health(f"consume-{args.name}")
     if args.name == "providers":
         from workers import providers
 
-        return _run_until_signal(lambda: providers.run(settings))
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: providers.run(settings, health))
     if args.name == "payments":
         from workers import payments
 
-        return _run_until_signal(lambda: payments.run(settings))
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: payments.run(settings, health))
+    if args.name == "reporting":
+        from workers import reporting
+
+        serve(health, settings.health_host, settings.health_port)
+        return _run_until_signal(lambda: reporting.run(settings, health))
+    if args.name == "distal":
+        from ops import distal as distal_feed
+
+        serve(health, settings.health_host, settings.health_port)
+        return distal_feed.consume(settings, health)
     print(f"linkway: no consumer named {args.name!r} yet", file=sys.stderr)
     return 2
 
@@ -279,7 +333,7 @@ def _migrate_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _consume_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=["providers", "payments"])
+    parser.add_argument("name", choices=["providers", "payments", "reporting", "distal"])
 
 
 def _topics_args(parser: argparse.ArgumentParser) -> None:
@@ -300,9 +354,13 @@ COMMANDS: dict[str, tuple[Command, Callable[[argparse.ArgumentParser], None]]] =
     "token": (token, _token_args),
     "replay": (replay, _replay_args),
     "rebuild": (rebuild, _rebuild_args),
+    "synthetic": (synthetic, _synthetic_args),
     "docs": (docs, _docs_args),
     "reconcile": (reconcile, _reconcile_args),
+    "distal": (distal, distal_args),
     "status": (status, _status_args),
+    "people": (people, _people_args),
+    "imd": (imd, imd_args),
 }
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ and alerts), and each process's readiness.
 Readings come from the shared state every process leaves behind, not from the process
 itself, so any replica (or the operator's shell) can take them:
 
-- the relay is making progress while the oldest unpublished outbox row stays young;
+- the relay is making progress while the oldest unpublished outbox row stays young, and
+  one relay holds the publishing lease;
 - a consumer group is making progress while its lag stays small (its committed offsets
   keep up with the log);
 - a worker is alive while it polls the task queue;
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -32,9 +33,10 @@ from sqlmodel import Session, col, select
 from activities.readmodel import ReferralRow
 from events import topics
 from infra.settings import Settings
-from messaging import outbox
+from messaging import lease, outbox
 from messaging.lag import group_lag
-from workers import payments, providers
+from reporting.project import TOPICS as REPORTING_TOPICS
+from workers import payments, providers, reporting
 
 # The relay publishes within a second when healthy; a minute means it is stuck or the
 # broker is away.
@@ -48,6 +50,7 @@ CHECK_SECONDS = 10.0
 CONSUMER_GROUPS = {
     providers.GROUP_ID: [topics.PROVIDER_RESPONSES, topics.PROVIDER_ATTENDANCE],
     payments.GROUP_ID: [topics.OUTCOMES, topics.REFERRALS],
+    reporting.GROUP_ID: list(REPORTING_TOPICS),
 }
 
 
@@ -96,25 +99,38 @@ def consumer_lag(settings: Settings) -> dict[str, int]:
 # --- gauges -------------------------------------------------------------------------------
 
 
-def register_gauges(engine: Engine, settings: Settings) -> None:
-    """Observable gauges over the shared state, read at each export. Registered by the
-    relay alone: it runs as exactly one replica, so each reading is reported once."""
+def register_gauges(
+    engine: Engine, settings: Settings, active: Callable[[], bool] = lambda: True
+) -> None:
+    """Observable gauges over the shared state, read at each export. Registered by every
+    relay, reported only by the active one (``active()``): so each reading once, however
+    many replicas run."""
     meter = metrics.get_meter("linkway.ops")
 
     def backlog(_: CallbackOptions) -> Iterable[Observation]:
+        if not active():
+            return []
         count, _age = outbox_backlog(engine)
         return [Observation(count)]
 
     def oldest(_: CallbackOptions) -> Iterable[Observation]:
+        if not active():
+            return []
         return [Observation(outbox_backlog(engine)[1])]
 
     def stages(_: CallbackOptions) -> Iterable[Observation]:
+        if not active():
+            return []
         return [Observation(n, {"stage": s}) for s, n in referrals_by_stage(engine).items()]
 
     def overdue(_: CallbackOptions) -> Iterable[Observation]:
+        if not active():
+            return []
         return [Observation(n, {"action": a}) for a, n in overdue_actions(engine).items()]
 
     def lag(_: CallbackOptions) -> Iterable[Observation]:
+        if not active():
+            return []
         try:
             readings = consumer_lag(settings)
         except Exception:  # the broker is away: no reading, rather than a wrong one
@@ -213,8 +229,30 @@ async def check_temporal(settings: Settings, task_queue: str) -> list[Check]:
     ]
 
 
+def check_relay_lease(engine: Engine) -> Check:
+    """Which relay publishes: the lease's holder, its fencing token and how long it has
+    held it. Fails when no relay holds it (none runs, or the active one died and no
+    standby took over)."""
+    try:
+        with engine.connect() as conn:
+            state = lease.read_state(conn)
+    except Exception as exc:
+        return Check("relay lease", False, f"unreadable ({type(exc).__name__})")
+    if state is None:
+        return Check("relay lease", False, "no relay has ever held it")
+    if state.expires_in < 0:
+        return Check(
+            "relay lease", False, f"lapsed {-state.expires_in:.0f}s ago: no relay is active"
+        )
+    return Check(
+        "relay lease",
+        True,
+        f"held by {state.holder} (token {state.token}) for {state.held_for:.0f}s",
+    )
+
+
 async def status(settings: Settings, engine: Engine, task_queue: str) -> list[Check]:
-    checks = [check_database(engine), check_relay(engine)]
+    checks = [check_database(engine), check_relay(engine), check_relay_lease(engine)]
     checks += await check_temporal(settings, task_queue)
     checks += await asyncio.to_thread(check_consumers, settings)
     return checks

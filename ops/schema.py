@@ -150,7 +150,7 @@ def new_revision(message: str, metadata: object) -> list[str]:
     triggers, data or renames (a rename comes out as a drop and an add)."""
     with _scratch_at_head() as conn:
         cfg = config(conn, metadata)
-        number = int(head()) + 1
+        number = int(head().split("_", 1)[0]) + 1  # "0003" or "0003_relay_lease"
         scripts = command.revision(cfg, message, autogenerate=True, rev_id=f"{number:04d}")
     written = scripts if isinstance(scripts, list) else [scripts]
     return [script.path for script in written if script is not None]

@@ -39,18 +39,23 @@ def events(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def token(settings: Settings, args: argparse.Namespace) -> int:
-    """Print a demo bearer token (embedded default only): linkway token tier_one:north-wellbeing"""
-    from api.auth import mint_token
+    """Print a demo bearer token (embedded default only): linkway token tier_one:north-wellbeing
+    (a Tier One manager) or link_worker:north-wellbeing --subject lw-1 (a link worker)."""
+    from api.auth import LINK_WORKER, mint_token
     from api.tenancy import load
 
     role, _, partner_id = args.identity.partition(":")
+    # tier_one:<partner> is the partner's manager (the team's view), as its demo token;
+    # link_worker:<partner> a plain link worker of it (their own view).
+    worker = role == LINK_WORKER
     partner = load(settings.tenancy_file).partner(partner_id)
-    if partner is None or partner.role != role:
+    if partner is None or partner.role != ("tier_one" if worker else role):
         print(f"linkway: the tenancy has no {args.identity!r}", file=sys.stderr)
         return 2
-    subject = args.subject or f"demo-{partner.role}.{partner.id}"
+    subject = args.subject or f"demo-{role}.{partner.id}"
+    manager = partner.role == "tier_one" and not worker
     try:
-        print(mint_token(settings, partner.id, partner.role, subject, args.ttl))
+        print(mint_token(settings, partner.id, partner.role, subject, args.ttl, manager=manager))
     except RuntimeError as exc:
         print(f"linkway: {exc}", file=sys.stderr)
         return 2
@@ -86,7 +91,8 @@ def replay(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def rebuild(settings: Settings, args: argparse.Namespace) -> int:
-    """Rebuild a read model: referrals (timeline, from its topic), measures (from the outbox)."""
+    """Rebuild a read model: referrals (timeline, from its topic), reporting (the KPIs'
+    read models, from their topics), measures (from the outbox)."""
     from infra.db import get_engine
     from messaging.replay import rebuild_referrals
 
@@ -94,6 +100,13 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
         from activities.readmodel import rebuild_measurements
 
         print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
+        return 0
+    if args.model == "reporting":
+        from reporting.rebuild import rebuild as rebuild_reporting
+
+        engine = _engine(settings, "rebuild")
+        applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        print(f"applied {applied} records")
         return 0
 
     try:
@@ -105,20 +118,35 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def synthetic(settings: Settings, args: argparse.Namespace) -> int:
+    """Fill the reporting read models with a synthetic year of referrals (driven through
+    the pathway's real rules; for the benchmark and for trying the KPIs, never production)."""
+    from pathway.config import load
+    from reporting import synthetic as made
+    from reporting.rebuild import apply_records, ensure_tables
+
+    engine = _engine(settings, "synthetic")
+    ensure_tables(engine)
+    records = made.year(args.referrals, load(settings.pathway_profile), seed=args.seed)
+    print(f"applied {apply_records(engine, records)} events of {args.referrals} referrals")
+    return 0
+
+
 def docs(settings: Settings, args: argparse.Namespace) -> int:
     """Regenerate the published contract under docs/ (or, with --check, report drift)."""
+    from api.dashboard import definitions
     from api.openapi import check_openapi, write_openapi
     from messaging.asyncapi import check_docs, write_docs
 
     root = Path(args.root)
     if args.check:
-        drift = check_docs(root) + check_openapi(root)
+        drift = check_docs(root) + check_openapi(root) + definitions.check(root)
         for stale in drift:
             print(f"out of date: {stale}")
         if drift:
             print("run `make docs` and commit the result", file=sys.stderr)
         return 1 if drift else 0
-    for written in [*write_docs(root), *write_openapi(root)]:
+    for written in [*write_docs(root), *write_openapi(root), *definitions.write(root)]:
         print(f"wrote {written}")
     return 0
 
@@ -169,6 +197,36 @@ def reconcile(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def people(settings: Settings, args: argparse.Namespace) -> int:
+    """``linkway people check [--fix]``: NHS numbers stored before only ASCII digits were
+    accepted, and people with two cases; exit 1 while anything needs an operator."""
+    from api.personal_data import PersonalDataStore, load_keys
+    from api.schemas import nhs_number_is_valid
+
+    if not _schema_is_current(settings, "people"):
+        return 2
+    store = PersonalDataStore(_engine(settings, "people"), load_keys(settings))
+    findings = store.check_nhs_numbers(nhs_number_is_valid, fix=args.fix)
+    for f in findings:  # pseudonymous ids only: never a number
+        what = {
+            "normalised": "NHS number in other digits or with separators",
+            "duplicate": f"the same person as referral {f.other}: merge or close one case",
+            "invalid": "not a valid NHS number: ask the link worker to correct it",
+        }[f.kind]
+        done = " (fixed)" if f.fixed and f.kind == "normalised" else ""
+        print(f"{f.kind:10}  {f.referral_id}  partner {f.partner_id}: {what}{done}")
+    print(f"{len(findings)} finding(s)" + ("" if args.fix else "; --fix to normalise"))
+    outstanding = [f for f in findings if f.kind != "normalised" or not f.fixed]
+    return 1 if outstanding else 0
+
+
+def _people_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["check"])
+    parser.add_argument(
+        "--fix", action="store_true", help="normalise and re-index what can be, in place"
+    )
+
+
 def _events_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("topic", help="e.g. linkway.referrals")
     parser.add_argument("--follow", action="store_true", help="keep waiting for new events")
@@ -187,14 +245,23 @@ def _instant(text: str) -> datetime:
 
 
 def _token_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("identity", help="<role>:<partner id>, e.g. tier_one:north-wellbeing")
+    parser.add_argument(
+        "identity",
+        help="<role>:<partner id>, e.g. tier_one:north-wellbeing (a Tier One manager: the "
+        "team's capacity and time) or link_worker:north-wellbeing (a link worker: their own)",
+    )
     parser.add_argument("--subject", help="the token's pseudonymous subject")
     parser.add_argument("--ttl", type=int, default=8 * 3600, help="lifetime in seconds")
 
 
 def _rebuild_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", choices=["referrals", "measures"])
+    parser.add_argument("model", choices=["referrals", "reporting", "measures"])
     parser.add_argument("--fresh", action="store_true", help="empty the table first")
+
+
+def _synthetic_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--referrals", type=int, default=100_000, help="how many (a year's)")
+    parser.add_argument("--seed", type=int, default=1, help="the same seed, the same year")
 
 
 def _status_args(parser: argparse.ArgumentParser) -> None:

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from events.casework import ActivityType, GoalStatus
 from events.ids import ID_PATTERN, Code, Id
 
 
@@ -75,15 +76,45 @@ class PrescriptionInput(Message):
     service_id: Id
 
 
+class GoalInput(Message):
+    """One goal of the plan: a category code (a Well-being Star area or one of the
+    commissioner's ``goal_categories``), what the person wants in their own words by
+    reference (a case note in the personal-data store), a target date and a status."""
+
+    category: Code
+    words_note_id: Id | None = None
+    target_date: date | None = None
+    status: GoalStatus = "not_started"
+
+
+class GoalUpdate(Message):
+    goal: int = Field(ge=1, le=20)
+    status: GoalStatus
+
+
+class SignpostInput(Message):
+    """Information and signposting: a directory service, or (``service_id`` omitted)
+    something outside the directory, described in a case note."""
+
+    category: Code
+    service_id: Id | None = None
+    note_id: Id | None = None
+
+
 class AgreePlan(Command):
     kind: Literal["plan"] = "plan"
-    goal_count: int = Field(ge=1, le=20)
+    # Either a goal count (plans before structured goals) or the goals themselves.
+    goal_count: int | None = Field(default=None, ge=1, le=20)
+    goals: list[GoalInput] = Field(default_factory=list, max_length=20)
     prescriptions: list[PrescriptionInput] = Field(default_factory=list, max_length=20)
+    signposts: list[SignpostInput] = Field(default_factory=list, max_length=20)
 
 
 class RecordCheckin(Command):
     kind: Literal["checkin"] = "checkin"
     on_track: bool
+    measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
+    goals: list[GoalUpdate] = Field(default_factory=list, max_length=20)
 
 
 class RecordReview(Command):
@@ -91,12 +122,51 @@ class RecordReview(Command):
     decision: Literal["new_plan", "ongoing_support", "dormant"]
     measures: list[MeasureInput] = Field(default_factory=list, max_length=10)
     early_reason_code: Code | None = None
+    goals: list[GoalUpdate] = Field(default_factory=list, max_length=20)
 
 
 class RecordFollowup(Command):
     kind: Literal["followup"] = "followup"
     measures: list[MeasureInput] = Field(min_length=1, max_length=10)
     early_reason_code: Code | None = None
+    goals: list[GoalUpdate] = Field(default_factory=list, max_length=20)
+
+
+class RecordSignpostCheck(Command):
+    """The short path's end (level 1 signposting): did the person connect with what
+    they were signposted to? ``needs_more_support`` moves them to a fuller level."""
+
+    kind: Literal["signpost_check"] = "signpost_check"
+    outcome: Literal["connected", "not_connected", "needs_more_support"]
+    support_level: Id | None = None
+
+
+class ActivityFields(Message):
+    activity_type: ActivityType
+    direct: bool
+    started_at: datetime
+    minutes: int = Field(ge=1, le=720)
+    # Who spent the time; omitted: the person recording it.
+    link_worker_id: Id | None = None
+    # A note about it, stored first in the personal-data store (a case note).
+    note_id: Id | None = None
+
+
+class LogActivity(Command, ActivityFields):
+    kind: Literal["log_activity"] = "log_activity"
+
+
+class CorrectActivity(Command, ActivityFields):
+    """Every field of the activity as it should be: a correction is a new fact."""
+
+    kind: Literal["correct_activity"] = "correct_activity"
+    activity_id: Id
+
+
+class DeleteActivity(Command):
+    kind: Literal["delete_activity"] = "delete_activity"
+    activity_id: Id
+    reason_code: Code
 
 
 class ReEnter(Command):
@@ -173,6 +243,10 @@ AnyCommand = (
     | RescheduleDeadline
     | CancelHandoff
     | RecordCompletionReport
+    | RecordSignpostCheck
+    | LogActivity
+    | CorrectActivity
+    | DeleteActivity
 )
 
 

@@ -25,7 +25,7 @@ PER_ITEM_KINDS = ("bands_per_item", "per_area")
 _BANDED_KINDS = ("bands_per_item", "external_score_levels")
 _FORBID = ConfigDict(extra="forbid")
 
-Scoring = Literal["sum", "bands_per_item", "per_area", "external_score_levels"]
+Scoring = Literal["sum", "mean", "bands_per_item", "per_area", "external_score_levels"]
 Better = Literal["higher", "lower"]
 Text = Annotated[str, Field(min_length=1)]
 
@@ -74,6 +74,9 @@ class Instrument:
     whole_numbers: bool = True
     better: Better = "higher"
     threshold_range: tuple[float, float] | None = None
+    # Items a person may leave out (MYCAW: a second concern); "mean" scoring only, where
+    # the profile is the mean of the items answered.
+    optional_items: tuple[str, ...] = ()
 
     def threshold_bounds(self) -> tuple[float, float]:
         """What a rate card may ask instead of ``meaningful_change``: the published range,
@@ -172,13 +175,16 @@ def _check_definition(inst: Instrument) -> None:
             [inst.conversion[total] for total in sorted(inst.conversion)]
         ),
         "change_on metric needs a conversion": inst.change_on == "total" or inst.conversion,
-        "meaningful_change must be whole bands, steps or levels": kind == "sum"
+        "meaningful_change must be whole bands, steps or levels": kind in ("sum", "mean")
         or inst.meaningful_change.is_integer(),
         "threshold_range must be positive and contain meaningful_change": 0
         < lowest
         <= inst.meaningful_change
         <= highest,
         "min_areas cannot exceed the number of items": inst.min_areas <= len(items),
+        "optional_items must be some of the items, for mean scoring": set(inst.optional_items)
+        < items
+        and (kind == "mean" or not inst.optional_items),
         "min_areas is for per-item scoring": kind in PER_ITEM_KINDS or inst.min_areas == 1,
     }
     problems = [problem for problem, ok in checks.items() if not ok]

@@ -1,11 +1,14 @@
 """Wellbeing measures: the instrument registry, scoring and meaningful change.
 
 Instruments are data (``instruments.toml``), not code branches, so a commissioner can add
-one without a release. Every instrument uses one of four scoring kinds, and a new summed
+one without a release. Every instrument uses one of five scoring kinds, and a new summed
 questionnaire is only a TOML table:
 
 - ``sum``: items added up, optionally converted by a published table (SWEMWBS metric) and
   classified (UCLA-3 ``lonely``); improvement is the total moving the right way.
+- ``mean``: items averaged into a profile score, kept beside the items (MYCAW; its
+  ``optional_items`` may be left out: the profile is the mean of those answered);
+  improvement is the profile moving the right way.
 - ``bands_per_item``: items kept apart, each in a band (ONS4); improvement is enough items
   moving a band the right way.
 - ``per_area``: each item is a step on one area (Well-being Star); improvement is enough
@@ -113,6 +116,8 @@ class Registry:
                 derived["metric"] = inst.conversion[int(total)]
             for name, bands in inst.classify.items():
                 derived[name] = band(bands, total).label
+        elif inst.scoring == "mean":
+            raw["profile"] = round(sum(values.values()) / len(values), 2)
         elif inst.scoring == "bands_per_item":
             derived = {item: band(inst.bands_for(item), v).label for item, v in values.items()}
         elif inst.scoring == "external_score_levels":
@@ -140,10 +145,25 @@ class Registry:
                 f"cannot compare {inst.code} version {_show(baseline.version)} with version "
                 f"{_show(followup.version)}: scores from different versions are not comparable"
             )
-        raw_keys = {"total"} if inst.scoring == "sum" else set(inst.items)
+        raw_keys = (
+            {"total"}
+            if inst.scoring == "sum"
+            else {*inst.items, "profile"}
+            if inst.scoring == "mean"
+            else set(inst.items)
+        )
+        optional = set(inst.optional_items)
         for which, scores in (("baseline", baseline), ("follow-up", followup)):
-            if set(scores.raw) != raw_keys or not inst.derived_keys() <= set(scores.derived):
+            if not raw_keys - optional <= set(scores.raw) <= raw_keys or not (
+                inst.derived_keys() <= set(scores.derived)
+            ):
                 raise MeasureError(f"the {which} {inst.code} scores are incomplete; score again")
+        if set(baseline.raw) - set(followup.raw):
+            left = ", ".join(sorted(set(baseline.raw) - set(followup.raw)))
+            raise MeasureError(
+                f"the follow-up {inst.code} must score what the baseline scored ({left} is "
+                "missing): the same concerns are scored again"
+            )
         step = _step(inst, threshold)
         if inst.scoring in PER_ITEM_KINDS:
             need = _min_areas(inst, min_areas)
@@ -152,6 +172,8 @@ class Registry:
             raise MeasureError(f"{inst.code} has one score, so min_areas does not apply to it")
         if inst.scoring == "sum":
             return _compare_total(inst, baseline, followup, step)
+        if inst.scoring == "mean":
+            return _compare_profile(inst, baseline, followup, step)
         return _compare_level(inst, baseline, followup, step)
 
 
@@ -171,6 +193,18 @@ def _compare_total(inst: Instrument, base: Scores, follow: Scores, step: float) 
     delta, sign = deltas[inst.change_on], _sign(inst.better)
     scale = "" if inst.change_on == "total" else f"{inst.change_on} "
     detail = f"{inst.code} {scale}{delta:+g} (meaningful change is {sign * step:+g})"
+    return Change(inst.code, sign * delta >= step, deltas, 0, detail)
+
+
+def _compare_profile(inst: Instrument, base: Scores, follow: Scores, step: float) -> Change:
+    """The change in the profile over the items the baseline scored: a concern first
+    named at the follow-up is scored there but not part of the change."""
+    items = [item for item in inst.items if item in base.raw]
+    later = dict(follow.raw)
+    later["profile"] = round(sum(follow.raw[i] for i in items) / len(items), 2)
+    deltas = {key: _round(later[key] - base.raw[key]) for key in base.raw}
+    delta, sign = deltas["profile"], _sign(inst.better)
+    detail = f"{inst.code} profile {delta:+g} (meaningful change is {sign * step:+g})"
     return Change(inst.code, sign * delta >= step, deltas, 0, detail)
 
 
@@ -214,10 +248,11 @@ def _compare_level(inst: Instrument, base: Scores, follow: Scores, step: float) 
 def _step(inst: Instrument, threshold: float | None) -> float:
     if threshold is None:
         return inst.meaningful_change
-    unit = "points" if inst.scoring == "sum" else "a whole number of bands, steps or levels"
+    points = inst.scoring in ("sum", "mean")
+    unit = "points" if points else "a whole number of bands, steps or levels"
     if not _is_number(threshold) or not math.isfinite(threshold) or threshold <= 0:
         raise MeasureError(f"{inst.code} meaningful change must be positive {unit}")
-    if inst.scoring != "sum" and threshold != int(threshold):
+    if not points and threshold != int(threshold):
         raise MeasureError(f"{inst.code} meaningful change must be {unit}, got {threshold:g}")
     limits = inst.threshold_bounds()
     if not limits[0] <= threshold <= limits[1]:
@@ -255,14 +290,14 @@ def _check_answers(inst: Instrument, answers: Mapping[str, int | float]) -> dict
             raise MeasureError(
                 f"{inst.code} answers name an item it does not have; its items are {items}"
             )
-    missing = [item for item in inst.items if item not in answers]
+    missing = [i for i in inst.items if i not in answers and i not in inst.optional_items]
     if len(missing) == 1:
         raise MeasureError(f"{_label(inst, missing[0])} is missing; every item must be answered")
     if missing:
         raise MeasureError(
             f"{inst.code} items {', '.join(missing)} are missing; every item must be answered"
         )
-    return {item: _check_value(inst, item, answers[item]) for item in inst.items}
+    return {item: _check_value(inst, item, answers[item]) for item in inst.items if item in answers}
 
 
 def _check_value(inst: Instrument, item: str, value: object) -> float:

@@ -8,7 +8,7 @@ object stays small across years and continue-as-new.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
@@ -22,6 +22,9 @@ MAX_SEEN_EVENTS = 2048
 MAX_PAST_EPISODES = 50
 MAX_RECENT_SESSIONS = 20
 MAX_EVIDENCE_IDS = 20
+# Activities that can still be corrected or deleted: the most recent, case-wide. Older
+# ones stay in the read model and the events, and are corrected there by an operator.
+MAX_ACTIVITIES = 500
 
 ACTIVE_HANDOFF = ("requested", "accepted", "in-progress", "on-hold")
 
@@ -55,6 +58,16 @@ class Handoff(Model):
     sessions_delivered: int | None = None
 
 
+class Goal(Model):
+    number: int
+    category: str
+    words_note_id: str | None = None
+    target_date: date | None = None
+    status: str = "not_started"
+    at_review: str | None = None
+    at_followup: str | None = None
+
+
 class Session(Model):
     session_date: date
     status: str
@@ -72,10 +85,15 @@ class Episode(Model):
     contact_attempts: int = 0
     support_level: str | None = None
     baseline: dict[str, Measurement] = Field(default_factory=dict)
+    midpoint_measures: dict[str, Measurement] = Field(default_factory=dict)
     review_measures: dict[str, Measurement] = Field(default_factory=dict)
     followup_measures: dict[str, Measurement] = Field(default_factory=dict)
     plan_version: int = 0
     goal_count: int = 0
+    goals: list[Goal] = Field(default_factory=list)
+    # "signposting": a level 1 short path (information and signposting, no handoffs, a
+    # signpost check instead of the review); "full": the whole pathway.
+    path: Literal["full", "signposting"] = "full"
     first_plan_at: datetime | None = None
     handoffs: dict[str, Handoff] = Field(default_factory=dict)
     attended_sessions: int = 0
@@ -106,6 +124,7 @@ class EpisodeSummary(Model):
     support_level: str | None
     attended_sessions: int
     outcomes: list[str]
+    path: Literal["full", "signposting"] = "full"
 
 
 class CaseState(Model):
@@ -121,6 +140,8 @@ class CaseState(Model):
     past_episodes: list[EpisodeSummary] = Field(default_factory=list)
     seen_requests: dict[str, int] = Field(default_factory=dict)
     seen_events: list[str] = Field(default_factory=list)
+    # Logged activities that can still be corrected or deleted: id -> episode number.
+    activities: dict[str, int] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -143,6 +164,7 @@ class CaseState(Model):
             support_level=ep.support_level,
             attended_sessions=ep.attended_sessions,
             outcomes=list(ep.outcomes),
+            path=ep.path,
         )
 
 
@@ -150,6 +172,12 @@ def remember_request(state: CaseState, request_id: str) -> None:
     state.seen_requests[request_id] = state.version
     while len(state.seen_requests) > MAX_SEEN_REQUESTS:
         del state.seen_requests[next(iter(state.seen_requests))]
+
+
+def remember_activity(state: CaseState, activity_id: str) -> None:
+    state.activities[activity_id] = state.episode.number
+    while len(state.activities) > MAX_ACTIVITIES:
+        del state.activities[next(iter(state.activities))]
 
 
 def remember_event(state: CaseState, event_id: str) -> None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-STATE_VERSION = 2
+STATE_VERSION = 3
 INPUT_VERSION = 2
 
 Stored = dict[str, Any]
@@ -38,6 +38,20 @@ def upcast_state_v1_v2(stored: Stored) -> Stored:
     return {**stored, "schema_version": 2}
 
 
+def upcast_state_v2_v3(stored: Stored) -> Stored:
+    """Version 2 is the state before structured goals (up to 2026-12): a plan had only a
+    goal count. Version 3 holds the goals; a plan agreed before has that many goals of
+    category ``unspecified``, in progress, so check-ins and reviews can update them."""
+    episode = dict(stored.get("episode") or {})
+    if "goals" not in episode:
+        count = episode.get("goal_count") or 0
+        episode["goals"] = [
+            {"number": n, "category": "unspecified", "status": "in_progress"}
+            for n in range(1, count + 1)
+        ]
+    return {**stored, "episode": episode, "schema_version": 3}
+
+
 def upcast_input_v1_v2(stored: Stored) -> Stored:
     """Version 1 is ``ReferralInput`` before it carried a version (up to 2026-12); its
     state, if any, is upcast by the state's own table."""
@@ -45,7 +59,7 @@ def upcast_input_v1_v2(stored: Stored) -> Stored:
 
 
 # From version N (key) to N + 1; one entry for every version below the current one.
-STATE_UPCASTERS: Mapping[int, Upcaster] = {1: upcast_state_v1_v2}
+STATE_UPCASTERS: Mapping[int, Upcaster] = {1: upcast_state_v1_v2, 2: upcast_state_v2_v3}
 INPUT_UPCASTERS: Mapping[int, Upcaster] = {1: upcast_input_v1_v2}
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pathway.state import CaseState, EpisodeSummary, Handoff, Model
+from pathway.state import CaseState, EpisodeSummary, Goal, Handoff, Model
 
 
 class ReferralView(Model):
@@ -28,6 +28,8 @@ class ReferralView(Model):
     attended_sessions: int
     outcomes: list[str]
     handoffs: list[Handoff]
+    path: str = "full"
+    goals: list[Goal] = []
 
 
 def view(state: CaseState) -> ReferralView:
@@ -51,6 +53,8 @@ def view(state: CaseState) -> ReferralView:
         attended_sessions=ep.attended_sessions,
         outcomes=list(ep.outcomes),
         handoffs=list(ep.handoffs.values()),
+        path=ep.path,
+        goals=list(ep.goals),
     )
 
 

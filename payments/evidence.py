@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from events.outcome import (
+    CompletionAchieved,
     ConnectionAchieved,
+    DistalChange,
     EngagementAchieved,
     MeasurePair,
     OutcomeEvent,
@@ -44,7 +46,51 @@ def assess(outcome: OutcomeEvent, metric: Metric, registry: Registry) -> Evidenc
     if isinstance(outcome, WellbeingReviewed | SustainedReviewed):
         sustained = isinstance(outcome, SustainedReviewed)
         return _improvement(outcome.pairs, metric, registry, sustained)
+    if isinstance(outcome, CompletionAchieved):
+        return _completion(outcome, metric)
+    if isinstance(outcome, DistalChange):
+        return _distal(outcome, metric)
     return Evidence(False, f"{type(outcome).__name__} is not an outcome a metric can pay for")
+
+
+def _completion(outcome: CompletionAchieved, metric: Metric) -> Evidence:
+    need_goals = metric.min_goals_achieved or 0
+    detail = (
+        f"completion report {outcome.report_version}: {outcome.goals_achieved} of "
+        f"{outcome.goal_count} goals achieved (the rate card needs {need_goals}), "
+        f"ongoing plan {', '.join(outcome.ongoing_plan) or 'none'}"
+    )
+    if outcome.goals_achieved < need_goals:
+        return Evidence(False, detail)
+    if metric.ongoing_plan_required is not False and not outcome.ongoing_plan:
+        return Evidence(False, detail + " (the rate card needs an ongoing plan)")
+    return Evidence(True, detail)
+
+
+def _distal(outcome: DistalChange, metric: Metric) -> Evidence:
+    """A fall in the count from the before-window to the after-window: at least
+    ``min_reduction`` (default 1), and at least ``min_reduction_percent`` of the before
+    count when set. Nothing before means nothing can fall: not met."""
+    before, after = outcome.before_count, outcome.after_count
+    detail = (
+        f"{outcome.measure}: {before} in {outcome.before_from:%Y-%m} to "
+        f"{outcome.before_to:%Y-%m}, {after} in {outcome.after_from:%Y-%m} to "
+        f"{outcome.after_to:%Y-%m}"
+    )
+    if outcome.window_months != metric.window_months:
+        return Evidence(
+            False,
+            f"{detail}: compared {outcome.window_months}-month windows; the rate card pays on "
+            f"{metric.window_months}",
+        )
+    need = metric.min_reduction or 1
+    fell = before - after
+    if fell < need:
+        return Evidence(False, f"{detail}: fell by {fell}, the rate card needs {need}")
+    pct = metric.min_reduction_percent
+    if pct is not None and fell * 100 < pct * before:
+        return Evidence(False, f"{detail}: fell by {fell}, less than {pct}% of {before}")
+    return Evidence(True, f"{detail}: fell by {fell}")
 
 
 def _improvement(

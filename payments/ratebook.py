@@ -28,6 +28,7 @@ class RateCardBook:
             versions.sort(key=lambda c: c.effective_from)
             _check_versions(contract_id, versions)
         self._cards = by_contract
+        self._for_partner: dict[str, list[str]] = {}  # asked for every outcome decided
 
     @classmethod
     def load(cls, *paths: Path, registry: Registry | None = None) -> RateCardBook:
@@ -47,11 +48,14 @@ class RateCardBook:
 
     def contracts_for(self, partner_id: str) -> list[str]:
         """Contracts under which any version pays this Tier One partner."""
-        return sorted(
-            cid
-            for cid, cards in self._cards.items()
-            if any(partner_id in card.partners for card in cards)
-        )
+        found = self._for_partner.get(partner_id)
+        if found is None:
+            found = self._for_partner[partner_id] = sorted(
+                cid
+                for cid, cards in self._cards.items()
+                if any(partner_id in card.partners for card in cards)
+            )
+        return list(found)
 
     def versions(self, contract_id: str) -> list[RateCard]:
         return list(self._versions(contract_id))

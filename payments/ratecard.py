@@ -10,8 +10,9 @@ numbers, so nothing is ever rounded. Versions of one contract are put together b
 
 from __future__ import annotations
 
+import functools
 import tomllib
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -31,7 +32,10 @@ from pydantic_core import PydanticCustomError
 from events.ids import Id
 from events.outcome import (
     OUTCOME_TYPES,
+    CompletionAchieved,
     ConnectionAchieved,
+    DistalChange,
+    DistalMeasure,
     EngagementAchieved,
     SustainedReviewed,
     WellbeingReviewed,
@@ -43,6 +47,8 @@ ENGAGEMENT = EngagementAchieved.TYPE
 CONNECTION = ConnectionAchieved.TYPE
 WELLBEING = WellbeingReviewed.TYPE
 SUSTAINED = SustainedReviewed.TYPE
+COMPLETION = CompletionAchieved.TYPE
+DISTAL = DistalChange.TYPE
 MEASURED = (WELLBEING, SUSTAINED)
 
 
@@ -105,6 +111,19 @@ class Metric(BaseModel):
     # metrics this one builds on: it is earned only in an episode that earned them, and a
     # sustained metric compares its follow-up with the review that earned them
     requires: tuple[MetricId, ...] = ()
+    # completion metrics only: goals the report must mark achieved, and whether the
+    # ongoing plan must name at least one next step (unset means true)
+    min_goals_achieved: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
+    ongoing_plan_required: StrictBool | None = None
+    # distal metrics only: which measure, over how many whole months before and after the
+    # referral, and the fall that counts (in the count, and optionally as a percentage)
+    measure: DistalMeasure | None = None
+    window_months: Annotated[StrictInt, Field(ge=1, le=24)] | None = None
+    min_reduction: Count | None = None
+    min_reduction_percent: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+
+    def pays_for(self, kind: tuple[str, str | None]) -> bool:
+        return (self.outcome_type, self.measure) == kind
 
     def counted(self) -> tuple[str, ...]:
         """The instruments whose results decide this metric."""
@@ -152,24 +171,36 @@ class RateCard(BaseModel):
     # co-funders and their shares; none listed: the commissioner pays every claim whole
     payers: dict[Id, Payer] = Field(default_factory=dict)
 
-    def metric_for(self, outcome_type: str) -> tuple[str, Metric] | None:
-        """The metric this kind of outcome can earn; loading ensures there is at most one."""
-        return next(
-            ((mid, m) for mid, m in self.metrics.items() if m.outcome_type == outcome_type), None
-        )
+    def metric_for(self, kind: tuple[str, str | None]) -> tuple[str, Metric] | None:
+        """The metric this kind of outcome (``OutcomeEvent.kind()``: its type, and a distal
+        outcome's measure) can earn; loading ensures there is at most one."""
+        return self._by_kind.get(kind)
+
+    @functools.cached_property
+    def _by_kind(self) -> dict[tuple[str, str | None], tuple[str, Metric]]:
+        # Looked up for every outcome decided (reconciliation: millions), so built once.
+        return {(m.outcome_type, m.measure): (mid, m) for mid, m in self.metrics.items()}
 
     def local_date(self, moment: datetime) -> date:
         """The contract's calendar date of a moment; a naive time is taken as UTC."""
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-        return moment.astimezone(ZoneInfo(self.timezone)).date()
+        return _local_date(self.timezone, moment)
 
     def period(self, moment: datetime) -> str:
         """The month (``YYYY-MM``) that per-partner caps and statements count a moment in."""
-        return self.local_date(moment).strftime("%Y-%m")
+        day = self.local_date(moment)
+        return f"{day.year:04d}-{day.month:02d}"  # strftime was a tenth of reconciling
 
     def within_contract(self, day: date) -> bool:
         return self.start_date <= day <= self.end_date  # the end date itself is inside
+
+
+@functools.lru_cache(maxsize=4_096)
+def _local_date(zone: str, moment: datetime) -> date:
+    # Each outcome's date is asked for several times as it is decided (its version, its
+    # month, the contract dates); the recent ones are kept.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(ZoneInfo(zone)).date()
 
 
 def parse_rate_card(data: dict[str, Any], registry: Registry | None = None) -> RateCard:

@@ -8,7 +8,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pathway.measures import PER_ITEM_KINDS, Registry, UnknownInstrument
 from payments.errors import RateCardError
-from payments.ratecard import CONNECTION, MEASURED, InstrumentRule, Metric, RateCard
+from payments.ratecard import (
+    COMPLETION,
+    CONNECTION,
+    DISTAL,
+    MEASURED,
+    InstrumentRule,
+    Metric,
+    RateCard,
+)
 
 
 def describe(err: Any) -> str:
@@ -46,12 +54,17 @@ def check_consistent(card: RateCard, registry: Registry) -> None:
         ZoneInfo(card.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         fail("timezone", "must be a time zone name such as Europe/London")
-    paid_by: dict[str, str] = {}
+    paid_by: dict[tuple[str, str | None], str] = {}
     for mid, metric in card.metrics.items():
         where = f"metrics.{mid}"
-        if metric.outcome_type in paid_by:
-            fail(f"{where}.outcome_type", f"{paid_by[metric.outcome_type]} already pays for it")
-        paid_by[metric.outcome_type] = mid
+        kind = (metric.outcome_type, metric.measure)
+        if kind in paid_by:
+            field = "measure" if metric.measure else "outcome_type"
+            fail(f"{where}.{field}", f"{paid_by[kind]} already pays for it")
+        paid_by[kind] = mid
+        problem = _kind_problem(metric)
+        if problem:
+            fail(f"{where}.{problem[0]}", problem[1])
         if metric.max_pence is not None and metric.max_pence < metric.price_pence:
             fail(f"{where}.max_pence", f"must be at least price_pence ({metric.price_pence})")
         if (metric.min_sessions is not None) != (metric.outcome_type == CONNECTION):
@@ -79,6 +92,28 @@ def check_consistent(card: RateCard, registry: Registry) -> None:
         cheapest = min(m.price_pence for m in card.metrics.values())
         if card.caps.per_person_pence < cheapest:
             fail("caps.per_person_pence", f"must be at least the cheapest price ({cheapest})")
+
+
+# Fields that belong to one kind of outcome: (field, the outcome type, what it is called).
+_ONLY_FOR = (
+    ("min_goals_achieved", COMPLETION, "completion"),
+    ("ongoing_plan_required", COMPLETION, "completion"),
+    ("measure", DISTAL, "distal"),
+    ("window_months", DISTAL, "distal"),
+    ("min_reduction", DISTAL, "distal"),
+    ("min_reduction_percent", DISTAL, "distal"),
+)
+
+
+def _kind_problem(metric: Metric) -> tuple[str, str] | None:
+    """``(field, problem)`` when a metric sets a field its kind of outcome has no use for,
+    or a distal metric leaves out what it compares."""
+    for field, outcome_type, kind in _ONLY_FOR:
+        if getattr(metric, field) is not None and metric.outcome_type != outcome_type:
+            return field, f"only applies to {kind} metrics ({outcome_type})"
+    if metric.outcome_type == DISTAL and metric.measure is None:
+        return "measure", 'is required for distal metrics, e.g. "gp_appointments"'
+    return None
 
 
 def _instrument_problem(

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
 from payments import event_store
-from payments.base import EngineBase, outcome_of
+from payments.base import EngineBase
 from payments.claims import claim_id
 from payments.reconcile import claims_and_reversals, reconcile
 from payments.views import DiscrepancyView, Reconciliation
@@ -34,17 +34,18 @@ class Reconciling(EngineBase):
         read = 0
         with Session(self.engine) as session:
             starts = event_store.episode_starts(session, ReferralReentered.TYPE)
-            ledger, undo = claims_and_reversals(self._ledger.stream(session))
+            ledger, undo = claims_and_reversals(self._ledger.stream(session, trusted=True))
             total = event_store.count_consumed(session, OUTCOME_TYPES) if progress else 0
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
                 nonlocal read
-                for env in event_store.consumed_in_batches(session, OUTCOME_TYPES):
+                # One typed parse per event: the stored JSON straight to its model.
+                for event_id, data in event_store.typed_in_batches(session, OUTCOME_TYPES):
                     read += 1
                     if progress and read % _EVERY == 0:
                         progress(read, total)
-                    if (o := outcome_of(env)) is not None:
-                        yield env.id, o
+                    if isinstance(data, OutcomeEvent):
+                        yield event_id, data
 
             found = reconcile(outcomes(), self.book, ledger, starts, self.registry, undo)
         if progress:

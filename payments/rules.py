@@ -15,9 +15,9 @@ Claimed and capped decisions go in the ledger; not-eligible ones do not.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry, default_registry
@@ -67,7 +67,7 @@ class Target:
 def target(card: RateCard, outcome: OutcomeEvent) -> Target | None:
     """The claim key and period an outcome would count under, so the caller can build
     the ``History`` to pass to ``decide``; None when no metric pays for it."""
-    found = card.metric_for(outcome.TYPE)
+    found = card.metric_for(outcome.kind())
     if found is None:
         return None
     key = ClaimKey(card.contract_id, outcome.referral_id, outcome.episode, found[0])
@@ -80,39 +80,47 @@ def decide(
     card: RateCard,
     history: History,
     registry: Registry | None = None,
+    aim: Target | None = None,
 ) -> ClaimDecision:
-    """What one outcome event earns under the rate card in force at its date."""
-    aim = target(card, outcome)
+    """What one outcome event earns under the rate card in force at its date (``aim``:
+    ``target(card, outcome)`` when the caller has it already)."""
+    aim = aim or target(card, outcome)
     if aim is None:
         return ClaimDecision(
             "not_eligible",
             f"rate card {card.contract_id} {card.version} pays no metric for {outcome.TYPE}",
         )
     mid, metric = aim.key.metric, aim.metric
-    base = ClaimDecision(
-        "not_eligible",
-        "",
-        key=aim.key,
-        price_pence=metric.price_pence,
-        rate_card_version=card.version,
-        partner_id=outcome.partner_id,
-        period=aim.period,
-        occurred_at=outcome.occurred_at,
-        evidence_event_ids=(event_id, *outcome.evidence_event_ids),
-    )
+
+    def decision(status: Status, reason: str, **fields: Any) -> ClaimDecision:
+        # Built once, at the end: reconciliation decides millions of outcomes.
+        return ClaimDecision(
+            status,
+            reason,
+            key=aim.key,
+            price_pence=metric.price_pence,
+            rate_card_version=card.version,
+            partner_id=outcome.partner_id,
+            period=aim.period,
+            occurred_at=outcome.occurred_at,
+            evidence_event_ids=(event_id, *outcome.evidence_event_ids),
+            **fields,
+        )
+
     why_not = _ineligible(card, mid, outcome, history)
     if why_not:
-        return replace(base, reason=why_not)
+        return decision("not_eligible", why_not)
     evidence = assess(outcome, metric, registry or default_registry())
-    base = replace(base, reason=evidence.detail, measurement_ids=evidence.measurement_ids)
+    ids = evidence.measurement_ids
     if not evidence.met:
-        return base
+        return decision("not_eligible", evidence.detail, measurement_ids=ids)
     cap = first_cap(card, mid, history) or payer_cap(card, mid, history)
     if cap:
-        return replace(base, status="capped", cap=cap[0], reason=cap[1])
-    return replace(
-        base,
-        status="claimed",
+        return decision("capped", cap[1], cap=cap[0], measurement_ids=ids)
+    return decision(
+        "claimed",
+        evidence.detail,
+        measurement_ids=ids,
         amount_pence=metric.price_pence,
         shares=split(metric.price_pence, card.payers),
         claimable_from=card.end_date if metric.claimable_only_at_end else None,
@@ -169,7 +177,8 @@ def _in_book(
     except RateCardError as exc:
         return ClaimDecision("not_eligible", str(exc))
     aim = target(card, outcome)
-    return decide(event_id, outcome, card, history_for(aim) if aim else History(), registry)
+    history = history_for(aim) if aim else History()
+    return decide(event_id, outcome, card, history, registry, aim)
 
 
 def first_cap(card: RateCard, metric_id: str, history: History) -> tuple[str, str] | None:

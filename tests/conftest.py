@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import coerce_node_id
 from alembic import command
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -77,6 +78,15 @@ async def skipping_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Schemathesis gives every operation's test the function's node id; pytest-xdist
+    schedules by node id, so without the operation in it all but one would never run."""
+    for item in items:
+        label = getattr(item, "operation_label", None)
+        if label and not item.nodeid.endswith("]"):
+            item._id = coerce_node_id(f"{item.nodeid}[{label}]")  # pytest's own parser
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

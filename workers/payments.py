@@ -20,6 +20,7 @@ from events.catalogue import parse
 from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
 from infra.db import get_engine, transaction
+from infra.health import Health
 from infra.settings import PaymentSettings, Settings
 from messaging.consumer import (
     Backoff,
@@ -28,6 +29,7 @@ from messaging.consumer import (
     make_broker,
     record_processed,
     subscribe,
+    watch,
 )
 from payments.engine import PaymentEngine
 from payments.rules import ClaimDecision
@@ -106,13 +108,15 @@ def build(
     return broker
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, health: Health | None = None) -> None:
     """Consume outcome facts into the ledger until cancelled."""
     engine = get_engine(settings)
     payments = PaymentEngine.from_settings(engine, PaymentSettings(), settings.data_dir)
     broker = build(settings, engine, payments)
     await broker.start()
+    watching = asyncio.create_task(watch(broker, health or Health(CONSUMER)))
     try:
         await asyncio.Event().wait()
     finally:
+        watching.cancel()
         await broker.stop()

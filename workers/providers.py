@@ -34,8 +34,9 @@ from events import catalogue, provider, topics
 from events.catalogue import EventRejected
 from inbound.provider_facts import CONSUMER, ProviderEvent, ProviderFacts, to_fact
 from infra.db import get_engine
+from infra.health import Health
 from infra.settings import Settings
-from messaging.consumer import Backoff, Inbound, make_broker, subscribe
+from messaging.consumer import Backoff, Inbound, make_broker, subscribe, watch
 
 GROUP_ID = "linkway.providers"
 SOURCE_PREFIX = "urn:linkway:provider:"
@@ -104,7 +105,7 @@ def build(
     return broker
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings, health: Health | None = None) -> None:
     """Consume provider responses and attendance until cancelled."""
     from infra import temporal
 
@@ -112,7 +113,9 @@ async def run(settings: Settings) -> None:
     engine = get_engine(settings)
     broker = build(settings, client, engine)
     await broker.start()
+    watching = asyncio.create_task(watch(broker, health or Health(CONSUMER)))
     try:
         await asyncio.Event().wait()
     finally:
+        watching.cancel()
         await broker.stop()

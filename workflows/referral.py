@@ -5,7 +5,8 @@ validation result), one with its validator per row of ``pathway.rules.COMMANDS``
 accept_referral, decline_referral, assign_link_worker, record_contact_attempt,
 record_assessment, agree_plan, record_checkin, record_review, record_followup, reenter,
 end_episode, withdraw_consent, give_consent, reschedule_deadline, cancel_handoff,
-record_completion_report; and confirm_received (read-your-writes when a referral is created).
+record_completion_report, record_signpost_check, log_activity, correct_activity,
+delete_activity; and confirm_received (read-your-writes when a referral is created).
 Signals (partner facts, deduplicated by event id): provider_responded,
 attendance_reported. Queries: get_state, get_episodes.
 

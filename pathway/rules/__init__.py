@@ -8,7 +8,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from pathway import commands as cmd
-from pathway.rules import casework, completion, deadlines, handoffs, intake, providers
+from pathway.rules import (
+    activity,
+    casework,
+    completion,
+    deadlines,
+    handoffs,
+    intake,
+    providers,
+)
 from pathway.rules.base import Conflict, Context, Decision, Rejected
 from pathway.state import CaseState, remember_event, remember_request
 
@@ -156,6 +164,34 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "completion-report",
         "Record the ended episode's completion report and ongoing plan",
     ),
+    CommandSpec(
+        cmd.RecordSignpostCheck,
+        casework.signpost_check,
+        "record_signpost_check",
+        "signpost-check",
+        "Record the signpost check that ends a level 1 signposting plan",
+    ),
+    CommandSpec(
+        cmd.LogActivity,
+        activity.log,
+        "log_activity",
+        "activities",
+        "Log a contact or session with, or on behalf of, the person",
+    ),
+    CommandSpec(
+        cmd.CorrectActivity,
+        activity.correct,
+        "correct_activity",
+        "activities/correct",
+        "Correct a logged activity (a new fact; the latest counts)",
+    ),
+    CommandSpec(
+        cmd.DeleteActivity,
+        activity.delete,
+        "delete_activity",
+        "activities/delete",
+        "Delete a logged activity, with a reason code",
+    ),
 )
 BY_COMMAND: dict[type[cmd.Command], CommandSpec] = {spec.command: spec for spec in COMMANDS}
 
@@ -190,7 +226,14 @@ def apply_fact(state: CaseState, fact: cmd.PartnerFact, ctx: Context) -> Decisio
     copy = state.model_copy(deep=True)
     rule = providers.responded if isinstance(fact, cmd.ProviderResponded) else providers.attendance
     decision = rule(copy, fact, ctx)  # type: ignore[arg-type]
-    if decision.events or decision.state.episode != state.episode:
+    changed = decision.state.episode != state.episode
+    if changed and isinstance(fact, cmd.AttendanceRecorded):
+        # Reporting reads attendance (and its corrections) from the lifecycle topic. Only
+        # a report that changed the episode raises it, so the version moves (and the
+        # activity runs) exactly when it did before; its id comes from the fact's, so no
+        # random id is drawn and histories replay with the ids they had.
+        decision.events.append(providers.attendance_recorded(decision.state, fact))
+    if decision.events or changed:
         decision.state.version += 1
     remember_event(decision.state, fact.event_id)
     return decision

@@ -1,13 +1,15 @@
-"""Casework rules: assessment, the personal plan, check-in, review and follow-up."""
+"""Casework rules: assessment, the personal plan, check-in, review and follow-up, and
+the level 1 short path (signposting, then a signpost check instead of a review)."""
 
 from __future__ import annotations
 
 from events import referral as ev
+from events.casework import SignpostChecked, Signposted, SignpostRef
 from events.handoff import HandoffRequested
 from pathway import commands as cmd
 from pathway import stages
 from pathway.measures import MeasureError, default_registry
-from pathway.rules import handoffs, outcomes
+from pathway.rules import goals, handoffs, outcomes
 from pathway.rules.base import (
     Conflict,
     Context,
@@ -63,17 +65,42 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
     ep = state.episode
     if len(ep.handoffs) + len(c.prescriptions) > 100:
         raise Rejected("an episode can hold at most 100 handoffs; start a new episode")
+    level = state.config.level(ep.support_level)
+    if level.signposting_only:
+        if c.prescriptions:
+            raise Conflict(
+                f"support level {ep.support_level} is information and signposting only: no "
+                "provider handoffs; give signposts, or move the person to a fuller level "
+                "at the signpost check"
+            )
+        if not c.signposts:
+            raise Rejected(f"a support level {ep.support_level} plan needs at least one signpost")
+    for signpost in c.signposts:
+        if signpost.service_id is None and signpost.note_id is None:
+            raise Rejected(
+                "a signpost names a directory service_id, or a note_id (a case note) for "
+                "something outside the directory"
+            )
+    planned_goals = goals.from_plan(state, c)
     # A plan agreed after ongoing support starts a cycle too: that stage has no review
     # date, and "supported" without one would never reach review.
     new_cycle = ep.stage in stages.NEW_PLAN_CYCLE
     ep.plan_version += 1
-    ep.goal_count = c.goal_count
+    ep.goal_count = len(planned_goals)
+    ep.goals = planned_goals
+    ep.path = "signposting" if level.signposting_only else "full"
     ep.stage = "supported"
     if ep.first_plan_at is None:
         ep.first_plan_at = ctx.now
-    if new_cycle:
-        ep.deadlines["midpoint_checkin"] = due(state, ctx.now, state.config.midpoint_checkin_after)
-        ep.deadlines["review"] = due(state, ctx.now, state.config.review_after)
+    if new_cycle and level.signposting_only:
+        # The short path: no check-in; the review date is the signpost check.
+        ep.deadlines["review"] = due(state, ctx.now, level.check_after)
+    elif new_cycle:
+        cfg, lvl = state.config, ep.support_level
+        ep.deadlines["midpoint_checkin"] = due(
+            state, ctx.now, cfg.duration("midpoint_checkin_after", lvl)
+        )
+        ep.deadlines["review"] = due(state, ctx.now, cfg.duration("review_after", lvl))
     if c.prescriptions and not is_open(ep, "disengagement"):
         # The no-attendance clock starts with the first prescription of the cycle.
         ep.deadlines["disengagement"] = due(state, ctx.now, state.config.disengage_no_attendance)
@@ -125,7 +152,7 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
                 ctx,
                 ev.PlanAgreed,
                 plan_version=ep.plan_version,
-                goal_count=c.goal_count,
+                goal_count=ep.goal_count,
                 prescriptions=refs,
                 midpoint_due=ep.deadlines.get("midpoint_checkin"),
                 review_due=ep.deadlines["review"],
@@ -133,21 +160,101 @@ def agree_plan(state: CaseState, c: cmd.AgreePlan, ctx: Context) -> Decision:
         ),
     )
     ep.evidence.setdefault("plan", []).append(plan_event_id)
+    if c.goals:
+        goals.emit(state, "plan", decision, ctx)
+    if c.signposts:
+        decision.emit(
+            ctx,
+            lifecycle(
+                state,
+                ctx,
+                Signposted,
+                plan_version=ep.plan_version,
+                signposts=[
+                    SignpostRef(service_id=s.service_id, category=s.category) for s in c.signposts
+                ],
+                check_due=ep.deadlines["review"] if ep.path == "signposting" else None,
+            ),
+        )
     outcomes.engagement(state, decision, ctx)
     return decision
 
 
 def checkin(state: CaseState, c: cmd.RecordCheckin, ctx: Context) -> Decision:
     require_stage(state, "record the mid-point check-in", *stages.SUPPORTED)
-    clear(state.episode, "midpoint_checkin")
+    ep = state.episode
+    _check_followup_instruments(state, c.measures, "mid-point check-in")
     decision = Decision(state)
-    decision.emit(ctx, lifecycle(state, ctx, ev.CheckinRecorded, on_track=c.on_track))
+    event_id = ctx.new_id()
+    if c.measures:
+        # A second check-in with measures replaces the first's: one mid-point per cycle.
+        ep.midpoint_measures = _measure(c.measures, c.actor_id, ctx, event_id)
+    clear(ep, "midpoint_checkin")
+    changes = outcomes.compare(ep.baseline, ep.midpoint_measures) if c.measures else {}
+    decision.events.append(
+        (
+            event_id,
+            lifecycle(
+                state,
+                ctx,
+                ev.CheckinRecorded,
+                on_track=c.on_track,
+                measures=[scores(m) for m in ep.midpoint_measures.values()] if c.measures else [],
+                improved_instruments=[code for code, (_, better) in changes.items() if better],
+            ),
+        )
+    )
+    goals.update(state, c.goals, "checkin", decision, ctx)
+    return decision
+
+
+def signpost_check(state: CaseState, c: cmd.RecordSignpostCheck, ctx: Context) -> Decision:
+    require_stage(state, "record the signpost check", *stages.SUPPORTED)
+    ep = state.episode
+    if ep.path != "signposting":
+        raise Conflict(
+            "the signpost check ends a level 1 signposting plan; this plan is on the full "
+            "path, so record its review"
+        )
+    if c.outcome == "needs_more_support":
+        level = c.support_level
+        if level not in state.config.support_levels or state.config.level(level).signposting_only:
+            fuller = [
+                lv
+                for lv in state.config.support_levels
+                if not state.config.level(lv).signposting_only
+            ]
+            raise Rejected(
+                "needs_more_support moves the person to a fuller support level: give "
+                f"support_level, one of {', '.join(fuller)}"
+            )
+    elif c.support_level is not None:
+        raise Rejected("support_level is only given with needs_more_support")
+    decision = Decision(state)
+    for name in ("review", "midpoint_checkin"):
+        clear(ep, name)
+    if c.outcome == "needs_more_support":
+        ep.support_level = c.support_level
+        ep.path = "full"
+        ep.stage = "planning"
+    checked = lifecycle(
+        state, ctx, SignpostChecked, outcome=c.outcome, support_level=c.support_level
+    )
+    decision.emit(ctx, checked)
+    ep.evidence.setdefault("review", []).append(decision.events[-1][0])
+    if c.outcome != "needs_more_support":
+        go_dormant(state, decision, ctx, "review_complete")
     return decision
 
 
 def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
     require_stage(state, "record the review", *stages.SUPPORTED)
     ep = state.episode
+    if ep.path == "signposting":
+        raise Conflict(
+            "a level 1 signposting plan ends with the signpost check, not a review; "
+            "record the signpost check"
+        )
     review_due = ep.deadlines.get("review")
     if review_due and ctx.now < review_due and not c.early_reason_code:
         raise Conflict(
@@ -163,7 +270,8 @@ def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
         clear(ep, name)
     followup_due = None
     if "followup" not in ep.evidence and ep.first_plan_at is not None:
-        followup_due = max(due(state, ep.first_plan_at, state.config.followup_after), ctx.now)
+        after = state.config.duration("followup_after", ep.support_level)
+        followup_due = max(due(state, ep.first_plan_at, after), ctx.now)
         ep.deadlines["followup"] = followup_due
     ep.stage = (
         "planning"
@@ -188,6 +296,7 @@ def review(state: CaseState, c: cmd.RecordReview, ctx: Context) -> Decision:
         )
     )
     ep.evidence.setdefault("review", []).append(event_id)
+    goals.update(state, c.goals, "review", decision, ctx)
     outcomes.wellbeing_reviewed(state, decision, ctx, changes)
     if c.decision == "dormant":
         go_dormant(state, decision, ctx, "review_complete")
@@ -225,6 +334,7 @@ def followup(state: CaseState, c: cmd.RecordFollowup, ctx: Context) -> Decision:
             ),
         )
     )
+    goals.update(state, c.goals, "followup", decision, ctx)
     outcomes.sustained(state, decision, ctx, changes)
     return decision
 
@@ -265,4 +375,13 @@ def _check_followup_instruments(
             raise Rejected(
                 f"{item.instrument} has no baseline in this episode, so the {what} cannot "
                 f"compare it (baseline measures: {have})"
+            )
+        # An instrument with items a person may leave out (MYCAW's second concern): what the
+        # baseline scored is scored again, so the two can be compared.
+        optional = default_registry().get(item.instrument).optional_items
+        left = [k for k in optional if k in baseline[item.instrument].raw and k not in item.answers]
+        if left:
+            raise Rejected(
+                f"{item.instrument} {', '.join(left)} was scored at the baseline, so the {what} "
+                "scores it again"
             )

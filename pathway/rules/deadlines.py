@@ -55,7 +55,8 @@ def reached(state: CaseState, name: str, ctx: Context) -> Decision:
             state,
             ctx,
             ActionDue,
-            action=action,
+            # On the short path the review deadline is the signpost check: say so.
+            action="signpost_check" if action == "review" and ep.path == "signposting" else action,
             due_at=due_at,
             handoff_id=handoff_id or None,
         ),

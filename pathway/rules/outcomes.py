@@ -9,7 +9,8 @@ follow-up compare each instrument with its baseline by the instrument's own rule
 from __future__ import annotations
 
 from events import outcome as oc
-from pathway.measures import Change, Scores, default_registry
+from events.completion import CompletionReported
+from pathway.measures import Change, MeasureError, Scores, default_registry
 from pathway.rules.base import Context, Decision, scores
 from pathway.state import CaseState, Measurement
 
@@ -68,6 +69,27 @@ def connection(state: CaseState, decision: Decision, ctx: Context) -> None:
     )
 
 
+def completion(
+    state: CaseState, decision: Decision, ctx: Context, report: CompletionReported, report_id: str
+) -> None:
+    """Completion is stated with the episode's first completion report; recording the
+    report again (a correction) replaces the report, not the fact that it was made."""
+    if not _once(state, "completion"):
+        return
+    decision.emit(
+        ctx,
+        oc.CompletionAchieved(
+            **_common(state, ctx, [report_id]),
+            report_version=report.report_version,
+            goal_count=report.goal_count,
+            goals_achieved=sum(1 for g in report.goals if g.achieved == "achieved"),
+            goals_partly_achieved=sum(1 for g in report.goals if g.achieved == "partly_achieved"),
+            ongoing_plan=list(report.ongoing_plan),
+            attended_sessions=report.attended_sessions,
+        ),
+    )
+
+
 def compare(baseline: dict[str, Measurement], followup: dict[str, Measurement]) -> Comparison:
     registry = default_registry()
     result: Comparison = {}
@@ -75,7 +97,10 @@ def compare(baseline: dict[str, Measurement], followup: dict[str, Measurement]) 
         first = baseline.get(code)
         if first is None or first.version != later.version:
             continue
-        change = registry.compare(_scores(first), _scores(later))
+        try:
+            change = registry.compare(_scores(first), _scores(later))
+        except MeasureError:
+            continue  # not comparable (the commands refuse this; a safety net, never a crash)
         result[code] = (change, change.improved)
     return result
 

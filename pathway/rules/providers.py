@@ -9,6 +9,9 @@ recorded as seen and ignored: a partner's nonsense never fails the workflow.
 
 from __future__ import annotations
 
+import uuid
+
+from events.handoff import HandoffAttendanceRecorded
 from events.referral import ActionDue
 from pathway import commands as cmd
 from pathway import stages
@@ -130,6 +133,27 @@ def attendance(state: CaseState, fact: cmd.AttendanceRecorded, ctx: Context) -> 
         _escalate(ep, "disengagement_risk")
         decision.emit(ctx, lifecycle(state, ctx, ActionDue, action="disengagement", due_at=ctx.now))
     return decision
+
+
+# Names the attendance event raised for a provider's fact: uuid5 of the fact's event id.
+ATTENDANCE_EVENT_NAMESPACE = uuid.UUID("0b6a3c52-7d1e-4f0a-9c1b-5e2d8a7f4c30")
+
+
+def attendance_recorded(
+    state: CaseState, fact: cmd.AttendanceRecorded
+) -> tuple[str, HandoffAttendanceRecorded]:
+    """The lifecycle event for an attendance report that changed the episode, with an id
+    derived from the fact's: the same fact always raises the same event."""
+    event_id = str(uuid.uuid5(ATTENDANCE_EVENT_NAMESPACE, fact.event_id))
+    return event_id, HandoffAttendanceRecorded(
+        handoff_id=fact.handoff_id,
+        referral_id=state.referral_id,
+        episode=state.episode.number,
+        provider_id=fact.provider_id,
+        session_date=fact.session_date,
+        status=fact.status,
+        occurred_at=fact.occurred_at,
+    )
 
 
 def _escalate(episode: Episode, action: str) -> None:

@@ -11,6 +11,10 @@ POST /referrals as a referrer). Two in three generated referral ids are swapped 
 real referrals in that partner's localities, and some commands get the referral's
 current version, so commands reach the workflow's validators with arbitrary bodies.
 
+Stateful too: the document's links (``api.links``) let schemathesis chain calls, so
+bounded scenarios make a referral and then read, command and annotate it by the id the
+response gave, held to the same checks.
+
 Hostile input on top of what schemathesis draws (issue 17): one in four cases has a
 path parameter or a body string swapped for a NUL, another control character, a line
 separator or an NHS number in fullwidth or Arabic-Indic digits; one in eight is sent
@@ -70,6 +74,8 @@ IDENTITY_BY_PREFIX = {
     "/provider": "tier_two:walking-group",
     "/fhir/Task": "tier_two:walking-group",
     "/directory": "admin:linkway-admin",
+    "/reports": "contract_manager:commissioner",
+    "/evaluation": "contract_manager:commissioner",
 }
 
 
@@ -80,6 +86,8 @@ def identity_for(path: str, method: str) -> str | None:
         return "referrer:gp-oswestry"
     if path.endswith("/message-back"):
         return "referrer:gp-oswestry"  # the referring practice's alone
+    if (path, method) in (("/funds", "POST"), ("/funds/{fund_id}/budget", "POST")):
+        return "contract_manager:commissioner"  # opening a fund and its budget are theirs
     for prefix, identity in IDENTITY_BY_PREFIX.items():
         if path.startswith(prefix):
             return identity
@@ -313,6 +321,74 @@ def test_api_conforms_to_its_openapi(
 ) -> None:
     CALLS[case.operation.label] += 1
     run_case(case, api, referral_ids)
+
+
+# Stateful: chains of calls that follow the document's links (api.links): a referral is
+# made, then read, commanded and annotated by the id its response gave. Bounded so the
+# run adds well under half a minute: scenarios x steps calls at most.
+SCENARIOS, STEPS = 15, 6
+CHAINED: Counter[str] = Counter()
+
+
+def referral_machine() -> type:
+    """The state machine over the referral operations, every scenario starting with
+    ``POST /referrals``. Schemathesis picks its own entry points from what it infers of
+    the resources and, here, never the creating call; it is made the only one."""
+    from unittest import mock
+
+    from schemathesis.specs.openapi import stateful
+
+    def creates(operation: Any, *_: Any) -> bool:
+        return operation.label == "POST /referrals"
+
+    with mock.patch.object(stateful, "is_likely_root_transition", creates):
+        return schema.include(path_regex="^/referrals").as_state_machine()
+
+
+class Chained(referral_machine()):  # type: ignore[misc]
+    """Each call as the identity its part of the API is open to, steered like the
+    stateless run (a fresh Idempotency-Key, a served locality, no NHS number), and held
+    to the same checks: no 5xx, no undocumented status, no response outside its schema."""
+
+    api: ThreadedApi
+    made: set[str] = set()
+
+    def before_call(self, case: schemathesis.Case) -> None:
+        steer(case)
+        if (case.path_parameters or {}).get("referral_id") in self.made:
+            CHAINED[case.operation.label] += 1
+
+    def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        identity = identity_for(case.operation.path, case.method.upper())
+        headers = self.api.auth(identity) if identity else {}
+        return {"base_url": self.api.base_url, "headers": headers, "timeout": 60}
+
+    def after_call(self, response: Any, case: schemathesis.Case) -> None:
+        super().after_call(response, case)
+        if case.operation.label == "POST /referrals" and response.status_code in (200, 201):
+            self.made.add(response.json()["referral_id"])
+
+    def validate_response(
+        self, response: Any, case: schemathesis.Case, additional_checks: Any = None, **kwargs: Any
+    ) -> None:
+        case.validate_response(
+            response,
+            excluded_checks=EXCLUDED,
+            transport_kwargs=kwargs or None,
+            recorder=getattr(self, "recorder", None),
+        )
+
+
+def run_chained(api: ThreadedApi, scenarios: int = SCENARIOS) -> None:
+    Chained.api = api
+    Chained.run(settings=settings(FUZZ, max_examples=scenarios, stateful_step_count=STEPS))
+
+
+def test_chained_calls_follow_the_links_without_a_server_error(api: ThreadedApi) -> None:
+    run_chained(api)
+    print(f"\nstateful calls on a referral made in the same scenario: {dict(CHAINED)}")
+    assert Chained.made, "no scenario made a referral"
+    assert sum(CHAINED.values()) >= 5, CHAINED  # the links were followed
 
 
 def test_every_operation_got_at_least_100_examples() -> None:

@@ -15,13 +15,14 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from sqlmodel import Session, col, func, select
 
-from api.personal_data import AuditRecord, NoteRecord, PersonRecord
+from api.personal_data import AuditRecord, EqualityRecord, NoteRecord, PersonRecord
 from api.tenancy import load
 from infra.db import get_engine
 from pathway.rules import COMMANDS
@@ -30,11 +31,28 @@ from tests.integration.stack import ThreadedApi
 
 pytestmark = pytest.mark.integration
 
-IDENTITIES = sorted(f"{p.role}:{p.id}" for p in load().partners)
+# Every partner's demo token (a Tier One partner's is its manager's) and a plain Tier One
+# link worker's: a link worker has every permission its manager has (only their capacity
+# and time views narrow to their own: tests/integration/test_worktime.py).
+IDENTITIES = sorted([*(f"{p.role}:{p.id}" for p in load().partners), "link_worker:north-wellbeing"])
+
+
+def role_of(identity: str) -> str:
+    role = identity.split(":")[0]
+    return "tier_one" if role == "link_worker" else role
+
+
 WEMWBS = {
     "instrument": "WEMWBS",
     "consent_ref": "c-1",
     "answers": {str(i): 3 for i in range(1, 15)},
+}
+# A phone call a minute ago: inside any referral's time, whenever the test runs.
+ACTIVITY = {
+    "activity_type": "phone",
+    "direct": True,
+    "started_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat(),
+    "minutes": 10,
 }
 COMMAND_BODIES: dict[str, dict[str, Any]] = {
     "accept": {},
@@ -53,10 +71,15 @@ COMMAND_BODIES: dict[str, dict[str, Any]] = {
     "deadlines": {"deadline": "first_contact", "due_at": "2030-01-01T00:00:00Z"},
     "handoffs/cancel": {"handoff_id": "h-1", "reason_code": "no_longer_needed"},
     "completion-report": {"ongoing_plan": ["self_managing"]},
+    "signpost-check": {"outcome": "connected"},
+    "activities": {**ACTIVITY},
+    "activities/correct": {**ACTIVITY, "activity_id": "a-1"},
+    "activities/delete": {"activity_id": "a-1", "reason_code": "logged_in_error"},
 }
 READERS = {"referrer", "tier_one", "contract_manager", "admin"}
 PAYMENT_ACTIONS = ("approve", "dispute", "paid", "resolve", "validate")
 VIEWERS = {"tier_one", "contract_manager", "admin"}
+FUND_ACTIONS = ("approve", "refuse", "spend", "cancel")
 
 
 @dataclass(frozen=True)
@@ -87,7 +110,13 @@ def operations() -> list[Op]:
         Op("PUT", "/referrals/{referral_id}/person", frozenset({"tier_one"}), person),
         Op("POST", "/referrals/{referral_id}/notes", frozenset({"tier_one"}), {"text": "n"}, True),
         Op("GET", "/referrals/{referral_id}/notes", frozenset({"tier_one"})),
+        Op("PUT", "/referrals/{referral_id}/equality", frozenset({"tier_one"}), {"carer": "no"}),
+        Op("GET", "/referrals/{referral_id}/equality", frozenset({"tier_one"})),
         Op("GET", "/caseload", frozenset(VIEWERS)),
+        Op("GET", "/referrals/{referral_id}/activities", frozenset(VIEWERS)),
+        # Sums over the caller's scope; that scoping is tested with them (test_worktime.py).
+        Op("GET", "/activities/summary", frozenset(VIEWERS), role_only=True),
+        Op("GET", "/caseload/capacity", frozenset(VIEWERS), role_only=True),
         Op("GET", "/audit", frozenset({"admin"})),
         # Only once an episode has ended with a report; its scoping is tested with it
         # (tests/integration/test_completion_report.py).
@@ -102,7 +131,7 @@ def operations() -> list[Op]:
             role_only=True,
         ),
     ]
-    everyone = frozenset(r.split(":")[0] for r in IDENTITIES)
+    everyone = frozenset(role_of(r) for r in IDENTITIES)
     for method, path, roles in [
         ("GET", "/directory/services", everyone),
         ("GET", "/directory/services/{service_id}", everyone),
@@ -118,6 +147,10 @@ def operations() -> list[Op]:
         ("GET", "/fhir/Task/{handoff_id}", frozenset({"tier_two"})),
         ("PUT", "/fhir/Task/{handoff_id}", frozenset({"tier_two"})),
         ("PATCH", "/fhir/Task/{handoff_id}", frozenset({"tier_two"})),
+        # The dashboard's panels: the KPIs, for contract managers and Tier One partners
+        # (scoped in api.dashboard.sources; tests/integration/test_dashboard_browser.py).
+        ("GET", "/dashboard/panels/{panel}", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/dashboard/panels/{panel}.csv", frozenset({"contract_manager", "tier_one"})),
         ("GET", "/provider/handoffs", frozenset({"tier_two"})),
         ("GET", "/provider/handoffs/{handoff_id}", frozenset({"tier_two"})),
         ("GET", "/provider/handoffs/{handoff_id}/contact", frozenset({"tier_two"})),
@@ -136,6 +169,11 @@ def operations() -> list[Op]:
                 ("GET", "/statements.csv"),
             ]
         ],
+        ("GET", "/reports", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/{kpi}", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/{kpi}.csv", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/evaluation/episodes.csv", frozenset({"contract_manager"})),
+        ("GET", "/evaluation/episodes.parquet", frozenset({"contract_manager"})),
         *[
             (method, f"/payments{tail}", frozenset({"contract_manager"}))
             for method, tail in [
@@ -149,6 +187,24 @@ def operations() -> list[Op]:
                 ("GET", "/payer-statements.csv"),
             ]
         ],
+        # The Well-being Action Fund: its own scoping (a partner's grants) is tested in
+        # tests/integration/test_fund_api.py.
+        ("POST", "/funds", frozenset({"contract_manager"})),
+        ("POST", "/funds/{fund_id}/budget", frozenset({"contract_manager"})),
+        ("POST", "/funds/{fund_id}/grants", frozenset({"tier_one"})),
+        *[
+            (method, f"/funds{tail}", frozenset({"contract_manager", "tier_one"}))
+            for method, tail in [
+                ("GET", ""),
+                ("GET", "/{fund_id}"),
+                ("GET", "/{fund_id}/statement"),
+                ("GET", "/{fund_id}/statement.csv"),
+                ("GET", "/{fund_id}/grants"),
+                ("GET", "/{fund_id}/grants/{grant_id}"),
+                *[("POST", f"/{{fund_id}}/grants/{{grant_id}}/{v}") for v in FUND_ACTIONS],
+            ]
+        ],
+        ("GET", "/equality/report", frozenset({"contract_manager", "tier_one"})),
     ]:
         ops.append(Op(method, path, roles, role_only=True))
     for spec in COMMANDS:
@@ -199,7 +255,9 @@ def footprint(api: ThreadedApi, referral_id: str, version: int) -> tuple:
         audits = session.exec(
             select(func.count()).where(col(AuditRecord.referral_id) == referral_id)
         ).one()
-    return version, person.ciphertext if person else None, notes, audits
+        equality = session.get(EqualityRecord, referral_id)
+    answers = equality.ciphertext if equality else None
+    return version, person.ciphertext if person else None, notes, audits, answers
 
 
 async def version_of(http: httpx.AsyncClient, api: ThreadedApi, referral_id: str) -> int:
@@ -233,7 +291,7 @@ async def call(
         }
     url = op.path.replace("{referral_id}", referral_id)
     # A personal-data read must say why.
-    reads = op.method == "GET" and op.path.endswith(("/person", "/notes"))
+    reads = op.method == "GET" and op.path.endswith(("/person", "/notes", "/equality"))
     params = {"purpose": "direct_care"} if reads else None
     return await http.request(
         op.method, url, json=body, params=params, headers=api.auth(identity, op.creates)
@@ -245,6 +303,7 @@ async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: T
     south = await refer(http, api, "referrer:gp-ludlow", "ludlow")
     scope = {
         "tier_one:north-wellbeing": {north},
+        "link_worker:north-wellbeing": {north},
         "tier_one:south-wellbeing": {south},
         "referrer:gp-oswestry": {north},
         "referrer:gp-ludlow": {south},
@@ -253,12 +312,14 @@ async def test_every_endpoint_for_every_identity(http: httpx.AsyncClient, api: T
     }
     ops = operations()
     served = json.loads((await http.get("/openapi.json")).text)["paths"]
-    probes = {"/health", "/livez", "/readyz"}  # open by design: they say nothing of anyone
+    # Open by design: they say nothing of anyone (the dashboard's page and its definitions
+    # hold no data; the page asks for a token and sends it with each panel's fetch).
+    probes = {"/health", "/livez", "/readyz", "/dashboard", "/dashboard/definitions"}
     every = {f"{m.upper()} {p}" for p, item in served.items() for m in item if p not in probes}
     assert every == {op.label for op in ops}, "the matrix must cover every endpoint"
 
     for identity in IDENTITIES:
-        role = identity.split(":")[0]
+        role = role_of(identity)
         mine = scope.get(identity, set())
         outside = {north, south} - mine
         before = {r: footprint(api, r, await version_of(http, api, r)) for r in outside}

@@ -70,6 +70,21 @@ async def test_the_link_worker_records_and_downloads_the_completion_report(
             headers=api.auth(NORTH, True),
         )
         assert done.status_code == 200, done.text
+    # A Well-being Action Fund grant for goal 2, approved by a colleague and spent.
+    cm = "contract_manager:commissioner"
+    fund_body = {"contract_id": "c-report", "period": "2026-27", "budget_pence": 10_000}
+    fund = (await http.post("/funds", json=fund_body, headers=api.auth(cm, True))).json()
+    grant = {"referral_id": rid, "goal_id": "2", "purpose": "travel",
+             "supplier": "Secret Coaches Ltd", "amount_pence": 1_250}  # fmt: skip
+    asked = await http.post(
+        f"/funds/{fund['fund_id']}/grants", json=grant, headers=api.auth(NORTH, True)
+    )
+    assert asked.status_code == 201, asked.text
+    url = f"/funds/{fund['fund_id']}/grants/{asked.json()['grant_id']}"
+    approved = await http.post(
+        f"{url}/approve", headers=api.auth("link_worker:north-wellbeing", True)
+    )
+    assert approved.status_code == 200, approved.text
     note = await http.post(
         f"/referrals/{rid}/notes", json={"text": WORDS}, headers=api.auth(NORTH, True)
     )
@@ -95,6 +110,8 @@ async def test_the_link_worker_records_and_downloads_the_completion_report(
     assert "every week &amp; feel &lt;much&gt; better" in html and "<much>" not in html
     assert "Goal 1: Achieved" in html and "Goal 2: Not achieved" in html
     assert "self managing" in html and "walks" in html
+    assert "<td>travel</td><td>Goal 2</td><td>£12.50</td><td>Approved</td>" in html
+    assert "Secret Coaches" not in html
     assert "http" not in html.lower().replace("http-equiv", "")  # nothing fetched
     assert "<script" not in html and "src=" not in html
     with Session(get_engine(api.settings)) as session:

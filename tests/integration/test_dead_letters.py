@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -94,6 +94,13 @@ def malformed(rid: str, handoff_id: str) -> dict[str, bytes]:
         f"the limit is {MAX_EVENT_BYTES}": with_data(report(22), padding="x" * MAX_EVENT_BYTES),
         "'nhs_number' is personal data": with_data(report(23), nhs_number=NHS_NUMBER),
         "not accepted on this topic": response(rid, handoff_id, WALKS).to_bytes(),
+        # Valid events, but no session can be held then: refused as the HTTP routes do.
+        "implausible date: session_date must not be in the future": report(
+            24, session_date=date(9999, 12, 31)
+        ).to_bytes(),
+        "implausible date: session_date must not be before the handoff": report(
+            25, session_date=date(2000, 1, 1)
+        ).to_bytes(),
     }
 
 
@@ -132,7 +139,8 @@ async def test_malformed_messages_are_dead_lettered_and_good_ones_keep_flowing(
         assert position == where[record.value]
         assert header(record, CONSUMER_HEADER) == "providers"
         assert datetime.fromisoformat(header(record, TIME_HEADER)).tzinfo is not None
-    assert state.episode.attended_sessions == len(good) + 1
+    # Every good report applied; they fall on three plausible dates (one session each).
+    assert state.episode.attended_sessions == len({e.data["session_date"] for e in good}) == 3
     assert state.episode.handoffs[walks].status == "in-progress"
     assert processed_ids(engine) == {e.id for e in [*good, late]}
 

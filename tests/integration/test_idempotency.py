@@ -155,6 +155,7 @@ async def test_a_command_retried_with_its_key_is_applied_once(
             "version": 2,
             "episode": 1,
             "stage": "contacting",
+            "activity_id": None,  # only a logged activity has one
         }
     )
     missing = await http.post(f"/referrals/{rid}/accept", json=body, headers=api.auth(NORTH))
@@ -209,3 +210,65 @@ async def test_a_rejected_command_answers_with_the_validators_message(
     with Session(get_engine(api.settings)) as session:
         row = session.exec(select(ReferralRow).where(col(ReferralRow.referral_id) == rid)).one()
     assert (row.version, row.stage) == (1, "triage")
+
+
+def new_nhs_number() -> str:
+    from api.schemas import nhs_number_is_valid
+
+    while True:
+        number = f"{uuid.uuid4().int % 10**9:09d}"
+        for check in "0123456789":
+            if nhs_number_is_valid(number + check):
+                return number + check
+
+
+async def test_concurrent_first_referrals_for_one_new_person_open_one_case(
+    api: ThreadedApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two API processes (here two servers on their own threads, over one database) each
+    take a first referral for the same new person at the same moment: both look the
+    person up before either has stored them (a barrier holds each lookup until the other
+    has made its own), both try to store them, the unique blind index lets one, and the
+    other joins that case as a re-referral would: one case, one person record."""
+    import threading
+
+    from api.personal_data import PersonalDataStore, PersonRecord, load_keys
+
+    real = PersonalDataStore.find_by_nhs_number
+    both_looked = threading.Barrier(2, timeout=20)
+    first_lookups = iter(range(2))
+
+    def racing_lookup(self: PersonalDataStore, *args: object, **kwargs: object) -> str | None:
+        found = real(self, *args, **kwargs)  # type: ignore[arg-type]
+        if next(first_lookups, None) is not None:
+            both_looked.wait()  # the other request has looked too, and found nothing
+        return found
+
+    monkeypatch.setattr(PersonalDataStore, "find_by_nhs_number", racing_lookup)
+    nhs = new_nhs_number()
+    body = {
+        **referral(),
+        "person": {"given_name": "Ida", "family_name": "Twice", "nhs_number": nhs},
+    }
+    overrides = {"database_url": api.settings.database_url} if api.settings.database_url else {}
+    with ThreadedApi(
+        api.settings.temporal_address, api.settings.data_dir, free_port(), **overrides
+    ) as other:
+        async with (
+            httpx.AsyncClient(base_url=other.base_url, timeout=30) as other_http,
+            httpx.AsyncClient(base_url=api.base_url, timeout=30) as http,
+        ):
+            answers = await asyncio.gather(
+                http.post("/referrals", json=body, headers=api.auth(GP, key=True)),
+                other_http.post("/referrals", json=body, headers=other.auth(GP, key=True)),
+            )
+    assert sorted(a.status_code for a in answers) == [200, 201], [a.text for a in answers]
+    created, joined = sorted(answers, key=lambda a: a.status_code, reverse=True)
+    assert joined.json()["reentry"] is True
+    assert joined.json()["referral_id"] == created.json()["referral_id"]
+    people = PersonalDataStore(get_engine(api.settings), load_keys(api.settings))
+    with Session(get_engine(api.settings)) as session:
+        records = session.exec(
+            select(PersonRecord.referral_id).where(PersonRecord.nhs_index == people.nhs_index(nhs))
+        ).all()
+    assert records == [created.json()["referral_id"]]

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -156,17 +156,20 @@ def response(referral_id: str, handoff_id: str, provider_id: str, **data: Any) -
     )
 
 
+def session_date(day: int) -> date:
+    """A plausible session date for a handoff requested today (the consumer refuses one
+    before the handoff or in the future, beyond a day either way): yesterday, today or
+    tomorrow, by ``day``. Distinct days modulo 3 are distinct sessions."""
+    return datetime.now(UTC).date() + timedelta(days=day % 3 - 1)
+
+
 def attendance(
     referral_id: str, handoff_id: str, provider_id: str, day: int = 1, **data: Any
 ) -> CloudEvent:
     data.setdefault("status", "attended")
+    data.setdefault("session_date", session_date(day))
     return provider_event(
-        "linkway.provider.attendance.v1",
-        referral_id,
-        handoff_id,
-        provider_id,
-        session_date=date(2026, 6, day),
-        **data,
+        "linkway.provider.attendance.v1", referral_id, handoff_id, provider_id, **data
     )
 
 

@@ -1,6 +1,7 @@
 """Record the workflow histories that the replay tests hold the code to.
 
-    python -m tests.replay.record
+    python -m tests.replay.record              # the scenarios with no history yet
+    python -m tests.replay.record NAME ...     # these scenarios (overwrites their files)
 
 Re-record only when a change is meant to alter the command sequence, and then only
 behind ``workflow.patched``: the old histories must still replay, so keep the old files
@@ -25,10 +26,12 @@ from ops.tables import create_tables
 from pathway import commands as cmd
 from tests.workflow.helpers import (
     WEMWBS_HIGH,
+    WEMWBS_LOW,
     command,
     make_worker,
     start_referral,
     to_supported,
+    walks,
     wemwbs,
 )
 from workflows.referral import ReferralWorkflow
@@ -98,14 +101,90 @@ async def continued_as_new(client: Client) -> WorkflowHandle[Any, Any]:
     return handle
 
 
+async def casework_goals_midpoint_activity(client: Client) -> WorkflowHandle[Any, Any]:
+    """Structured goals, logged time (logged, corrected, deleted), a mid-point check-in
+    with measures and goal updates, and a review that records the goals' attainment."""
+    from datetime import UTC, datetime, timedelta
+
+    handle = await start_referral(client, QUEUE)
+    await handle.execute_update(ReferralWorkflow.accept_referral, command(cmd.AcceptReferral))
+    await handle.execute_update(
+        ReferralWorkflow.record_contact_attempt,
+        command(cmd.RecordContactAttempt, outcome="contacted"),
+    )
+    await handle.execute_update(
+        ReferralWorkflow.record_assessment,
+        command(cmd.RecordAssessment, support_level="2", measures=[wemwbs(WEMWBS_LOW)]),
+    )
+    await handle.execute_update(
+        ReferralWorkflow.agree_plan,
+        command(
+            cmd.AgreePlan,
+            goals=[
+                cmd.GoalInput(category="family_friends", words_note_id="note-1"),
+                cmd.GoalInput(category="physical_activity"),
+            ],
+            prescriptions=walks("walking-group"),
+        ),
+    )
+    started = datetime.now(UTC) - timedelta(hours=1)
+    logged = command(
+        cmd.LogActivity, activity_type="home_visit", direct=True, started_at=started, minutes=55
+    )
+    await handle.execute_update(ReferralWorkflow.log_activity, logged)
+    call = command(
+        cmd.LogActivity, activity_type="phone", direct=True, started_at=started, minutes=5
+    )
+    await handle.execute_update(ReferralWorkflow.log_activity, call)
+    await handle.execute_update(
+        ReferralWorkflow.correct_activity,
+        command(
+            cmd.CorrectActivity,
+            activity_id=logged.request_id,
+            activity_type="home_visit",
+            direct=True,
+            started_at=started,
+            minutes=60,
+        ),
+    )
+    await handle.execute_update(
+        ReferralWorkflow.delete_activity,
+        command(cmd.DeleteActivity, activity_id=call.request_id, reason_code="logged_in_error"),
+    )
+    await handle.execute_update(
+        ReferralWorkflow.record_checkin,
+        command(
+            cmd.RecordCheckin,
+            on_track=True,
+            measures=[wemwbs(WEMWBS_HIGH)],
+            goals=[cmd.GoalUpdate(goal=1, status="in_progress")],
+        ),
+    )
+    await handle.execute_update(
+        ReferralWorkflow.record_review,
+        command(
+            cmd.RecordReview,
+            decision="dormant",
+            measures=[wemwbs(WEMWBS_HIGH)],
+            early_reason_code="goals_met",
+            goals=[cmd.GoalUpdate(goal=1, status="achieved")],
+        ),
+    )
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "short_path": short_path,
     "long_path_with_reentries": long_path_with_reentries,
     "continued_as_new": continued_as_new,
+    "casework_goals_midpoint_activity": casework_goals_midpoint_activity,
 }
 
 
-async def record(suffix: str = "v1") -> None:
+async def record(names: list[str] | None = None, suffix: str = "v1") -> None:
+    """Record the named scenarios, or those with no committed history yet: a committed
+    history is what running referrals did, and is never re-recorded by accident."""
+    chosen = names or [n for n in SCENARIOS if not list(HISTORIES.glob(f"{n}.*.json"))]
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter, dev_server_existing_path=temporal_bin()
     )
@@ -114,8 +193,8 @@ async def record(suffix: str = "v1") -> None:
             engine = make_engine(f"sqlite:///{tmp}/replay.db")
             create_tables(engine)
             async with make_worker(env.client, engine, QUEUE):
-                for name, scenario in SCENARIOS.items():
-                    handle = await scenario(env.client)
+                for name in chosen:
+                    handle = await SCENARIOS[name](env.client)
                     # The first run: for the continue-as-new scenario it ends by handing over.
                     first = env.client.get_workflow_handle(
                         handle.id, run_id=handle.first_execution_run_id
@@ -129,4 +208,6 @@ async def record(suffix: str = "v1") -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(record())
+    import sys
+
+    asyncio.run(record(sys.argv[1:]))

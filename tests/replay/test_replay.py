@@ -16,9 +16,21 @@ from workflows.referral import ReferralWorkflow
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_the_three_recorded_paths_are_committed():
+def test_the_recorded_paths_are_committed():
     names = {p.name.split(".")[0] for p in HISTORIES}
-    assert {"short_path", "long_path_with_reentries", "continued_as_new"} <= names
+    assert {
+        "short_path",
+        "long_path_with_reentries",
+        "continued_as_new",
+        "casework_goals_midpoint_activity",
+    } <= names
+
+
+def test_the_casework_history_exercises_goals_mid_point_measures_and_the_activity_log():
+    path = next(p for p in HISTORIES if p.name.startswith("casework_goals_midpoint_activity"))
+    text = path.read_text()
+    for update in ("log_activity", "correct_activity", "delete_activity", "record_checkin"):
+        assert f'"{update}"' in text, update
 
 
 def test_continue_as_new_history_ends_by_handing_over():

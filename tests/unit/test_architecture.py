@@ -30,9 +30,16 @@ ALLOWED: dict[str, set[str]] = {
     "activities": BELOW_SERVICES,
     "directory": {"events", "pathway", "infra"},
     "payments": {"events", "pathway", "infra", "messaging"},
+    # The Well-being Action Fund: grants against a budget, beside the payment engine.
+    "fund": {"events", "infra", "messaging"},
+    # Equality monitoring's categories, suppression and IMD lookup: pure, and data.
+    "equality": set(),
+    # Read models from the topics, the KPIs and exports; priced against the rate cards.
+    "reporting": {"events", "pathway", "infra", "messaging", "payments"},
     "inbound": BELOW_SERVICES | {"activities"},
-    "api": BELOW_SERVICES | {"activities", "directory", "payments", "inbound"},
-    "workers": BELOW_SERVICES | {"activities", "payments", "inbound"},
+    "api": BELOW_SERVICES
+    | {"activities", "directory", "payments", "inbound", "fund", "equality", "reporting"},
+    "workers": BELOW_SERVICES | {"activities", "payments", "inbound", "reporting"},
     # A migration is frozen once committed, so it imports nothing of Linkway: a model that
     # changes later must not change what an old migration does.
     "migrations": set(),

@@ -88,6 +88,7 @@ async def test_a_minted_token_names_the_caller_and_its_localities(
         "role": "tier_one",
         "partner_id": "north-wellbeing",
         "localities": ["oswestry", "shrewsbury"],
+        "manager": False,  # no manager claim: a plain link worker
     }
     assert (Path(settings.data_dir) / KEY_FILE).stat().st_mode & 0o777 == 0o600
 
@@ -103,9 +104,27 @@ async def test_demo_tokens_cover_every_partner_of_the_demo_tenancy(settings: Set
         "referrer:gp-oswestry",
         "referrer:gp-ludlow",
         "admin:linkway-admin",
+        "link_worker:north-wellbeing",
+        "link_worker:south-wellbeing",
     } == set(tokens)
+    manager = jwt.decode(tokens["tier_one:north-wellbeing"], options={"verify_signature": False})
+    worker = jwt.decode(tokens["link_worker:north-wellbeing"], options={"verify_signature": False})
+    assert (manager["role"], manager["manager"]) == ("tier_one", True)
+    assert (worker["role"], "manager" in worker) == ("tier_one", False)
     decoded = jwt.decode(tokens["referrer:gp-ludlow"], options={"verify_signature": False})
     assert (decoded["role"], decoded["partner"]) == ("referrer", "gp-ludlow")
+
+
+async def test_the_manager_claim_makes_a_tier_one_manager_and_nothing_else(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    async def manager(partner: str, role: Any, **extra: Any) -> bool:
+        token = mint_token(settings, partner, role, "someone-1", **extra)
+        return bool((await client.get("/me", headers=bearer(token))).json()["manager"])
+
+    assert await manager("north-wellbeing", "tier_one", manager=True)
+    assert not await manager("north-wellbeing", "tier_one")
+    assert not await manager("commissioner", "contract_manager", manager=True)  # Tier One only
 
 
 async def test_missing_or_malformed_bearer_is_401(client: httpx.AsyncClient) -> None:

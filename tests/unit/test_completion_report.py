@@ -109,3 +109,59 @@ def test_a_draft_is_gone_over_then_finalised_and_a_final_one_stays_final() -> No
     ]
     with pytest.raises(rules.Conflict, match="is final"):
         case.do(cmd.RecordCompletionReport, status="draft")
+
+
+def test_only_a_final_report_states_completion() -> None:
+    from events.outcome import CompletionAchieved
+
+    case = _ended_after_support()
+    drafted = case.do(cmd.RecordCompletionReport, status="draft")
+    final = case.do(cmd.RecordCompletionReport)
+
+    assert not [d for _, d in drafted.events if isinstance(d, CompletionAchieved)]
+    assert only(final, CompletionAchieved).report_version == 2
+
+
+def test_the_page_shows_each_goal_s_category_and_own_words_and_the_mid_point() -> None:
+    from api.completion_report import render
+    from events.completion import GoalResult, MeasureChange
+    from events.examples import BASELINE, MIDPOINT, example
+
+    report = example("linkway.referral.completion_reported.v1").model_copy(
+        update={
+            "goals": [GoalResult(goal=1, achieved="achieved", category="family_friends")],
+            "measures": [MeasureChange(instrument="SWEMWBS", baseline=BASELINE, midpoint=MIDPOINT)],
+        }
+    )
+    page = render(report, "Sam", "", {1: "See the <grandchildren>"})
+    assert "Goal 1 (family friends): &ldquo;See the &lt;grandchildren&gt;&rdquo;: Achieved" in page
+    assert "<th>Mid-point</th>" in page and "<td>23</td>" in page
+
+
+def test_the_page_shows_the_fund_grants_purposes_and_amounts_never_the_supplier() -> None:
+    from api.completion_report import render
+    from events.examples import example
+    from fund.views import GrantView
+
+    report = example("linkway.referral.completion_reported.v1")
+    now = report.occurred_at
+
+    def grant(status: str, amount: int, spent: int, purpose: str) -> GrantView:
+        return GrantView(
+            grant_id=f"g-{purpose}", fund_id="f-1", referral_id="r-1", goal_id="1",
+            partner_id="p-1", purpose=purpose, supplier="Oswestry <Leisure>",
+            amount_pence=amount, spent_pence=spent, status=status, requested_by="lw-1",
+            decided_by="lw-2", spent_by=None, reason_code=None, requested_at=now,
+            updated_at=now,
+        )  # fmt: skip
+
+    grants = [
+        grant("spent", 4_500, 4_200, "physical_activity"),
+        grant("approved", 1_250, 0, "travel"),
+    ]
+    page = render(report, "Sam", "", None, grants)
+    assert "<td>physical activity</td><td>Goal 1</td><td>£42.00</td><td>Paid</td>" in page
+    assert "<td>travel</td><td>Goal 1</td><td>£12.50</td><td>Approved</td>" in page
+    assert "In all: £54.50" in page
+    assert "Leisure" not in page  # the supplier stays with the grant
+    assert "Well-being Action Fund" not in render(report, "Sam", "", None, [])

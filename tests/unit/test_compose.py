@@ -37,8 +37,15 @@ PROCESSES = {
     ("linkway", "api"),
     ("linkway", "consume", "providers"),
     ("linkway", "consume", "payments"),
+    ("linkway", "consume", "reporting"),
+    ("linkway", "consume", "distal"),
 }
-SECRETS = ("LINKWAY_PII_KEYS", "POSTGRES_LINKWAY_PASSWORD", "POSTGRES_TEMPORAL_PASSWORD")
+SECRETS = (
+    "LINKWAY_PII_KEYS",
+    "POSTGRES_LINKWAY_PASSWORD",
+    "POSTGRES_TEMPORAL_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+)
 
 
 # --- a reader for the YAML subset the compose and collector files use ---------------------
@@ -293,6 +300,8 @@ DEPRECATED_IMAGES = {
     "confluentinc/cp-zookeeper": "KRaft mode (Kafka 4 has no ZooKeeper)",
     "zookeeper": "KRaft mode (Kafka 4 has no ZooKeeper)",
     "otel/opentelemetry-collector-contrib-dev": "otel/opentelemetry-collector-contrib",
+    # Not updated from Grafana 12.4.0; the same OSS build is published as grafana/grafana.
+    "grafana/grafana-oss": "grafana/grafana",
 }
 
 
@@ -312,8 +321,9 @@ def test_no_service_runs_a_deprecated_image() -> None:
 
 
 # A release number: not latest, not a floating major like "16". PostgreSQL numbers its
-# releases major.minor (16.11), everything else here major.minor.patch.
-RELEASE = re.compile(r"[0-9]+\.[0-9]+(\.[0-9]+)?")
+# releases major.minor (16.11), everything else here major.minor.patch; Prometheus puts a
+# "v" in front (v3.5.0).
+RELEASE = re.compile(r"v?[0-9]+\.[0-9]+(\.[0-9]+)?")
 
 
 def test_every_image_is_pinned_to_a_release() -> None:
@@ -326,7 +336,8 @@ def test_the_pinning_checks_catch_what_they_claim() -> None:
     assert image_name_and_tag("temporalio/auto-setup:1.29.1")[0] in DEPRECATED_IMAGES
     assert image_name_and_tag("${LINKWAY_IMAGE:-linkway:0.1.0}") == ("linkway", "0.1.0")
     assert image_name_and_tag("postgres") == ("postgres", "")
-    for floating in ("postgres:16", "kafka:latest", "kafka", "ui:2-alpine"):
+    assert RELEASE.fullmatch(image_name_and_tag("prom/prometheus:v3.5.0")[1])
+    for floating in ("postgres:16", "kafka:latest", "kafka", "ui:2-alpine", "prometheus:v3"):
         assert not RELEASE.fullmatch(image_name_and_tag(floating)[1]), floating
 
 
@@ -340,6 +351,8 @@ def test_infrastructure_services_are_present() -> None:
         "apache/kafka:",
         "otel/opentelemetry-collector-contrib:",
         "jaegertracing/jaeger:",
+        "prom/prometheus:",
+        "grafana/grafana:",
     ):
         service_with_image(doc, prefix)
     temporal = doc["services"][service_with_image(doc, "temporalio/server:")]
@@ -391,12 +404,28 @@ def test_processes_start_after_their_set_up_jobs() -> None:
         )
 
 
-def test_relay_runs_as_one_replica_and_the_others_may_scale() -> None:
+LONG_RUNNING = [c for c in PROCESSES if c[1] not in ("migrate", "topics")]
+
+
+def test_every_long_running_process_runs_two_replicas_so_none_is_a_single_point_of_failure() -> (
+    None
+):
     services = linkway_services(compose())
     replicas = {tuple(s["command"]): s.get("deploy", {}).get("replicas") for s in services.values()}
-    assert replicas[("linkway", "relay")] == 1
-    for command in [("linkway", "worker"), ("linkway", "api")]:
+    for command in LONG_RUNNING:
         assert replicas[command] >= 2, command
+
+
+def test_every_long_running_process_has_a_healthcheck_on_its_own_probe() -> None:
+    doc = compose()
+    port = doc["x-linkway"]["environment"]["LINKWAY_HEALTH_PORT"]
+    by_command = {tuple(s["command"]): s for s in linkway_services(doc).values()}
+    for command in LONG_RUNNING:
+        probe = " ".join(by_command[command]["healthcheck"]["test"])
+        if command == ("linkway", "api"):
+            assert "127.0.0.1:8000/" in probe
+        else:
+            assert f"127.0.0.1:{port}/readyz" in probe, command
 
 
 def test_collector_sends_traces_to_the_trace_viewer() -> None:

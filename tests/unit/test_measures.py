@@ -84,10 +84,10 @@ def change(
 
 
 def test_packaged_registry_holds_the_six_design_instruments(registry: Registry) -> None:
-    assert registry.codes() == ["ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"]
+    assert registry.codes() == ["MYCAW", "ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"]
 
 
-@pytest.mark.parametrize("code", ["ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"])
+@pytest.mark.parametrize("code", ["MYCAW", "ONS4", "PAM13", "STAR", "SWEMWBS", "UCLA3", "WEMWBS"])
 def test_every_instrument_has_a_name_version_and_licence_note(
     registry: Registry, code: str
 ) -> None:
@@ -106,7 +106,9 @@ def test_default_registry_is_loaded_once() -> None:
 
 
 def test_unknown_instrument_is_rejected_naming_the_known_ones(registry: Registry) -> None:
-    with pytest.raises(UnknownInstrument, match="instrument must be a known instrument: ONS4"):
+    with pytest.raises(
+        UnknownInstrument, match="instrument must be a known instrument: MYCAW, ONS4"
+    ):
         registry.get("GAD7")
     with pytest.raises(UnknownInstrument):
         registry.score("GAD7", {"1": 1})
@@ -572,3 +574,64 @@ def test_an_unreadable_instruments_file_is_rejected(tmp_path: Path) -> None:
         Registry.load(write(tmp_path, "[K10\nname = "))
     with pytest.raises(InstrumentFileError, match="cannot read instruments file"):
         Registry.load(tmp_path / "missing.toml")
+
+
+# --- MYCAW (mean scoring) ------------------------------------------------------------------
+
+
+def test_mycaw_profile_is_the_mean_kept_beside_the_scores(registry: Registry) -> None:
+    scores = registry.score("MYCAW", {"concern_1": 5, "concern_2": 4, "wellbeing": 4})
+    assert scores.raw == {"concern_1": 5, "concern_2": 4, "wellbeing": 4, "profile": 4.33}
+
+
+@pytest.mark.parametrize(
+    ("after", "improved"),
+    [
+        ({"concern_1": 4, "concern_2": 3, "wellbeing": 3}, True),  # 4.33 -> 3.33: -1
+        ({"concern_1": 5, "concern_2": 3, "wellbeing": 3}, False),  # -0.67: not meaningful
+        ({"concern_1": 6, "concern_2": 6, "wellbeing": 6}, False),  # worse
+    ],
+)
+def test_mycaw_improves_when_the_profile_falls_by_a_point(
+    registry: Registry, after: dict[str, int], improved: bool
+) -> None:
+    before = registry.score("MYCAW", {"concern_1": 5, "concern_2": 4, "wellbeing": 4})
+    change = registry.compare(before, registry.score("MYCAW", after))
+    assert change.improved is improved
+    assert "MYCAW profile" in change.detail
+
+
+def test_mycaw_answers_are_whole_numbers_from_0_to_6(registry: Registry) -> None:
+    with pytest.raises(
+        MeasureError, match="MYCAW item wellbeing must be a whole number from 0 to 6"
+    ):
+        registry.score("MYCAW", {"concern_1": 1, "concern_2": 1, "wellbeing": 7})
+    with pytest.raises(MeasureError, match="MYCAW item concern_2 must be a whole number"):
+        registry.score("MYCAW", {"concern_1": 1, "concern_2": 2.5, "wellbeing": 2})
+
+
+def test_mycaw_takes_one_or_two_concerns_and_scores_the_mean_of_those_given(
+    registry: Registry,
+) -> None:
+    one = registry.score("MYCAW", {"concern_1": 5, "wellbeing": 4})
+    assert one.raw == {"concern_1": 5, "wellbeing": 4, "profile": 4.5}
+    two = registry.score("MYCAW", {"concern_1": 5, "concern_2": 5, "wellbeing": 4})
+    assert two.raw["profile"] == 4.67
+    with pytest.raises(MeasureError, match="concern_1 is missing"):
+        registry.score("MYCAW", {"concern_2": 5, "wellbeing": 4})
+    with pytest.raises(MeasureError, match="wellbeing is missing"):
+        registry.score("MYCAW", {"concern_1": 5})
+
+
+def test_mycaw_change_is_over_the_baseline_s_concerns(registry: Registry) -> None:
+    base = registry.score("MYCAW", {"concern_1": 5, "wellbeing": 4})  # profile 4.5
+    later = registry.score("MYCAW", {"concern_1": 3, "wellbeing": 4})  # profile 3.5
+    change = registry.compare(base, later)
+    assert change.improved and change.deltas == {"concern_1": -2, "wellbeing": 0, "profile": -1}
+    # A concern first named at the follow-up is scored there, not counted in the change.
+    named_later = registry.score("MYCAW", {"concern_1": 3, "concern_2": 6, "wellbeing": 4})
+    assert registry.compare(base, named_later).deltas["profile"] == -1
+    # The follow-up scores the baseline's concerns again.
+    both = registry.score("MYCAW", {"concern_1": 5, "concern_2": 5, "wellbeing": 4})
+    with pytest.raises(MeasureError, match="concern_2 is missing"):
+        registry.compare(both, later)

@@ -53,7 +53,7 @@ def _empty(dialect: str, path: Path, label: str) -> Iterator[Engine]:
 
 
 def test_the_migrations_have_one_head_and_it_is_numbered() -> None:
-    assert schema.head().isdigit()
+    assert schema.head().split("_", 1)[0].isdigit()  # "0003", or "0003_what_it_adds"
 
 
 def test_the_migrations_make_exactly_what_the_models_describe(
@@ -140,6 +140,9 @@ def test_a_process_refuses_to_start_on_a_schema_not_at_head_and_says_what_to_do(
 ) -> None:
     monkeypatch.setenv("LINKWAY_DATA_DIR", str(tmp_path))
     monkeypatch.delenv("LINKWAY_DATABASE_URL", raising=False)
+    # Telemetry is process-wide and set once: these processes never really start, so they
+    # must not take it from the session's in-memory readers (tests/conftest.py).
+    monkeypatch.setattr("infra.telemetry.setup", lambda *args, **kwargs: False)
     cli.get_settings.cache_clear()
     try:
         for argv in (["api"], ["worker"], ["consume", "payments"], ["rebuild", "measures"]):
@@ -205,3 +208,43 @@ def _counts(engine: Engine, tables: dict[str, int]) -> dict[str, int]:
             name: conn.execute(select(func.count()).select_from(metadata.tables[name])).scalar_one()
             for name in tables
         }
+
+
+def test_two_cases_for_one_person_made_before_the_unique_index_keep_the_earliest_indexed(
+    empty_db: Engine,
+) -> None:
+    """Migration 0009: where the create race already opened two cases for one person,
+    the earliest keeps its blind index, the later one is un-indexed (and logged), and the
+    index then refuses a third."""
+    schema.migrate(empty_db, "0006")
+    insert = text(
+        "INSERT INTO personal_data (referral_id, partner_id, nhs_index, ciphertext, updated_at)"
+        " VALUES (:id, :partner, :index, :blob, :at)"
+    )
+    rows = [
+        ("r-later", "north", "same", datetime(2026, 2, 1, tzinfo=UTC)),
+        ("r-first", "north", "same", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("r-south", "south", "same", datetime(2026, 1, 1, tzinfo=UTC)),
+        ("r-none-1", "north", None, datetime(2026, 1, 1, tzinfo=UTC)),
+        ("r-none-2", "north", None, datetime(2026, 1, 1, tzinfo=UTC)),
+    ]
+    with empty_db.begin() as conn:
+        for rid, partner, index, at in rows:
+            conn.execute(
+                insert, {"id": rid, "partner": partner, "index": index, "blob": b"x", "at": at}
+            )
+    schema.migrate(empty_db)
+    with empty_db.connect() as conn:
+        indexed = dict(conn.execute(text("SELECT referral_id, nhs_index FROM personal_data")).all())
+    assert indexed == {
+        "r-first": "same",
+        "r-later": None,
+        "r-south": "same",  # another partner's case for the person is its own
+        "r-none-1": None,
+        "r-none-2": None,
+    }
+    with pytest.raises(DBAPIError), empty_db.begin() as conn:
+        conn.execute(
+            insert,
+            {"id": "r-third", "partner": "north", "index": "same", "blob": b"x", "at": rows[0][3]},
+        )

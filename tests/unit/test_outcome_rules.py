@@ -91,7 +91,7 @@ def test_a_new_episode_can_be_engaged_again() -> None:
     case.later(days=400).do(cmd.ReEnter, source="self", referrer_org_id="self")
     case.do(cmd.AcceptReferral)
     case.do(cmd.RecordContactAttempt, outcome="contacted")
-    case.do(cmd.RecordAssessment, support_level="1", measures=[wemwbs()])
+    case.do(cmd.RecordAssessment, support_level="2", measures=[wemwbs()])
 
     decision = case.do(cmd.AgreePlan, goal_count=1)
 

@@ -71,7 +71,7 @@ def test_assessment_records_the_baseline_and_support_level_and_moves_to_planning
 
 def test_assessment_accepts_the_commissioners_own_support_levels() -> None:
     levels = ("simple", "moderate", "complex")
-    case = at_stage("assessment", cfg=config(support_levels=levels))
+    case = at_stage("assessment", cfg=config(support_levels=levels, levels={}))
 
     case.do(cmd.RecordAssessment, support_level="complex")
 

@@ -182,6 +182,10 @@ UNGATED = {
     cmd.RecordFollowup,
     cmd.CancelHandoff,
     cmd.RecordCompletionReport,  # dormant, after a plan: tested with its rule
+    cmd.RecordSignpostCheck,  # a signposting plan, not a stage: tested with its rule
+    cmd.LogActivity,  # any stage: time is logged whatever the stage
+    cmd.CorrectActivity,  # a logged activity: tested with its rule
+    cmd.DeleteActivity,
 }
 
 

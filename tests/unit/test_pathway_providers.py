@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from events.handoff import HandoffStatusChanged, HandoffUpdated
+from events.handoff import HandoffAttendanceRecorded, HandoffStatusChanged, HandoffUpdated
 from events.outcome import ConnectionAchieved
 from events.referral import ActionDue
 from pathway import commands as cmd
+from pathway.rules import providers
 from pathway.state import CaseState
 from tests.unit.pathway_fixtures import (
     T0,
@@ -404,3 +405,32 @@ def test_a_redelivered_attendance_does_not_count_towards_connection() -> None:
 
     assert case.state.episode.attended_sessions == 2
     assert "connection" not in case.state.episode.outcomes
+
+
+# --- the attendance event reporting reads ----------------------------------------------------
+
+
+def test_an_applied_attendance_report_raises_its_event_with_an_id_from_the_fact() -> None:
+    case, handoff = supported()
+    version = case.state.version
+
+    decision = case.fact(session(handoff, DAY, "did_not_attend", event_id="e-1"))
+
+    recorded = only(decision, HandoffAttendanceRecorded)
+    assert (recorded.handoff_id, recorded.session_date, recorded.status) == (
+        handoff.handoff_id,
+        DAY,
+        "did_not_attend",
+    )
+    event_id = next(i for i, e in decision.events if isinstance(e, HandoffAttendanceRecorded))
+    assert (
+        event_id
+        == providers.attendance_recorded(case.state, session(handoff, DAY, event_id="e-1"))[0]
+    )
+    assert case.state.version == version + 1
+    # a correction of the same session raises it again, with the new status
+    corrected = case.fact(session(handoff, DAY, "attended", event_id="e-2"))
+    assert only(corrected, HandoffAttendanceRecorded).status == "attended"
+    # the same report again, or one for a handoff it does not know, raises nothing
+    assert case.fact(session(handoff, DAY, "attended", event_id="e-3")).events == []
+    assert types(case.fact(session(handoff, DAY, "attended", event_id="e-2"))) == []

@@ -111,3 +111,72 @@ def test_a_person_is_matched_only_within_the_partner_holding_the_case(engine: En
     assert store.find_by_nhs_number("9434765919", "south-wellbeing", NURSE) is None
     with Session(engine) as session:
         assert session.exec(select(NoteRecord)).first() is None
+
+
+def test_nhs_numbers_stored_in_other_digits_are_normalised_or_flagged(engine: Engine) -> None:
+    """Before the API took ASCII digits only, a fullwidth or Arabic-Indic NHS number was
+    stored as sent and indexed under a different blind index. ``check_nhs_numbers`` (the
+    ``linkway people check`` command) finds them; with ``fix`` it rewrites them 0-9 and
+    re-indexes them, except one that is another case's number (a duplicate, flagged)."""
+    store = PersonalDataStore(engine, [Fernet.generate_key()])
+    wide = "".join(chr(0xFF10 + int(d)) for d in "9434765919")  # fullwidth
+    arabic = "".join(chr(0x0660 + int(d)) for d in "4010232137")  # Arabic-Indic
+    stored = {
+        "r-ascii": "9434765919",
+        "r-wide": wide,
+        "r-arabic": arabic,
+        "r-spaced": "382 896 6551",
+        "r-bad": "12345",
+        "r-none": None,
+    }
+    with transaction(engine) as session:
+        for rid, number in stored.items():
+            store.put(session, rid, "north-wellbeing", {**PERSON, "nhs_number": number}, NURSE)
+
+    found = store.check_nhs_numbers(nhs_number_is_valid)
+    assert {(f.kind, f.referral_id, f.other) for f in found} == {
+        ("duplicate", "r-wide", "r-ascii"),
+        ("normalised", "r-arabic", ""),
+        ("normalised", "r-spaced", ""),
+        ("invalid", "r-bad", ""),
+    }
+    assert store.find_by_nhs_number("4010232137", "north-wellbeing", NURSE) is None  # unfixed
+
+    store.check_nhs_numbers(nhs_number_is_valid, fix=True)
+    assert store.find_by_nhs_number("4010232137", "north-wellbeing", NURSE) == "r-arabic"
+    assert store.find_by_nhs_number("3828966551", "north-wellbeing", NURSE) == "r-spaced"
+    assert store.find_by_nhs_number("9434765919", "north-wellbeing", NURSE) == "r-ascii"
+    assert store.get("r-wide", NURSE)["nhs_number"] == "9434765919"  # type: ignore[index]
+    with Session(engine) as session:
+        assert session.get(PersonRecord, "r-wide").nhs_index is None  # type: ignore[union-attr]
+        fixes = session.exec(select(AuditRecord).where(AuditRecord.purpose == "data_quality")).all()
+    assert {a.referral_id for a in fixes} == {"r-wide", "r-arabic", "r-spaced"}
+    # What remains needs an operator: the second case, and the number no one can read.
+    again = store.check_nhs_numbers(nhs_number_is_valid, fix=True)
+    assert {(f.kind, f.referral_id) for f in again} == {
+        ("duplicate", "r-wide"),
+        ("invalid", "r-bad"),
+    }
+
+
+def test_equality_answers_are_encrypted_rotated_and_read_as_one_audited_aggregate(
+    engine: Engine,
+) -> None:
+    old = Fernet.generate_key()
+    store = PersonalDataStore(engine, [old])
+    answers = {"ethnicity": "white_roma", "ethnicity_write_in": "Ottoline's own words"}
+    store.put_equality("r-1", "north-wellbeing", answers, NURSE)
+    store.put_equality("r-2", "south-wellbeing", {"carer": "yes"}, NURSE)
+    with engine.connect() as conn:
+        stored = repr(conn.execute(text("SELECT * FROM equality_monitoring")).fetchall())
+    assert "white_roma" not in stored and "Ottoline" not in stored
+    new = Fernet.generate_key()
+    assert PersonalDataStore(engine, [new, old]).rotate() == 2
+    newest_only = PersonalDataStore(engine, [new])  # the old key dropped after rotating
+    assert newest_only.equality("r-1", NURSE) == answers
+    report = Access("cm-1", "commissioner", "equality_report")
+    assert newest_only.equality_answers(["north-wellbeing"], report) == [answers]
+    assert len(newest_only.equality_answers(None, report)) == 2
+    with Session(engine) as session:
+        audits = session.exec(select(AuditRecord).where(AuditRecord.resource == "equality")).all()
+    assert [(a.action, a.referral_id) for a in audits][-2:] == [("aggregate", "*")] * 2

@@ -48,6 +48,8 @@ def test_packaged_rate_cards_load_with_the_documented_prices() -> None:
         "M2": 30_000,
         "M3": 50_000,
         "M4": 40_000,
+        "M5": 15_000,
+        "M7": 35_000,
     }
     assert first.caps.total_contract_pence == 846_000_000
     assert first.metrics["M3"].instruments["WEMWBS"].min_change == 3
@@ -203,6 +205,8 @@ def test_a_metric_may_pay_for_any_published_outcome_type(outcome_type: str) -> N
         data["metrics"]["M1"]["instruments"] = {"WEMWBS": {"min_change": 3}}
     if outcome_type == OUTCOME_TYPES[1]:
         data["metrics"]["M1"]["min_sessions"] = 3
+    if outcome_type == "linkway.outcome.distal_change.v1":
+        data["metrics"]["M1"]["measure"] = "ae_attendances"
     assert parse_rate_card(data).metrics["M1"].outcome_type == outcome_type
 
 

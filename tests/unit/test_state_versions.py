@@ -88,3 +88,20 @@ def test_a_newer_version_says_to_run_the_newer_worker() -> None:
     newer = {"schema_version": versions.INPUT_VERSION + 1}
     with pytest.raises(versions.UnknownSchemaVersion, match="run the newer worker"):
         versions.upcast_input(newer)
+
+
+def test_a_version_2_plan_with_a_goal_count_reads_as_that_many_goals_in_progress() -> None:
+    # Version 3 holds structured goals; a plan agreed before them keeps its count, and
+    # its goals can be updated at check-in and review like any others.
+    read = ReferralInput.model_validate_json((STATES / "referral_input.v2.json").read_text())
+    assert read.state is not None
+    episode = read.state.episode
+    assert episode.goal_count == 2
+    assert [(g.number, g.category, g.status) for g in episode.goals] == [
+        (1, "unspecified", "in_progress"),
+        (2, "unspecified", "in_progress"),
+    ]
+    assert versions.upcast_state_v2_v3({"episode": {"goals": []}, "schema_version": 2}) == {
+        "episode": {"goals": []},
+        "schema_version": 3,
+    }

@@ -1,8 +1,8 @@
 """Handoffs in the read model say what the provider delivered once completed, and when
 they last changed.
 
-Revision ID: 0007
-Revises: 0002
+Revision ID: 0010
+Revises: 0009
 
 Why: a provider reports a handoff completed with what it delivered (a code) and how many
 sessions; the workflow kept it but the read model did not, so neither the link worker's
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0007"
-down_revision = "0002"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,147 @@
+"""The panels drawn from the reporting KPIs (``GET /reports/{kpi}``, issue 14 items 1-3),
+where this build has them.
+
+A KPI report is a table: ``{"kpi", "title", "definition", "columns", "rows", ...}`` with
+a suppressed count of people as the string ``"<5"``. Each ``from_*`` function turns one
+into the chart-ready ``Panel`` the page draws (pure, tested on hand-built reports), and
+``report`` computes one exactly as the reports endpoint does, scoped the same way (a Tier
+One partner: its own partner). Without the ``reporting`` package ``report`` answers None
+and ``api.dashboard.sources`` draws the panel from the read models the API keeps.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from sqlmodel import Session
+
+from api.auth import Caller
+from api.dashboard.panels import Panel, PanelName, Series
+from api.deps import Deps
+
+Report = dict[str, Any]
+
+
+def report(deps: Deps, caller: Caller, kpi: str) -> Report | None:
+    """The KPI as ``GET /reports/{kpi}`` serves it to this caller, or None without the
+    reporting read models."""
+    try:
+        from reporting import kpis
+    except ImportError:
+        return None
+    from pathway.measures import default_registry
+
+    if kpi not in kpis.KPIS:
+        return None
+    filters = kpis.Filters(partner=caller.partner_id if caller.role == "tier_one" else None)
+    ctx = kpis.Context(deps.config, deps.payments.book, default_registry())
+    with Session(deps.engine) as session:
+        data = kpis.load(session)
+    table = kpis.compute(kpi, data, filters, ctx).suppressed()
+    return dict(table.as_json(filters, True))
+
+
+def _count(value: Any) -> float | None:
+    """A count as drawn: a suppressed ``"<5"`` (or a null derived from one) is None."""
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _hidden(values: list[float | None]) -> int:
+    return sum(v is None for v in values)
+
+
+def from_funnel(r: Report) -> dict[str, Any]:
+    values = [_count(row["episodes"]) for row in r["rows"]]
+    return {
+        "labels": [str(row["stage"]).replace("_", " ") for row in r["rows"]],
+        "series": [Series(name="episodes", values=values)],
+        "suppressed": _hidden(values),
+    }
+
+
+def from_trajectory(r: Report) -> dict[str, Any]:
+    rows = r["rows"]
+    received = [_count(row["received"]) for row in rows]
+    series = [Series(name="received", values=received)]
+    if any(row.get("expected") is not None for row in rows):
+        series.append(
+            Series(name="trajectory", kind="line", values=[_count(x["expected"]) for x in rows])
+        )
+    return {
+        "labels": [row["month"] for row in rows],
+        "series": series,
+        "suppressed": _hidden(received),
+    }
+
+
+def from_days(r: Report) -> dict[str, Any]:
+    """Days waited, one series per measure (first contact, assessment)."""
+    order: dict[str, float] = {}
+    by: dict[str, dict[str, float | None]] = defaultdict(dict)
+    for row in r["rows"]:
+        order[row["days"]] = row["from_day"]
+        by[row["measure"]][row["days"]] = _count(row["episodes"])
+    labels = sorted(order, key=order.__getitem__)
+    series = [
+        Series(name=str(m).replace("_", " "), values=[by[m].get(day, 0.0) for day in labels])
+        for m in by
+    ]
+    return {
+        "labels": labels,
+        "series": series,
+        "suppressed": sum(_hidden(s.values) for s in series),
+    }
+
+
+def from_wemwbs(r: Report) -> dict[str, Any]:
+    rows = sorted((x for x in r["rows"] if x["instrument"] == "WEMWBS"), key=lambda x: x["change"])
+    values = [_count(row["episodes"]) for row in rows]
+    return {
+        "labels": [f"{row['change']:+g}" for row in rows],
+        "series": [Series(name="people", values=values)],
+        "suppressed": _hidden(values),
+    }
+
+
+def from_payments(r: Report) -> dict[str, Any]:
+    """Payable and paid per month (and contract, when there are several), in pounds,
+    against the monthly cap per partner."""
+    several = len({row["contract_id"] for row in r["rows"]}) > 1
+    sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    caps: dict[str, int | None] = {}
+    for row in r["rows"]:
+        label = f"{row['month']} {row['contract_id']}" if several else row["month"]
+        sums[label][0] += row["amount_pence"] or 0
+        sums[label][1] += row["paid_pence"] or 0
+        caps[label] = row.get("partner_month_cap_pence")
+    labels = sorted(sums)
+    return {
+        "labels": labels,
+        "series": [
+            Series(name="payable", values=[sums[m][0] / 100 for m in labels]),
+            Series(name="paid", values=[sums[m][1] / 100 for m in labels]),
+            Series(name="cap", kind="limit", values=[(caps[m] or 0) / 100 or None for m in labels]),
+        ],
+        "suppressed": 0,
+    }
+
+
+# panel -> (the reporting KPI it draws, how)
+KPIS: dict[PanelName, tuple[str, Callable[[Report], dict[str, Any]]]] = {
+    "funnel": ("funnel", from_funnel),
+    "trajectory": ("referrals_trajectory", from_trajectory),
+    "time_to_contact": ("time_to_contact_distribution", from_days),
+    "wemwbs_change": ("measure_change_distribution", from_wemwbs),
+    "payments": ("payments", from_payments),
+}
+
+
+def panel(name: PanelName, deps: Deps, caller: Caller, make: Callable[..., Panel]) -> Panel | None:
+    """The panel from its reporting KPI, or None when this build has no reporting."""
+    kpi, adapt = KPIS[name]
+    found = report(deps, caller, kpi)
+    if found is None:
+        return None
+    return make(name, csv=f"/reports/{kpi}.csv", source=f"GET /reports/{kpi}", **adapt(found))

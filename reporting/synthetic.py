@@ -1,0 +1,207 @@
+"""A synthetic year of referrals for the reporting benchmark and for trying the KPIs
+(``linkway synthetic --referrals 100000``).
+
+Each referral is driven through the pathway's real rules (``pathway.rules``: the same
+pure functions the workflow runs, without Temporal), with seeded random choices for what
+people and partners do: triage declines some, contact fails for some, assessments with
+and without a baseline, plans with one or two Tier Two handoffs that providers accept,
+reject, waitlist or never answer, sessions attended or missed (some reports corrected),
+reviews with and without measures, and some people declined and re-referred. The events
+the rules raise are folded into the reporting read models by the consumer's own code
+(``reporting.project``), never written as rows. Pseudonymous ids only: nothing here is
+anybody.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from events.catalogue import EventData, topic_for
+from events.envelope import new_event
+from pathway import commands as cmd
+from pathway import rules
+from pathway.config import PathwayConfig
+from pathway.rules import intake
+from pathway.state import CaseState
+
+Record = tuple[str, bytes, dict[str, bytes]]
+SOURCE = "urn:linkway:synthetic"
+START = datetime(2026, 4, 1, 9, tzinfo=UTC)
+PARTNERS = {"north-wellbeing": ("oswestry", "shrewsbury"), "south-wellbeing": ("ludlow",)}
+SERVICES = (("walking-group", "health-walks"), ("befriending", "weekly-calls"))
+SOURCES = ("gp", "gp", "gp", "gp", "social_care", "hospital", "self", "community", "unknown")
+
+
+class Referral:
+    """One person's case, stepped through the rules at advancing times."""
+
+    def __init__(self, referral_id: str, state: CaseState, now: datetime, out: list[Any]):
+        self.id, self.state, self.now, self.out = referral_id, state, now, out
+        self.ids = itertools.count(1)
+
+    def ctx(self) -> rules.Context:
+        return rules.Context(now=self.now, new_id=lambda: f"{self.id}-{next(self.ids)}")
+
+    def take(self, decision: rules.Decision) -> None:
+        self.state = decision.state
+        self.out.extend(decision.events)
+
+    def do(self, command: type[cmd.Command], **fields: Any) -> None:
+        made = command(request_id=f"{self.id}-r{next(self.ids)}", actor_id="lw-synthetic", **fields)
+        self.take(rules.decide(self.state, made, self.ctx()))
+
+    def fact(self, fact: cmd.PartnerFact) -> None:
+        self.take(rules.apply_fact(self.state, fact, self.ctx()))
+
+    def deadline(self, name: str) -> None:
+        due = self.state.episode.deadlines.get(name)
+        if due is not None:
+            self.now = max(self.now, due)
+            self.take(rules.deadline(self.state, name, self.ctx()))
+
+    def later(self, rng: random.Random, low: float, high: float) -> None:
+        self.now += timedelta(days=rng.uniform(low, high))
+
+
+def wemwbs(rng: random.Random, centre: int) -> cmd.MeasureInput:
+    total = max(14, min(70, centre))
+    answers, left = {}, total
+    for i in range(14):
+        item = max(1, min(5, left - (13 - i), rng.randint(1, 5)))
+        if i == 13:
+            item = max(1, min(5, left))
+        answers[str(i + 1)] = item
+        left -= item
+    return cmd.MeasureInput(instrument="WEMWBS", answers=answers, consent_ref="synthetic")
+
+
+def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) -> None:
+    """One referral's whole year through the rules; its events appended to ``out``."""
+    partner = rng.choice(sorted(PARTNERS))
+    received = START + timedelta(days=rng.uniform(0, 365), hours=rng.uniform(0, 8))
+    source = rng.choice(SOURCES)
+    rid = f"syn-{n:07d}"
+    ids = itertools.count(1)
+    decision = intake.open_case(
+        referral_id=rid,
+        partner_id=partner,
+        locality=rng.choice(PARTNERS[partner]),
+        source=source,
+        referrer_org_id=f"practice-{rng.randint(1, 60):02d}" if source == "gp" else source,
+        reason_codes=["loneliness"],
+        consent_to_share=True,
+        config=config,
+        ctx=rules.Context(now=received, new_id=lambda: f"{rid}-o{next(ids)}"),
+    )
+    case = Referral(rid, decision.state, received, out)
+    out.extend(decision.events)
+    case.later(rng, 0.1, 2)
+    if rng.random() < 0.08:
+        case.do(cmd.DeclineReferral, reason_code=rng.choice(("out_of_area", "not_eligible")))
+        if rng.random() < 0.25:  # re-referred later, by someone else
+            case.later(rng, 20, 90)
+            case.do(cmd.ReEnter, source="gp", referrer_org_id="practice-01")
+        else:
+            return
+    case.do(cmd.AcceptReferral, link_worker_id=f"lw-{rng.randint(1, 40)}")
+    attempts = rng.choice((1, 1, 1, 2, 2, 3)) if rng.random() > 0.07 else None
+    for attempt in range(config.contact_attempts):
+        case.later(rng, 0.2, 3)
+        reached = attempts is not None and attempt + 1 >= attempts
+        case.do(cmd.RecordContactAttempt, outcome="contacted" if reached else "no_answer")
+        if reached:
+            break
+    if case.state.episode.stage != "assessment":
+        return  # unable to contact: dormant
+    case.later(rng, 1, 14)
+    baseline = rng.randint(25, 50)
+    measures = [wemwbs(rng, baseline)] if rng.random() > 0.05 else []
+    case.do(
+        cmd.RecordAssessment, support_level=rng.choice(config.support_levels), measures=measures
+    )
+    case.later(rng, 0, 7)
+    chosen = rng.sample(SERVICES, rng.choice((1, 1, 2)))
+    case.do(
+        cmd.AgreePlan,
+        goal_count=rng.randint(1, 3),
+        prescriptions=[cmd.PrescriptionInput(provider_id=p, service_id=s) for p, s in chosen],
+    )
+    for handoff in list(case.state.episode.handoffs.values()):
+        provide(case, handoff.handoff_id, handoff.provider_id, rng)
+    case.deadline("review")
+    if case.state.episode.stage != "review":
+        return
+    measured = bool(measures) and rng.random() > 0.07  # a few reviews record none
+    measures = [wemwbs(rng, baseline + rng.randint(-4, 10))] if measured else []
+    case.do(cmd.RecordReview, decision="dormant", measures=measures)
+
+
+def provide(case: Referral, handoff_id: str, provider_id: str, rng: random.Random) -> None:
+    """What the provider does: answer (or not), then report sessions."""
+    answer = rng.random()
+    case.later(rng, 0.5, 8)
+    common = {"handoff_id": handoff_id, "provider_id": provider_id, "occurred_at": case.now}
+    if answer < 0.1:
+        return  # never answers: the response deadline passes
+    if answer < 0.2:
+        case.fact(
+            cmd.ProviderResponded(
+                event_id=f"{handoff_id}-reject",
+                decision="reject",
+                reason_code="no_capacity",
+                **common,
+            )
+        )
+        return
+    if answer < 0.3:
+        case.fact(
+            cmd.ProviderResponded(
+                event_id=f"{handoff_id}-wait",
+                decision="waitlist",
+                waitlist_band=rng.choice(("under_1_month", "1_to_3_months")),
+                **common,
+            )
+        )
+    case.fact(cmd.ProviderResponded(event_id=f"{handoff_id}-accept", decision="accept", **common))
+    day: date = case.now.date()
+    for n in range(rng.randint(0, 6)):
+        day += timedelta(days=7)
+        status = "attended" if rng.random() < 0.8 else "did_not_attend"
+        case.now = max(case.now, datetime(day.year, day.month, day.day, 18, tzinfo=UTC))
+        fact = cmd.AttendanceRecorded(
+            event_id=f"{handoff_id}-s{n}",
+            handoff_id=handoff_id,
+            provider_id=provider_id,
+            occurred_at=case.now,
+            session_date=day,
+            status=status,
+        )
+        case.fact(fact)
+        if status == "did_not_attend" and rng.random() < 0.1:  # the provider corrects it
+            case.fact(
+                fact.model_copy(update={"event_id": f"{fact.event_id}-c", "status": "attended"})
+            )
+
+
+def year(count: int, config: PathwayConfig, seed: int = 1) -> Iterator[Record]:
+    """The events of ``count`` referrals received over a year, as topic records, one
+    referral's events in order."""
+    rng = random.Random(seed)
+    for n in range(count):
+        events: list[tuple[str, EventData]] = []
+        referral(n, rng, config, events)
+        for event_id, data in events:
+            subject = str(getattr(data, "referral_id", ""))
+            event = new_event(
+                data.TYPE,
+                subject,
+                data.model_dump(mode="json"),
+                SOURCE,
+                event_id=event_id,
+                time=getattr(data, "occurred_at", None),
+            )
+            yield topic_for(data), event.to_bytes(), {}

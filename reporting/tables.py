@@ -1,0 +1,190 @@
+"""The reporting read models: one table per kind of fact the KPIs count, written only by
+the reporting consumer (``reporting.project``) and rebuilt from the topics.
+
+Every row is keyed by what the fact is about (a referral, an episode, a handoff and
+session date, a claim), never by when it arrived, and each column is set the same way
+whatever order the topics are read in (the earliest time wins, a later status replaces an
+earlier one only within one topic's key order), so a rebuild gives the same rows.
+Pseudonymous ids and codes only: nothing here is personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlmodel import Field, SQLModel
+
+
+class ReportReferral(SQLModel, table=True):
+    """One row per referral received: a new case, a re-entry or one that joined an episode."""
+
+    __tablename__ = "reporting_referrals"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64, index=True)
+    episode: int
+    kind: str = Field(max_length=16)  # received | reentered | joined
+    partner_id: str = Field(max_length=64, index=True)
+    locality: str = Field(max_length=64)
+    source: str = Field(max_length=64)
+    referrer_org_id: str = Field(max_length=64)
+    received_at: datetime
+    month: str = Field(max_length=7, index=True)  # YYYY-MM in the reporting time zone
+
+
+class ReportEpisode(SQLModel, table=True):
+    """One row per episode: where it started and when it reached each step of the funnel."""
+
+    __tablename__ = "reporting_episodes"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    episode: int = Field(primary_key=True)
+    partner_id: str = Field(max_length=64, index=True)
+    locality: str = Field(max_length=64)
+    source: str | None = Field(default=None, max_length=64)
+    referrer_org_id: str | None = Field(default=None, max_length=64)
+    reentry: bool = False
+    received_at: datetime | None = None
+    month: str | None = Field(default=None, max_length=7, index=True)
+    accepted_at: datetime | None = None
+    first_contact_due: datetime | None = None
+    declined_at: datetime | None = None
+    decline_reason: str | None = Field(default=None, max_length=64)
+    first_contact_at: datetime | None = None
+    unable_to_contact_at: datetime | None = None
+    assessed_at: datetime | None = None
+    support_level: str | None = Field(default=None, max_length=16)
+    baseline_count: int = 0
+    plan_at: datetime | None = None
+    review_due: datetime | None = None
+    followup_due: datetime | None = None
+    reviewed_at: datetime | None = None
+    review_measure_count: int = 0
+    followup_at: datetime | None = None
+    followup_measure_count: int = 0
+    dormant_at: datetime | None = None
+    dormant_reason: str | None = Field(default=None, max_length=32)
+
+
+class ReportHandoff(SQLModel, table=True):
+    """One row per handoff: requested by a plan, then each provider answer it received."""
+
+    __tablename__ = "reporting_handoffs"
+
+    handoff_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64, index=True)
+    episode: int
+    provider_id: str = Field(max_length=64)
+    service_id: str | None = Field(default=None, max_length=64)
+    requested_at: datetime | None = None
+    status: str = Field(default="requested", max_length=16)
+    accepted: bool = False
+    rejected_reason: str | None = Field(default=None, max_length=64)
+    waitlist_band: str | None = Field(default=None, max_length=32)
+    started: bool = False  # in progress or completed: the person went at least once
+    failed_reason: str | None = Field(default=None, max_length=64)
+    response_overdue: bool = False  # the provider-response deadline passed unanswered
+
+
+class ReportSession(SQLModel, table=True):
+    """One row per handoff and session date: the latest attendance report for it (a later
+    report for the same session is a correction and replaces it)."""
+
+    __tablename__ = "reporting_sessions"
+
+    handoff_id: str = Field(primary_key=True, max_length=64)
+    session_date: date = Field(primary_key=True)
+    referral_id: str = Field(max_length=64, index=True)
+    episode: int
+    provider_id: str = Field(max_length=64)
+    status: str = Field(max_length=32)
+    reports: int = 1  # how many reports this session had (more than one: corrected)
+
+
+class ReportMeasure(SQLModel, table=True):
+    """One instrument at one time point of an episode: baseline, review or follow-up."""
+
+    __tablename__ = "reporting_measures"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    episode: int = Field(primary_key=True)
+    instrument: str = Field(primary_key=True, max_length=32)
+    timepoint: str = Field(primary_key=True, max_length=16)  # baseline | review | followup
+    version: str = Field(max_length=16)
+    raw: str  # JSON, as the event carried it
+    derived: str  # JSON
+    administered_at: datetime
+
+
+class ReportAction(SQLModel, table=True):
+    """One row per action that fell due (a deadline passed before the work was done)."""
+
+    __tablename__ = "reporting_actions"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64, index=True)
+    episode: int
+    action: str = Field(max_length=32)
+    handoff_id: str | None = Field(default=None, max_length=64)
+    due_at: datetime
+    month: str = Field(max_length=7)
+
+
+class ReportOutcome(SQLModel, table=True):
+    """One row per outcome fact stated for an episode (each is stated at most once)."""
+
+    __tablename__ = "reporting_outcomes"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    episode: int = Field(primary_key=True)
+    outcome: str = Field(primary_key=True, max_length=32)  # engagement | connection | ...
+    partner_id: str = Field(max_length=64)
+    occurred_at: datetime
+    month: str = Field(max_length=7)
+
+
+class ReportClaim(SQLModel, table=True):
+    """One row per payment claim: its latest status and amount."""
+
+    __tablename__ = "reporting_claims"
+
+    claim_id: str = Field(primary_key=True, max_length=64)
+    contract_id: str = Field(max_length=64, index=True)
+    referral_id: str = Field(max_length=64)
+    episode: int
+    metric: str = Field(max_length=32)
+    partner_id: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    amount_pence: int
+    first_at: datetime  # when the claim was made: its month is the claim's month
+    month: str = Field(max_length=7)
+    last_at: datetime
+
+
+class ReportDeadLetter(SQLModel, table=True):
+    """One row per dead-lettered message, keyed by where the original was."""
+
+    __tablename__ = "reporting_dead_letters"
+
+    topic: str = Field(primary_key=True, max_length=120)
+    partition: int = Field(primary_key=True)
+    offset: int = Field(primary_key=True)
+    consumer: str = Field(primary_key=True, max_length=64)
+    partner_id: str = Field(max_length=64)  # the provider it came from, or "unknown"
+    reason: str = Field(max_length=32)  # the reason's category (messaging.consumer)
+    at: datetime
+    month: str = Field(max_length=7)
+
+
+TABLES = (
+    ReportReferral,
+    ReportEpisode,
+    ReportHandoff,
+    ReportSession,
+    ReportMeasure,
+    ReportAction,
+    ReportOutcome,
+    ReportClaim,
+    ReportDeadLetter,
+)
+TABLE_NAMES = tuple(str(t.__tablename__) for t in TABLES)
