@@ -29,7 +29,8 @@ def test_every_operation_is_fuzzed_by_exactly_one_group_module() -> None:
 
 def test_a_route_under_an_unknown_prefix_falls_to_the_fallback_group() -> None:
     assert fuzzing.FALLBACK in fuzzing.GROUPS
-    assert fuzzing.group_of("/fhir/ServiceRequest/{id}") == fuzzing.FALLBACK
+    assert fuzzing.group_of("/fhir/ServiceRequest/{id}") == "fhir"
+    assert fuzzing.group_of("/distal/upload") == fuzzing.FALLBACK
     assert fuzzing.group_of("/payments/payer-statements.csv") == "payments"
     assert fuzzing.group_of("/referrals/{referral_id}/notes") == "casework"
     assert fuzzing.group_of("/provider/handoffs") == "providers"
