@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workers.tracing import CommandTraceInterceptor
 from workflows.referral import ReferralWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -45,5 +47,10 @@ def test_continue_as_new_history_ends_by_handing_over():
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
-    replayer = Replayer(workflows=[ReferralWorkflow], data_converter=pydantic_data_converter)
+    # With the interceptors the worker runs (the client's, then the worker's own).
+    replayer = Replayer(
+        workflows=[ReferralWorkflow],
+        data_converter=pydantic_data_converter,
+        interceptors=[TracingInterceptor(), CommandTraceInterceptor()],
+    )
     await replayer.replay_workflow(history)
