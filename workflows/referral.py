@@ -14,7 +14,9 @@ Invariants: every business decision is a pure rule from ``pathway.rules``; a val
 runs the same rule on the current state, so an invalid command is rejected before it
 reaches history; handlers change state synchronously and the run loop is the single
 writer that persists state and events, in order, one activity per batch; deadlines are
-absolute times in state, so they survive continue-as-new.
+absolute times in state, so they survive continue-as-new. A batch's activity runs in the
+trace of the last update or signal that changed it (``workflows.tracing``), not the
+workflow's own, so a later command's work is in its request's trace.
 
 Continue-as-new carries the state and any events not yet persisted. The server refuses
 continue-as-new while new signals keep landing during the task (temporalio/temporal#1289),

@@ -5,10 +5,13 @@ this process (their spans and metrics land in the in-memory readers of ``telemet
 The trace of ``POST /referrals`` runs: the API's server span -> the workflow update and
 its activity (Temporal's interceptor) -> the SQL that writes the outbox row -> the
 relay's send (kafka-python instrumentation, parented by the context stored on the row)
--> the payment consumer's handling (faststream). The plan's trace runs on to the claim
-the payment engine makes for its engagement outcome, and, when the provider sends its
-response with the handoff's trace context (as a partner that propagates W3C context
-does), through the provider consumer into the workflow's signal.
+-> the payment consumer's handling (faststream). A later command's request (the plan)
+has a trace of its own that runs the same way (``workers.tracing``): through the
+activity for the transition it caused, the relay's sends, the payment engine's claim
+and ledger entry for its engagement outcome, and the handoff; when the provider sends
+its response with the handoff's trace context (as a partner that propagates W3C context
+does), through the provider consumer into the workflow's signal and the activity that
+records it. A provider's attendance report over HTTP has its own trace the same way.
 """
 
 from __future__ import annotations
