@@ -62,7 +62,7 @@ def carrier_from_headers(headers: Mapping[str, Payload]) -> tracing.Carrier | No
         carrier = PayloadConverter.default.from_payloads([payload])[0]
     except Exception:
         return None
-    if not isinstance(carrier, dict) or "traceparent" not in carrier:
+    if not isinstance(carrier, dict) or not isinstance(carrier.get("traceparent"), str):
         return None
     return {k: v for k, v in carrier.items() if k in KEYS and isinstance(v, str)}
 
