@@ -299,7 +299,7 @@ async def test_two_of_everything_survive_kills_and_pay_exactly_once(
             got = {(c.referral_id, c.episode, c.metric) for c in claims if c.status == "claimed"}
             return got >= expected and _unpublished(engine) == 0
 
-        await asyncio.to_thread(wait_until, all_paid_and_published, 60, "every claim", 0.5)
+        await asyncio.to_thread(wait_until, all_paid_and_published, 180, "every claim", 0.5)
         log.info(
             "cohort of %d driven to payment in %.1f s; %d API failovers",
             *(COHORT, time.monotonic() - started, client.failovers),
