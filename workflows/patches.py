@@ -10,8 +10,9 @@ latest when its history reaches ``DEFAULT_HISTORY_LIMIT`` events, so wait for th
 oldest such run to have done so, and check with a replay of production histories).
 
 The committed replay histories (``tests/replay/histories``) recorded before a patch
-replay its old path; the whole procedure, with the state's schema versions, is
-docs/workflow-versioning.md.
+replay its old path (carrying a later command's trace into its activity needed no patch:
+it changes only the activity's header, which replay does not compare); the whole
+procedure, with the state's schema versions, is docs/workflow-versioning.md.
 """
 
 from __future__ import annotations
