@@ -153,28 +153,25 @@ class ProviderFacts:
         """The handoff, if it was made to ``provider_id``; else ``FactRefused``."""
         with transaction(self.engine) as session:
             row = session.get(HandoffRow, handoff_id)
-        if row is None:
-            raise UnknownHandoff(f"unknown handoff {handoff_id}")
-        if row.provider_id != provider_id:
-            raise NotAuthorised(
-                f"unauthorised: handoff {handoff_id} was not made to provider {provider_id}"
-            )
-        return row
+        return _made_to(row, provider_id, handoff_id)
 
     def authorise(self, data: ProviderEvent) -> HandoffRow:
-        row = self.handoff(data.provider_id, data.handoff_id)
-        if row.referral_id != data.referral_id:
-            raise NotAuthorised(
-                f"unauthorised: handoff {data.handoff_id} is not part of referral "
-                f"{data.referral_id}"
-            )
-        return row
+        return _part_of(self.handoff(data.provider_id, data.handoff_id), data)
+
+    def screen(self, event_id: str, data: ProviderEvent) -> HandoffRow | None:
+        """Deduplicate and authorise in one transaction: None when ``event_id`` was
+        applied before, else the handoff ``data`` may report on (``FactRefused`` if none)."""
+        with transaction(self.engine) as session:
+            if is_processed(session, CONSUMER, event_id):
+                return None
+            row = session.get(HandoffRow, data.handoff_id)
+        return _part_of(_made_to(row, data.provider_id, data.handoff_id), data)
 
     async def submit(self, fact: Fact, data: ProviderEvent) -> bool:
         """Apply one fact; returns False when its event id was applied before."""
-        if await asyncio.to_thread(self._processed, fact.event_id):
+        row = await asyncio.to_thread(self.screen, fact.event_id, data)
+        if row is None:
             return False
-        row = await asyncio.to_thread(self.authorise, data)
         if isinstance(data, provider.AttendanceReported):
             implausible = implausible_date(data.session_date, _utc(row.requested_at))
             if implausible:
@@ -194,10 +191,6 @@ class ProviderFacts:
         await asyncio.to_thread(self._record, fact.event_id)
         return True
 
-    def _processed(self, event_id: str) -> bool:
-        with transaction(self.engine) as session:
-            return is_processed(session, CONSUMER, event_id)
-
     def _record(self, event_id: str) -> None:
         try:
             with transaction(self.engine) as session:
@@ -206,3 +199,21 @@ class ProviderFacts:
             # The same fact came through the other door (or a retry) at the same moment
             # and was recorded first; the workflow applied it once, by event id.
             pass
+
+
+def _made_to(row: HandoffRow | None, provider_id: str, handoff_id: str) -> HandoffRow:
+    if row is None:
+        raise UnknownHandoff(f"unknown handoff {handoff_id}")
+    if row.provider_id != provider_id:
+        raise NotAuthorised(
+            f"unauthorised: handoff {handoff_id} was not made to provider {provider_id}"
+        )
+    return row
+
+
+def _part_of(row: HandoffRow, data: ProviderEvent) -> HandoffRow:
+    if row.referral_id != data.referral_id:
+        raise NotAuthorised(
+            f"unauthorised: handoff {data.handoff_id} is not part of referral {data.referral_id}"
+        )
+    return row

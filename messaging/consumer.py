@@ -15,6 +15,16 @@ Every Linkway consumer follows one contract:
   database unavailable) commits nothing: after a back-off that grows while the failures go
   on, the partition is rewound to the message (``nack`` seeks back) and it comes again.
 
+A consumer whose handler only needs per-referral order (``subscribe(..., concurrency=n)``)
+takes each poll as a batch: the batch's records are grouped by an ordering key (the Kafka
+key unless the consumer says otherwise), each key's records are handled one after the
+other in offset order, and up to ``n`` keys are handled at once. The batch's offsets
+commit only when every record in it has been handled or dead-lettered; if any record
+failed, that key stops at it, the other keys finish, and after the back-off every
+partition of the batch is rewound to the batch's first record. What the other records
+already did is applied once again by event id (the processed-event records), so a
+redelivered batch changes nothing twice.
+
 Reasons are recorded verbatim, so they must name fields and ids, never personal data values
 (``catalogue.parse`` already words its reasons that way).
 """
@@ -24,7 +34,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +100,11 @@ class Inbound:
 
 
 Handler = Callable[[Inbound], Awaitable[None]]
+OrderKey = Callable[[Inbound], Hashable]
+
+
+def kafka_key(message: Inbound) -> Hashable:
+    return message.key
 
 
 # A dead letter's reason names fields and ids: too many values for a metric attribute.
@@ -171,36 +186,109 @@ class Runner:
         """Returning acks (commits); raising nacks (seeks back, commits nothing)."""
         record = msg.raw_message
         assert not isinstance(record, tuple), "subscribed one record at a time"
-        headers = {k: v or b"" for k, v in record.headers or ()}
-        inbound = Inbound(
-            record.topic, record.partition, record.offset, record.key, msg.body, headers
-        )
+        inbound = _inbound(record, msg.body)
         where = (inbound.topic, inbound.partition)
         try:
-            try:
-                await self.handler(inbound)
-            except EventRejected as rejected:
-                log.warning("%s: dead-lettering %s: %s", self.name, inbound, rejected)
-                await self.dead_letters.publish(inbound, str(rejected))
+            await self._handle(inbound)
         except Exception as exc:  # not the message's fault: keep it and try again later
-            failures = self._failures[where] = self._failures.get(where, 0) + 1
-            delay = self.backoff.delay(failures)
-            log.warning(
-                "%s: %s failed (%s, attempt %d); retrying in %.1fs",
-                *(self.name, inbound, type(exc).__name__, failures, delay),
-            )
-            await asyncio.sleep(delay)
+            await self._back_off(where, str(inbound), exc)
             raise NackMessage() from exc
         self._failures.pop(where, None)
+
+    async def _handle(self, inbound: Inbound) -> None:
+        try:
+            await self.handler(inbound)
+        except EventRejected as rejected:
+            log.warning("%s: dead-lettering %s: %s", self.name, inbound, rejected)
+            await self.dead_letters.publish(inbound, str(rejected))
+
+    async def _back_off(self, where: tuple[str, int], what: str, exc: BaseException) -> None:
+        failures = self._failures[where] = self._failures.get(where, 0) + 1
+        delay = self.backoff.delay(failures)
+        log.warning(
+            "%s: %s failed (%s, attempt %d); retrying in %.1fs",
+            *(self.name, what, type(exc).__name__, failures, delay),
+        )
+        await asyncio.sleep(delay)
+
+
+class BatchRunner(Runner):
+    """Settles a polled batch: per ordering key in offset order, up to ``concurrency``
+    keys at once; commits the batch only when all of it is handled (module docstring)."""
+
+    def __init__(
+        self,
+        name: str,
+        handler: Handler,
+        dead_letters: DeadLetters,
+        backoff: Backoff,
+        concurrency: int,
+        order_key: OrderKey,
+    ) -> None:
+        super().__init__(name, handler, dead_letters, backoff)
+        self.concurrency = concurrency
+        self.order_key = order_key
+
+    async def settle(self, msg: KafkaMessage) -> None:
+        records = msg.raw_message
+        assert isinstance(records, tuple), "subscribed in batches"
+        if not records:
+            return
+        lanes: dict[Hashable, list[Inbound]] = {}
+        for record in records:  # the poll returns each partition's records in offset order
+            inbound = _inbound(record, record.value or b"")
+            lanes.setdefault(self._key(inbound), []).append(inbound)
+        gate = asyncio.Semaphore(self.concurrency)
+        failed: list[tuple[Inbound, Exception]] = []
+
+        async def lane(messages: list[Inbound]) -> None:
+            async with gate:
+                for message in messages:
+                    try:
+                        await self._handle(message)
+                    except Exception as exc:  # this key stops here: nothing after it runs
+                        failed.append((message, exc))
+                        return
+
+        await asyncio.gather(*(lane(messages) for messages in lanes.values()))
+        where = ("batch", 0)  # one back-off for the consumer: a batch spans partitions
+        if failed:
+            message, exc = min(failed, key=lambda f: (f[0].topic, f[0].partition, f[0].offset))
+            others = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+            await self._back_off(where, f"{message}{others}", exc)
+            raise NackMessage() from exc
+        self._failures.pop(where, None)
+
+    def _key(self, inbound: Inbound) -> Hashable:
+        try:
+            return self.order_key(inbound)
+        except Exception:  # unreadable: the handler will dead-letter it; order by Kafka key
+            return inbound.key
+
+
+def _inbound(record: Any, value: bytes) -> Inbound:
+    headers = {k: v or b"" for k, v in record.headers or ()}
+    return Inbound(record.topic, record.partition, record.offset, record.key, value, headers)
 
 
 async def _parse_tolerating_headers(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
     # faststream decodes every header as UTF-8. A partner's binary header would fail before
     # the handler runs and the record would be skipped with no dead letter: drop such headers.
+    return await original(_utf8_headers_only(record))
+
+
+async def _parse_batch_tolerating_headers(
+    records: Any, original: Callable[[Any], Awaitable[Any]]
+) -> Any:
+    # The same for a batch.
+    return await original(tuple(_utf8_headers_only(r) for r in records))
+
+
+def _utf8_headers_only(record: Any) -> Any:
     headers = [(k, v) for k, v in record.headers if _is_utf8(v)]
     if len(headers) != len(record.headers):
         record = dataclasses.replace(record, headers=headers)
-    return await original(record)
+    return record
 
 
 def _is_utf8(value: bytes | None) -> bool:
@@ -239,11 +327,30 @@ def subscribe(
     handler: Handler,
     group_id: str | None = None,
     backoff: Backoff | None = None,
+    concurrency: int = 1,
+    order_key: OrderKey = kafka_key,
 ) -> Runner:
     """Subscribe ``handler`` to ``topics`` in consumer group ``group_id`` (default
     ``linkway.<name>``) with the contract above; ``name`` labels processed-event records
-    and dead letters."""
-    runner = Runner(name, handler, DeadLetters(broker, name), backoff or Backoff())
+    and dead letters.
+
+    ``concurrency`` above 1 handles each poll as a batch, up to that many ordering keys
+    (``order_key``, by default the Kafka key) at once, each key in offset order: only for
+    a handler whose effects need no order across keys."""
+    dead_letters, backoff = DeadLetters(broker, name), backoff or Backoff()
+    runner: Runner
+    options: dict[str, Any]
+    if concurrency > 1:
+        runner = BatchRunner(name, handler, dead_letters, backoff, concurrency, order_key)
+        options = {
+            "batch": True,
+            "max_records": BATCH_RECORDS,
+            "batch_timeout_ms": BATCH_WAIT_MS,
+            "parser": _parse_batch_tolerating_headers,
+        }
+    else:
+        runner = Runner(name, handler, dead_letters, backoff)
+        options = {"parser": _parse_tolerating_headers}
 
     async def consume(msg: KafkaMessage) -> None:
         await runner.settle(msg)
@@ -256,9 +363,15 @@ def subscribe(
         # Commit after the handler returns; on any exception (ours after the back-off, or
         # one raised by faststream before the handler) seek back so nothing is skipped.
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        parser=_parse_tolerating_headers,
+        **options,
     )(consume)
     return runner
+
+
+# A batch is what one poll returns, up to this many records; an empty poll waits this long
+# (twice: faststream sleeps as long again) before the next.
+BATCH_RECORDS = 200
+BATCH_WAIT_MS = 50
 
 
 WATCH_SECONDS = 5.0

@@ -6,6 +6,12 @@ deduplicated by event id and signalled to the referral's workflow
 and its offset committed. Invalid or unauthorised messages are dead-lettered with the
 reason; a failure to reach Temporal or the database is retried, never dead-lettered.
 
+Facts for different referrals are handled at once (up to ``CONCURRENCY`` referrals from
+each poll), each referral's in the order they were sent; a poll's offsets commit only
+when every fact in it has been applied and recorded, or dead-lettered
+(``messaging.consumer``: batches). One referral's facts never overlap, which the workflow
+also relies on: it can continue as new only between them.
+
 Who may speak for a handoff: the handoff must exist, belong to the event's referral and
 have been made to the event's ``provider_id``, and the CloudEvents ``source`` must be
 ``urn:linkway:provider:<provider_id>`` for that same provider. ``source`` is only what the
@@ -24,6 +30,8 @@ applies nothing twice.
 from __future__ import annotations
 
 import asyncio
+import json
+from collections.abc import Hashable
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -40,6 +48,17 @@ from messaging.consumer import Backoff, Inbound, make_broker, subscribe, watch
 
 GROUP_ID = "linkway.providers"
 SOURCE_PREFIX = "urn:linkway:provider:"
+# Referrals handled at once from one poll; each referral's facts in order, one at a time.
+CONCURRENCY = 16
+
+
+def referral_of(message: Inbound) -> Hashable:
+    """The ordering key: the referral the event is about (its ``subject``, which the
+    contract makes the Kafka key too; the subject is what the handler checks), so one
+    referral's facts are signalled in the order they were sent whatever key a partner
+    used. An unreadable message keeps its Kafka key (it will be dead-lettered)."""
+    subject = json.loads(message.value).get("subject")
+    return ("referral", subject) if isinstance(subject, str) else message.key
 
 
 class ProviderInbound:
@@ -101,6 +120,8 @@ def build(
         handler=handler,
         group_id=group_id,
         backoff=backoff,
+        concurrency=CONCURRENCY,
+        order_key=referral_of,
     )
     return broker
 

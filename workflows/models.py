@@ -19,7 +19,13 @@ from pathway.versions import INPUT_VERSION, upcast_input
 from pathway.views import ReferralView
 
 # Well under the server's 50k-event limit; a test lowers it to exercise continue-as-new.
+# Runs started before ``patches.HISTORY_BOUND`` continue as new at this many events.
 DEFAULT_HISTORY_LIMIT = 10_000
+# Runs started since continue as new at this many events (or a lower ``history_limit``):
+# a cache miss (a worker restart, a referral evicted from the cache) replays the whole
+# run, so its length is what a query or command waits for. Continuing as new costs one
+# new run carrying the state; a referral's whole pathway is far under it.
+HISTORY_BOUND_EVENTS = 250
 
 
 class NewReferral(BaseModel):

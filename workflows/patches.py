@@ -9,14 +9,16 @@ that started before it has continued-as-new past it (a referral continues-as-new
 latest when its history reaches ``DEFAULT_HISTORY_LIMIT`` events, so wait for the
 oldest such run to have done so, and check with a replay of production histories).
 
-No patch is in force yet (carrying a later command's trace into its activity needed
-none: it changes only the activity's header, which replay does not compare; see
-docs/workflow-versioning.md): the committed replay histories (``tests/replay/histories``)
-replay against the workflow as it is. The whole procedure, with the state's schema
-versions, is docs/workflow-versioning.md.
+The committed replay histories (``tests/replay/histories``) recorded before a patch
+replay its old path (carrying a later command's trace into its activity needed no patch:
+it changes only the activity's header, which replay does not compare); the whole
+procedure, with the state's schema versions, is docs/workflow-versioning.md.
 """
 
 from __future__ import annotations
 
-# Example of the form each entry takes:
-# REVIEW_REMINDER = "2027-01-15-review-reminder"  # introduced 2027-01-15; deprecate after ...
+# A run continues as new at ``HISTORY_BOUND`` events (or its input's lower
+# ``history_limit``) rather than at 10,000: a worker that has the referral out of cache
+# replays at most that many. Introduced 2026-12-03; deprecate once every run that started
+# before it has continued as new (at the latest at 10,000 events) or closed.
+HISTORY_BOUND = "2026-12-03-history-bound"

@@ -42,8 +42,9 @@ with workflow.unsafe.imports_passed_through():
     from pathway.rules import deadlines, intake
     from pathway.state import CaseState, EpisodeSummary
     from pathway.views import episodes, view
-    from workflows import RECORD_TRANSITION, REFERRAL_WORKFLOW
+    from workflows import RECORD_TRANSITION, REFERRAL_WORKFLOW, patches
     from workflows.models import (
+        HISTORY_BOUND_EVENTS,
         CommandResult,
         OutgoingEvent,
         RecordTransitionInput,
@@ -102,7 +103,7 @@ def command_update(command: type[cmd.Command]) -> CommandUpdate:
 class ReferralWorkflow:
     @workflow.init
     def __init__(self, input: ReferralInput) -> None:
-        self._history_limit = input.history_limit
+        self._history_limit = self._carried_limit = input.history_limit
         self._pending: list[OutgoingEvent] = list(input.pending)
         # The trace of the last update or signal whose change is pending, so that the
         # activity persisting it joins that request's trace (``workflows.tracing``). Not
@@ -132,6 +133,11 @@ class ReferralWorkflow:
 
     @workflow.run
     async def run(self, input: ReferralInput) -> None:
+        # Decided once, before the run's first command: a run that started before the
+        # patch keeps the limit it was replayed with; the carried ``history_limit`` stays
+        # as it was, so a run that continues as new takes the patched path afresh.
+        if workflow.patched(patches.HISTORY_BOUND):
+            self._history_limit = min(self._history_limit, HISTORY_BOUND_EVENTS)
         while True:
             for name in deadlines.due_now(self._state, workflow.now()):
                 self._take(rules.deadline(self._state, name, self._ctx()))
@@ -163,7 +169,7 @@ class ReferralWorkflow:
                 state=self._state,
                 pending=self._pending,
                 persisted_version=self._persisted,
-                history_limit=self._history_limit,
+                history_limit=self._carried_limit,
             )
         )
 

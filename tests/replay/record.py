@@ -105,6 +105,21 @@ async def continued_as_new(client: Client) -> WorkflowHandle[Any, Any]:
     return handle
 
 
+async def history_bound(client: Client) -> WorkflowHandle[Any, Any]:
+    """A run started since ``patches.HISTORY_BOUND``, with the default history limit:
+    it records the patch marker and hands over at ``HISTORY_BOUND_EVENTS``."""
+    handle = await start_referral(client, QUEUE)
+    await to_supported(handle)
+    for i in range(60):  # about 10 events each: over the bound well before the end
+        await handle.execute_update(
+            ReferralWorkflow.assign_link_worker,
+            command(cmd.AssignLinkWorker, link_worker_id=f"lw-{i}"),
+        )
+        if (await handle.describe()).run_id != handle.first_execution_run_id:
+            return handle
+    raise RuntimeError("the referral did not continue as new")
+
+
 async def casework_goals_midpoint_activity(client: Client) -> WorkflowHandle[Any, Any]:
     """Structured goals, logged time (logged, corrected, deleted), a mid-point check-in
     with measures and goal updates, and a review that records the goals' attainment."""
@@ -234,6 +249,7 @@ SCENARIOS: dict[str, Scenario] = {
     "long_path_with_reentries": long_path_with_reentries,
     "continued_as_new": continued_as_new,
     "casework_goals_midpoint_activity": casework_goals_midpoint_activity,
+    "history_bound": history_bound,
     "traced_commands": traced_commands,
 }
 # Recording spans (exported nowhere), so that the client's TracingInterceptor writes trace

@@ -15,6 +15,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from workers.tracing import CommandTraceInterceptor
+from workflows import patches
+from workflows.models import HISTORY_BOUND_EVENTS
 from workflows.referral import ReferralWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -41,6 +43,23 @@ def test_the_casework_history_exercises_goals_mid_point_measures_and_the_activit
 def test_continue_as_new_history_ends_by_handing_over():
     path = next(p for p in HISTORIES if p.name.startswith("continued_as_new"))
     events = json.loads(path.read_text())["events"]
+    assert events[-1]["eventType"] in (
+        "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
+        "WorkflowExecutionContinuedAsNew",
+    )
+
+
+def test_a_run_since_the_history_bound_records_its_patch_and_hands_over_at_the_bound():
+    path = next(p for p in HISTORIES if p.name.startswith("history_bound"))
+    events = json.loads(path.read_text())["events"]
+    markers = [
+        json.loads(base64.b64decode(payload["data"]))["id"]
+        for event in events
+        if "markerRecordedEventAttributes" in event
+        for payload in event["markerRecordedEventAttributes"]["details"]["patch-data"]["payloads"]
+    ]
+    assert markers == [patches.HISTORY_BOUND]
+    assert HISTORY_BOUND_EVENTS <= len(events) < HISTORY_BOUND_EVENTS + 20
     assert events[-1]["eventType"] in (
         "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
         "WorkflowExecutionContinuedAsNew",
