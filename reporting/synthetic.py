@@ -120,16 +120,31 @@ def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) 
     case.later(rng, 1, 14)
     baseline = rng.randint(25, 50)
     measures = [wemwbs(rng, baseline)] if rng.random() > 0.05 else []
+    consent = cmd.ConsentPurposes(
+        payment_evidence=rng.random() > 0.03, evaluation=rng.random() > 0.1
+    )
     case.do(
-        cmd.RecordAssessment, support_level=rng.choice(config.support_levels), measures=measures
+        cmd.RecordAssessment,
+        support_level=rng.choice(config.support_levels),
+        measures=measures,
+        consent=consent,
     )
     case.later(rng, 0, 7)
     chosen = rng.sample(SERVICES, rng.choice((1, 1, 2)))
-    case.do(
-        cmd.AgreePlan,
-        goal_count=rng.randint(1, 3),
-        prescriptions=[cmd.PrescriptionInput(provider_id=p, service_id=s) for p, s in chosen],
-    )
+    if config.level(case.state.episode.support_level).signposting_only:
+        # Information and signposting: no provider handoffs (pathway.rules.casework).
+        signposts = [cmd.SignpostInput(category="social", service_id=s) for _, s in chosen]
+        case.do(cmd.AgreePlan, goal_count=rng.randint(1, 3), signposts=signposts)
+        case.later(rng, 14, 42)
+        connected = rng.choice(("connected", "connected", "not_connected"))
+        case.do(cmd.RecordSignpostCheck, outcome=connected)
+        return
+    else:
+        case.do(
+            cmd.AgreePlan,
+            goal_count=rng.randint(1, 3),
+            prescriptions=[cmd.PrescriptionInput(provider_id=p, service_id=s) for p, s in chosen],
+        )
     for handoff in list(case.state.episode.handoffs.values()):
         provide(case, handoff.handoff_id, handoff.provider_id, rng)
     case.deadline("review")

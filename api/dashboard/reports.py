@@ -38,8 +38,7 @@ def report(deps: Deps, caller: Caller, kpi: str) -> Report | None:
     filters = kpis.Filters(partner=caller.partner_id if caller.role == "tier_one" else None)
     ctx = kpis.Context(deps.config, deps.payments.book, default_registry())
     with Session(deps.engine) as session:
-        data = kpis.load(session)
-    table = kpis.compute(kpi, data, filters, ctx).suppressed()
+        table = kpis.answer(session, kpi, filters, ctx).suppressed()
     return dict(table.as_json(filters, True))
 
 
