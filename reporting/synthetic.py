@@ -239,7 +239,9 @@ def year(count: int, config: PathwayConfig, seed: int = 1) -> Iterator[Record]:
 BATCH = 10_000  # events folded per transaction (whole referrals: none spans two)
 
 
-def fill(engine: Engine, count: int, config: PathwayConfig, seed: int = 1) -> int:
+def fill(
+    engine: Engine, count: int, config: PathwayConfig, seed: int = 1, batch_size: int = BATCH
+) -> int:
     """Fold a synthetic year straight into the read models; returns how many events.
 
     The events are folded by the reporting consumer's own ``project.fold`` without the
@@ -251,7 +253,7 @@ def fill(engine: Engine, count: int, config: PathwayConfig, seed: int = 1) -> in
     batch: list[tuple[CloudEvent, EventData]] = []
     last = None
     for event, data in events(count, config, seed):
-        if last is not None and event.subject != last and len(batch) >= BATCH:
+        if last is not None and event.subject != last and len(batch) >= batch_size:
             _fold(engine, batch)
             folded, batch = folded + len(batch), []
         batch.append((event, data))

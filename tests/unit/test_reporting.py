@@ -453,3 +453,17 @@ def test_the_evaluation_dataset_respects_consent_to_evaluation(db: Engine, ctx) 
     assert (unasked_row["wemwbs_baseline"], unasked_row["instruments_measured"]) == (None, "")
     assert unasked_row["support_level"] == "2"  # its pathway facts stay
     assert funnel[0]["episodes"] == 4  # the KPIs count everyone
+
+
+def test_the_synthetic_year_folded_in_batches_equals_the_consumers_fold(db: Engine, ctx) -> None:
+    """``linkway synthetic`` folds straight through ``project.fold`` with multi-row inserts;
+    the consumer's path (records, ``project.apply``) gives the same read models."""
+    from reporting import synthetic
+
+    profile = ctx.profile
+    rebuild.apply_records(db, synthetic.year(40, profile, seed=3))
+    batched = scratch()
+    assert synthetic.fill(batched, 40, profile, seed=3, batch_size=100) > 40 * 5
+    with Session(db) as one, Session(batched) as other:
+        assert exports(other, ctx) == exports(one, ctx)
+    batched.dispose()
