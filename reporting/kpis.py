@@ -175,7 +175,7 @@ class View:
         self._end = _local_midnight(f.end + timedelta(days=1)) if f.end else None
 
     def rows(self, statement: Any) -> list[Any]:
-        return list(self.conn.execute(statement))
+        return list(self.conn.execute(statement).all())
 
     # --- the filter as WHERE clauses ----------------------------------------------------
 
@@ -462,26 +462,26 @@ def funnel(v: View) -> Table:
 WAITS = {"first_contact": EP.c.first_contact_at, "assessment": EP.c.assessed_at}
 
 
-def _waits(v: View, measure: str) -> list[tuple[float, bool | None]]:
-    """Days each episode waited (only that column is read), and whether the first
-    contact was within its deadline (None: no deadline, or not first contact)."""
+def _waits(v: View, measure: str) -> tuple[list[float], int, int]:
+    """Days each episode waited (only that one computed column is read), and of the
+    episodes with a first-contact deadline, how many there were and how many met it."""
     end = WAITS[measure]
-    met: Any = sa.null()
+    where = [*v.episode_where(), end.is_not(None)]
+    waited = sa.select(v.seconds(EP.c.received_at, end)).where(*where)
+    days = [secs / DAY for (secs,) in v.rows(waited)]
+    judged, within = 0, 0
     if measure == "first_contact":
         due = EP.c.first_contact_due
-        met = sa.case((due.is_(None), sa.null()), (end <= due, 1), else_=0)
-    q = sa.select(v.seconds(EP.c.received_at, end), met).where(*v.episode_where(), end.is_not(None))
-    return [(secs / DAY, None if ok is None else bool(ok)) for secs, ok in v.rows(q)]
+        q = sa.select(sa.func.count(), count_if(end <= due)).where(*where, due.is_not(None))
+        ((judged, within),) = v.rows(q)
+    return days, judged, within
 
 
 def time_to_contact(v: View) -> Table:
     rows = []
     deadline = {"first_contact": v.ctx.profile.first_contact_due, "assessment": None}
     for measure in WAITS:
-        waits = _waits(v, measure)
-        days = [d for d, _ in waits]
-        judged = [m for _, m in waits if m is not None]
-        within = sum(judged)
+        days, judged, within = _waits(v, measure)
         rows.append(
             {
                 "measure": measure,
@@ -490,9 +490,7 @@ def time_to_contact(v: View) -> Table:
                 "p90_days": stats.r(stats.percentile(days, 90)),
                 "deadline": deadline[measure],
                 "within_deadline": within if deadline[measure] else None,
-                "pct_within_deadline": stats.pct(within, len(judged))
-                if deadline[measure]
-                else None,
+                "pct_within_deadline": stats.pct(within, judged) if deadline[measure] else None,
             }
         )
     return Table(
@@ -527,17 +525,18 @@ def _bucket(days: float) -> str:
 def time_to_contact_distribution(v: View) -> Table:
     rows = []
     for measure, end in WAITS.items():
-        secs = v.seconds(EP.c.received_at, end)
+        waits = (
+            sa.select(v.seconds(EP.c.received_at, end).label("secs"))
+            .where(*v.episode_where(), end.is_not(None))
+            .subquery()
+        )
         # The bucket's lower bound: the largest bound at or below the wait (a negative
-        # wait, a clock error, counts in the first).
+        # wait, a clock error, counts in the first); the wait is computed once per row.
+        secs = waits.c.secs
         lower = sa.case(
             *((secs >= b * DAY, b) for b in reversed(DAY_BUCKETS[1:])), else_=DAY_BUCKETS[0]
         )
-        q = (
-            sa.select(lower.label("lower"), sa.func.count())
-            .where(*v.episode_where(), end.is_not(None))
-            .group_by(lower)
-        )
+        q = sa.select(lower.label("lower"), sa.func.count()).group_by(lower)
         counts = {int(b): n for b, n in v.rows(q)}
         for b in DAY_BUCKETS:
             rows.append(
