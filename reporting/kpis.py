@@ -19,6 +19,7 @@ their KPIs here; the API, the exports and the docs' list follow.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ DAY_BUCKETS = (0, 1, 2, 3, 5, 7, 10, 14, 21, 28, 42, 56)
 # A claim in these states is money the contract owes or has paid.
 PAYABLE = frozenset({"claimed", "validated", "approved", "paid", "disputed"})
 DAY = 86_400  # seconds
+PERCENTILES = (50, 90)  # of days waited, by the nearest-rank method (reporting.stats)
 
 
 def _t(model: Any) -> sa.Table:
@@ -424,12 +426,14 @@ def _reached(v: View) -> dict[str, int]:
         count_if(EP.c.first_contact_at.is_not(None)),
         count_if(EP.c.assessed_at.is_not(None)),
         count_if(EP.c.plan_at.is_not(None)),
-        count_if(accepted),
-        count_if(attended),
         count_if(EP.c.reviewed_at.is_not(None)),
         count_if(EP.c.followup_at.is_not(None)),
     ).where(*v.episode_where())
-    (found,) = v.rows(q)
+    ((received, contacted, assessed, planned, reviewed, followed),) = v.rows(q)
+    # In the WHERE clause, not per row in the select list: a semi-join for the database.
+    ((handoff_accepted,),) = v.rows(sa.select(sa.func.count()).where(*v.episode_where(), accepted))
+    ((went,),) = v.rows(sa.select(sa.func.count()).where(*v.episode_where(), attended))
+    found = (received, contacted, assessed, planned, handoff_accepted, went, reviewed, followed)
     return dict(zip(FUNNEL, (int(n or 0) for n in found), strict=True))
 
 
@@ -462,32 +466,44 @@ def funnel(v: View) -> Table:
 WAITS = {"first_contact": EP.c.first_contact_at, "assessment": EP.c.assessed_at}
 
 
-def _waits(v: View, measure: str) -> tuple[list[float], int, int]:
-    """Days each episode waited (only that one computed column is read), and of the
-    episodes with a first-contact deadline, how many there were and how many met it."""
+def _waits(v: View, measure: str) -> tuple[int, dict[int, float | None], int, int]:
+    """How many episodes waited, their nearest-rank median and 90th percentile in days
+    (the database orders the one computed column and hands back only those two rows),
+    and of the episodes with a first-contact deadline, how many there were and how many
+    met it."""
     end = WAITS[measure]
     where = [*v.episode_where(), end.is_not(None)]
-    waited = sa.select(v.seconds(EP.c.received_at, end)).where(*where)
-    days = [secs / DAY for (secs,) in v.rows(waited)]
-    judged, within = 0, 0
-    if measure == "first_contact":
-        due = EP.c.first_contact_due
-        q = sa.select(sa.func.count(), count_if(end <= due)).where(*where, due.is_not(None))
-        ((judged, within),) = v.rows(q)
-    return days, judged, within
+    due = EP.c.first_contact_due
+    judged_if = due.is_not(None) if measure == "first_contact" else sa.false()
+    q = sa.select(
+        sa.func.count(), count_if(judged_if), count_if(sa.and_(judged_if, end <= due))
+    ).where(*where)
+    ((n, judged, within),) = v.rows(q)
+    ranks = {p: max(1, math.ceil(p / 100 * n)) for p in PERCENTILES}
+    secs = v.seconds(EP.c.received_at, end)
+    ordered = (
+        sa.select(secs.label("secs"), sa.func.row_number().over(order_by=secs).label("rank"))
+        .where(*where)
+        .subquery()
+    )
+    wanted = sa.select(ordered.c.rank, ordered.c.secs).where(
+        ordered.c.rank.in_(sorted(set(ranks.values())))
+    )
+    at = {int(rank): float(value) / DAY for rank, value in v.rows(wanted)} if n else {}
+    return n, {p: at.get(rank) for p, rank in ranks.items()}, judged, within
 
 
 def time_to_contact(v: View) -> Table:
     rows = []
     deadline = {"first_contact": v.ctx.profile.first_contact_due, "assessment": None}
     for measure in WAITS:
-        days, judged, within = _waits(v, measure)
+        n, percentile, judged, within = _waits(v, measure)
         rows.append(
             {
                 "measure": measure,
-                "episodes": len(days),
-                "median_days": stats.r(stats.percentile(days, 50)),
-                "p90_days": stats.r(stats.percentile(days, 90)),
+                "episodes": n,
+                "median_days": stats.r(percentile[50]),
+                "p90_days": stats.r(percentile[90]),
                 "deadline": deadline[measure],
                 "within_deadline": within if deadline[measure] else None,
                 "pct_within_deadline": stats.pct(within, judged) if deadline[measure] else None,
