@@ -99,6 +99,11 @@ class HandoffRow(SQLModel, table=True):
     waitlist_band: str | None = None
     requested_at: datetime
     attended: int = 0
+    # What the provider delivered, once it reported the handoff completed.
+    delivered_code: str | None = Field(default=None, max_length=64)
+    sessions_delivered: int | None = None
+    # When the row last changed (a FHIR Task's lastModified; `_lastUpdated` searches it).
+    updated_at: datetime | None = None
 
 
 class ReferrerLink(SQLModel, table=True):

@@ -8,6 +8,7 @@ state version and only a newer one overwrites).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -83,12 +84,16 @@ def _upsert_handoff(session: Session, view: ReferralView, handoff: Handoff) -> N
     values = HandoffRow(
         referral_id=view.referral_id,
         episode=view.episode,
+        updated_at=datetime.now(UTC),
         **handoff.model_dump(),
     )
     row = session.get(HandoffRow, handoff.handoff_id)
     if row is None:
         session.add(values)
         return
+    changed = values.model_dump(exclude={"handoff_id", "episode", "updated_at"})
+    if all(getattr(row, field) == value for field, value in changed.items()):
+        return  # the same handoff written again with the referral: not an update of it
     for field, value in values.model_dump(exclude={"handoff_id", "episode"}).items():
         setattr(row, field, value)
 

@@ -29,6 +29,7 @@ from api import (
     problems,
     providers,
     referrals,
+    referrer,
     reporting,
     schemas,
     tenancy,
@@ -37,6 +38,7 @@ from api import (
 from api.auth import Authenticator
 from api.dashboard import routes as dashboard
 from api.deps import Deps
+from api.fhir import facade
 from api.limits import BodySizeLimit
 from api.personal_data import PersonalDataStore, load_keys
 from api.problems import Problem
@@ -107,6 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fund.router)
     app.include_router(equality.router)
     app.include_router(completion_report.router)
+    app.include_router(referrer.router)
+    app.include_router(facade.router)
     app.include_router(probes.router)
     app.include_router(dashboard.router)
     # The dashboard's script, stylesheet and vendored chart library: package data.

@@ -33,6 +33,7 @@ from workflows.referral import ReferralWorkflow
 
 router = APIRouter(prefix="/referrals", tags=["people"])
 PURPOSE = "completion_report"
+_DRAFT = "<p><strong>Draft: to go over together before it is final.</strong></p>"
 _ACHIEVED = {
     "achieved": "Achieved",
     "partly_achieved": "Partly achieved",
@@ -138,6 +139,7 @@ table{{border-collapse:collapse;width:100%}}td,th{{border:1px solid #999;padding
 blockquote{{border-left:4px solid #005eb8;margin:0;padding-left:1rem}}
 </style></head><body>
 <h1>Your social prescribing summary</h1>
+{_DRAFT if report.status == "draft" else ""}
 <p>For {e(name) or "you"}. Episode {report.episode}, ended
 {e(report.occurred_at.strftime("%d %B %Y"))}.</p>
 <h2>Your goals</h2><ul>{goals}</ul>

@@ -29,6 +29,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.fhir import FHIR_JSON
+from api.fhir.outcome import is_fhir, outcome
 from api.personal_data import AuditFailed
 
 log = logging.getLogger("linkway.api")
@@ -55,6 +57,10 @@ def problem_response(
         "status": status,
         "detail": detail,
     }
+    if is_fhir(instance):
+        # The FHIR facade answers every error as an OperationOutcome (api.fhir.outcome).
+        errors = extra.get("errors")
+        return outcome(status, title, detail, errors if isinstance(errors, list) else None, headers)
     if instance:
         body["instance"] = instance
     body.update(extra)
@@ -222,6 +228,7 @@ MEANING = {
     409: "Conflict: the stage does not allow it, the version is stale, or the same "
     "Idempotency-Key is still being processed",
     413: "Request body too large",
+    415: "Unsupported media type: send the Content-Type the operation declares",
     422: "Invalid request, or Idempotency-Key reused with a different request",
     429: "Rate limit exceeded; see Retry-After",
     503: "A dependency (the pathway engine, the audit log) is unavailable; retry later",
@@ -237,6 +244,30 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {code: {"description": MEANING[code]} for code in codes}
 
 
+# What the facade's errors look like, for the OpenAPI document (the FHIR R4 resource,
+# the elements Linkway fills in).
+OPERATION_OUTCOME: dict[str, Any] = {
+    "type": "object",
+    "required": ["resourceType", "issue"],
+    "properties": {
+        "resourceType": {"const": "OperationOutcome"},
+        "issue": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["severity", "code"],
+                "properties": {
+                    "severity": {"type": "string"},
+                    "code": {"type": "string"},
+                    "details": {"type": "object"},
+                    "diagnostics": {"type": "string"},
+                    "expression": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+        },
+    },
+}
+
 # Parameters optional to FastAPI only so that a missing one is our 400 with its own
 # message, not a generic 422: the document declares them required, as they are.
 REQUIRED = {"Idempotency-Key", "purpose"}
@@ -250,7 +281,8 @@ def document(schema: dict[str, Any], problem_schema: dict[str, Any]) -> dict[str
     components["Problem"] = problem_schema
     for key in ("HTTPValidationError", "ValidationError"):
         components.pop(key, None)
-    for path in schema.get("paths", {}).values():
+    components["OperationOutcome"] = OPERATION_OUTCOME
+    for route, path in schema.get("paths", {}).items():
         for operation in path.values():
             for parameter in operation.get("parameters", []):
                 # A query parameter is absent or a string, never JSON null: say so.
@@ -266,9 +298,11 @@ def document(schema: dict[str, Any], problem_schema: dict[str, Any]) -> dict[str
                     parameter["schema"] = {"type": "string", "minLength": 1, "maxLength": 128}
             for code, answer in operation.get("responses", {}).items():
                 if code.isdigit() and int(code) >= 400:
-                    answer["content"] = {
-                        PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}
-                    }
+                    answer["content"] = (
+                        {FHIR_JSON: {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}}
+                        if is_fhir(route)
+                        else {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                    )
                     answer["description"] = MEANING.get(int(code), answer.get("description", ""))
                     if int(code) in HEADERS:
                         answer["headers"] = HEADERS[int(code)]

@@ -29,6 +29,10 @@ class ProviderHandoff(BaseModel):
     respond_by: datetime | None = Field(description="Absent once the provider has answered.")
     support_level: str | None
     attended: int
+    delivered_code: str | None = Field(
+        default=None, description="What was delivered, once reported completed."
+    )
+    sessions_delivered: int | None = None
 
 
 # Bodies refuse unknown fields, as casework bodies do: a field the API does not know

@@ -183,7 +183,7 @@ _ACCEPTED = responses(400, 401, 403, 404, 413, 422, 429)
     summary="Accept a handoff",
 )
 async def accept(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submitted:
-    return await _respond(request, caller, handoff_id, "accept")
+    return await respond(request, caller, handoff_id, "accept")
 
 
 @router.post(
@@ -197,7 +197,7 @@ async def reject(
     handoff_id: IdPath, body: Rejection, request: Request, caller: TierTwo
 ) -> Submitted:
     await check_strictly(request, Rejection)
-    return await _respond(request, caller, handoff_id, "reject", reason_code=body.reason_code)
+    return await respond(request, caller, handoff_id, "reject", reason_code=body.reason_code)
 
 
 @router.post(
@@ -211,7 +211,7 @@ async def waitlist(
     handoff_id: IdPath, body: Waitlist, request: Request, caller: TierTwo
 ) -> Submitted:
     await check_strictly(request, Waitlist)
-    return await _respond(request, caller, handoff_id, "waitlist", waitlist_band=body.waitlist_band)
+    return await respond(request, caller, handoff_id, "waitlist", waitlist_band=body.waitlist_band)
 
 
 @router.post(
@@ -225,7 +225,7 @@ async def complete(
     handoff_id: str, body: Completion, request: Request, caller: TierTwo
 ) -> Submitted:
     await check_strictly(request, Completion)
-    return await _respond(
+    return await respond(
         request,
         caller,
         handoff_id,
@@ -235,7 +235,7 @@ async def complete(
     )
 
 
-async def _respond(
+async def respond(
     request: Request,
     caller: Caller,
     handoff_id: str,

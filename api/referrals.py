@@ -25,7 +25,7 @@ from temporalio.client import WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 
 from activities.readmodel import EpisodeRow, HandoffRow, MeasurementRow, ReferralRow, ReferrerLink
-from api import schemas
+from api import referrer, schemas
 from api.auth import Caller, require
 from api.commands import IdempotencyKey, caller_key, execute
 from api.cursor import Limit, decode, encode
@@ -64,8 +64,16 @@ async def create_referral(
     caller: Referrer,
     idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
-    d = deps(request)
     await check_strictly(request, schemas.ReferralRequest)
+    return await submit(deps(request), caller, body, idempotency_key)
+
+
+async def submit(
+    d: Deps, caller: Caller, body: schemas.ReferralRequest, idempotency_key: str | None
+) -> JSONResponse:
+    """Make a referral once per Idempotency-Key: ``POST /referrals`` and the FHIR facade's
+    ``POST /fhir/ServiceRequest`` both come here, so a key retried through either door
+    gets the first answer."""
     partner = d.tenancy.partner_for_locality(body.locality)
     if partner is None or (caller.role == "tier_one" and partner.id != caller.partner_id):
         raise Problem(422, "Unknown locality", "no Tier One partner you refer to serves it")
@@ -226,7 +234,8 @@ async def list_referrals(
         query = query.where(col(ReferralRow.referral_id) > after)
     with Session(deps(request).engine) as session:
         rows = list(session.exec(query.limit(limit + 1)))
-    items = [_status(row, episode) for row, episode in rows[:limit]]
+        shown = referrer.views(session, [row for row, _ in rows[:limit]])
+    items = [referrer.status(row, ep, shown[row.referral_id]) for row, ep in rows[:limit]]
     more = len(rows) > limit
     return schemas.ReferralPage(
         items=items, next_cursor=encode(items[-1].referral_id) if more else None
@@ -245,7 +254,8 @@ async def get_status(
     with Session(deps(request).engine) as session:
         row = visible(session, caller, referral_id)
         episode = session.get(EpisodeRow, (row.referral_id, row.episode))
-    return _status(row, episode)
+        view = referrer.views(session, [row])[row.referral_id]
+    return referrer.status(row, episode, view)
 
 
 @router.get(
@@ -320,17 +330,6 @@ def _with_episode() -> Any:
         col(EpisodeRow.number) == col(ReferralRow.episode),
     )
     return select(ReferralRow, EpisodeRow).outerjoin(EpisodeRow, current)
-
-
-def _status(row: ReferralRow, episode: EpisodeRow | None) -> schemas.ReferralStatus:
-    return schemas.ReferralStatus(
-        referral_id=row.referral_id,
-        episode=row.episode,
-        stage=row.stage,
-        opened_at=row.opened_at,
-        ended_at=episode.ended_at if episode else None,
-        dormant_reason=episode.dormant_reason if episode else None,
-    )
 
 
 def _measure(row: MeasurementRow) -> schemas.Measure:

@@ -85,8 +85,32 @@ class ReferralCreated(BaseModel):
     reentry: bool = Field(description="true when the person already had a case")
 
 
+class CodedReason(BaseModel):
+    code: str
+    display: str = Field(description="the reason in words, for the referrer")
+
+
+class ReferrerMilestone(BaseModel):
+    status: str = Field(description="accepted, declined, first_contact, plan_agreed, ...")
+    display: str
+    at: Instant
+    reason: CodedReason | None = None
+    snomed_code: str | None = Field(default=None, description="SNOMED CT, where the UK codes it")
+
+
+class CompletionSummary(BaseModel):
+    """Shown only when the person consented to sharing."""
+
+    goals_achieved: int
+    goal_count: int
+    sessions_attended: int
+    improved_instruments: list[str]
+    ongoing_plan: list[str]
+
+
 class ReferralStatus(BaseModel):
-    """What a referrer may know about a referral it made: where it is, nothing more."""
+    """What a referrer may know about a referral it made: where it is, each milestone and
+    the reason of a decline or an ending; no plan detail, no personal data."""
 
     referral_id: str
     episode: int
@@ -94,6 +118,15 @@ class ReferralStatus(BaseModel):
     opened_at: Instant
     ended_at: Instant | None = None
     dormant_reason: str | None = None
+    status: str = Field(
+        description="received, accepted, declined, first_contact, assessed, plan_agreed, "
+        "reviewed, ended or completed"
+    )
+    reason: CodedReason | None = Field(
+        default=None, description="why it was declined or ended, coded and in words"
+    )
+    milestones: list[ReferrerMilestone]
+    summary: CompletionSummary | None = None
 
 
 class Page(BaseModel):
@@ -127,6 +160,8 @@ class Handoff(BaseModel):
     waitlist_band: str | None
     requested_at: Instant
     attended: int
+    delivered_code: str | None = Field(default=None, description="once completed: what")
+    sessions_delivered: int | None = None
 
 
 class Measure(BaseModel):

@@ -18,6 +18,7 @@ from bench.floor import floor_worker, raw_client
 from infra import temporal
 from infra.db import get_engine
 from infra.settings import Settings
+from workers.tracing import CommandTraceInterceptor
 from workflows.referral import ReferralWorkflow
 
 
@@ -31,6 +32,7 @@ async def build(kind: str, settings: Settings, task_queue: str, cache: int) -> W
             task_queue=task_queue,
             workflows=[ReferralWorkflow],
             activities=[TransitionActivities(engine, settings.event_source).record_transition],
+            interceptors=[CommandTraceInterceptor()],
             max_cached_workflows=cache,
         )
     client = await raw_client(settings.temporal_address)

@@ -61,6 +61,10 @@ class ServiceUsed(EventData):
 )
 class CompletionReported(ReferralEvent):
     report_version: int = Field(ge=1, description="Recorded again: the latest counts.")
+    status: Literal["draft", "final"] = Field(
+        default="final",
+        description="A draft is still being gone over with the person; final is the record.",
+    )
     ended_reason: str | None
     goal_count: int = Field(ge=0)
     goals: list[GoalResult] = Field(max_length=20)

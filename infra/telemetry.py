@@ -15,8 +15,9 @@ providers are process-global and OpenTelemetry refuses to replace them, so ``set
 acts once per process.
 
 Personal data never reaches a span, a metric or a log: instrumentations record SQL with
-placeholders (never bound values) and routes by template; metric attributes are codes
-(command, stage, topic, reason category, metric id); log messages name ids and codes.
+placeholders (never bound values), and routes by template with no client address;
+metric attributes are codes (command, stage, topic, reason category, metric id); log
+messages name ids and codes.
 ``tests/integration/test_personal_data.py`` scans all three.
 """
 
@@ -177,6 +178,24 @@ _ADDRESS_ATTRIBUTES = ("http.target", "http.url", "url.path", "url.full")
 _QUERY_ATTRIBUTES = ("url.query",)
 # A path that matches no route: the client's text, which a span must not carry either.
 UNMATCHED = "{unmatched}"
+# Who called, by network address (old and new conventions, and the forwarded-for form
+# some instrumentations record). The API's callers are partner systems, but also people:
+# a link worker's or a provider administrator's browser, whose IP address is an online
+# identifier (personal data under UK GDPR). A trace needs only the route and the partner;
+# the reverse proxy's access log, under its own retention, is where addresses belong.
+_CLIENT_ADDRESS_ATTRIBUTES = (
+    "net.peer.ip",
+    "client.address",
+    "http.client_ip",
+    "net.sock.peer.addr",
+    "network.peer.address",
+)
+_CLIENT_PORT_ATTRIBUTES = (
+    "net.peer.port",
+    "client.port",
+    "net.sock.peer.port",
+    "network.peer.port",
+)
 
 
 def route_template(scope: dict[str, Any]) -> str:
@@ -193,9 +212,11 @@ def route_template(scope: dict[str, Any]) -> str:
 
 
 def scrub_server_span(span: Any, scope: dict[str, Any]) -> None:
-    """Replace the request's address on its server span by the route template and drop
-    the query string, before anything exports the span (the ASGI instrumentation calls
-    this as the span starts; exporters read it when it ends)."""
+    """Replace the request's address on its server span by the route template, and
+    blank the query string and the client's network address and port, before anything
+    exports the span (the ASGI instrumentation calls this as the span starts; exporters
+    read it when it ends). Attributes cannot be removed from a started span, so they are
+    emptied, as the query string is."""
     if not span.is_recording():
         return
     attributes = getattr(span, "attributes", None) or {}
@@ -207,16 +228,20 @@ def scrub_server_span(span: Any, scope: dict[str, Any]) -> None:
                 host, port = scope.get("server") or ("server", 0)
                 value = f"{scope.get('scheme', 'http')}://{host}:{port}{template}"
             span.set_attribute(key, value)
-    for key in _QUERY_ATTRIBUTES:
+    for key in _QUERY_ATTRIBUTES + _CLIENT_ADDRESS_ATTRIBUTES:
         if key in attributes:
             span.set_attribute(key, "")
+    for key in _CLIENT_PORT_ATTRIBUTES:
+        if key in attributes:
+            span.set_attribute(key, 0)
 
 
 def instrument_app(app: Any, tracer_provider: Any = None) -> None:
     """FastAPI/ASGI server spans, named by route template (``/referrals/{referral_id}``)
     so no id reaches a span name, and with the request's path and URL replaced by that
-    template and the query string dropped (``scrub_server_span``): a query string may
-    carry anything. Probes are left out: they would be most of the traces."""
+    template, the query string dropped and the client's address blanked
+    (``scrub_server_span``): a query string may carry anything, and an IP address may be
+    a person's. Probes are left out: they would be most of the traces."""
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     FastAPIInstrumentor.instrument_app(

@@ -212,6 +212,9 @@ class RecordCompletionReport(Command):
     to the personal-data store first (a case note); this names the note, never the text."""
 
     kind: Literal["completion_report"] = "completion_report"
+    # A draft the link worker goes over with the person before finalising it; only a
+    # final report tells the referrer the episode is completed.
+    status: Literal["draft", "final"] = "final"
     goals: list[GoalOutcome] = Field(default_factory=list, max_length=20)
     ongoing_plan: list[Code] = Field(default_factory=list, max_length=20)
     own_words_note_id: Id | None = None

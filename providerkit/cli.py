@@ -1,4 +1,6 @@
 """``linkway-provider``: receive your handoffs from Linkway and report back, over Kafka.
+``receive`` prints new handoffs and every status change of yours (accepted, cancelled,
+failed, completed with what was delivered); ``--json`` marks a change ``"update": true``.
 
   linkway-provider receive [--csv FILE] [--json] [--follow] [--group ID]
   linkway-provider accept HANDOFF_ID
@@ -100,6 +102,9 @@ def receive(args: argparse.Namespace, state: StateFile, out: TextIO) -> int:
                             _show(handoff, out, args.json)
                             sheet.write(handoff)
                             state.remember(handoff.handoff_id, **_fields(handoff))
+                        update = contract.read_update(record.value, args.provider)
+                        if update is not None:
+                            _show_update(update, out, args.json)
                         read[tp] = record.offset + 1
                 out.flush()
                 sheet.flush()
@@ -225,6 +230,24 @@ def _show(handoff: contract.Handoff, out: TextIO, as_json: bool) -> None:
         f"respond by {handoff.respond_by}",
         file=out,
     )
+
+
+def _show_update(update: contract.HandoffUpdate, out: TextIO, as_json: bool) -> None:
+    """A status change: printed, never written to the handoffs CSV (one row a request)."""
+    if as_json:
+        fields = {k: v for k, v in vars(update).items() if v is not None}
+        print(json.dumps({"update": True, **fields}), file=out)
+        return
+    said = f"{update.occurred_at}  handoff {update.handoff_id}  is now {update.status}"
+    if update.reason_code:
+        said += f" (reason {update.reason_code})"
+    if update.delivered_code:
+        said += f", delivered {update.delivered_code}"
+        if update.sessions_delivered is not None:
+            said += f" in {update.sessions_delivered} session(s)"
+    if update.status in ("cancelled", "failed"):
+        said += ": stop work on it and send nothing more; the person's details are no longer yours"
+    print(said, file=out)
 
 
 class _CsvOut:

@@ -22,6 +22,9 @@ HANDOFFS_PREFIX = "linkway.handoffs."
 RESPONSE_TYPE = "linkway.provider.response.v1"
 ATTENDANCE_TYPE = "linkway.provider.attendance.v1"
 HANDOFF_REQUESTED_TYPE = "linkway.handoff.requested.v1"
+HANDOFF_UPDATED_TYPE = "linkway.handoff.updated.v1"
+# A handoff in one of these is over: stop work on it and report nothing more.
+FINISHED = ("cancelled", "failed", "completed", "rejected")
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=UTF-8")
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c4c1e-3f57-4c8e-9a53-2a1f0c7d5b10")
 
@@ -54,6 +57,24 @@ class Handoff:
     support_level: str
     respond_by: str
     requested_at: str
+
+
+@dataclass(frozen=True)
+class HandoffUpdate:
+    """A status change of one of this provider's handoffs (``linkway.handoff.updated.v1``)."""
+
+    handoff_id: str
+    referral_id: str
+    episode: int
+    status: str
+    reason_code: str | None
+    delivered_code: str | None
+    sessions_delivered: int | None
+    occurred_at: str
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
 
 
 def handoffs_topic(provider_id: str) -> str:
@@ -156,6 +177,28 @@ def read_handoff(value: bytes, provider_id: str) -> Handoff | None:
             support_level=str(data.get("support_level", "")),
             respond_by=str(data["respond_by"]),
             requested_at=str(data["occurred_at"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def read_update(value: bytes, provider_id: str) -> HandoffUpdate | None:
+    """A status change of a handoff made to this provider, or None for anything else."""
+    try:
+        event = json.loads(value)
+        data = event["data"]
+        if event.get("type") != HANDOFF_UPDATED_TYPE or data["provider_id"] != provider_id:
+            return None
+        sessions = data.get("sessions_delivered")
+        return HandoffUpdate(
+            handoff_id=str(data["handoff_id"]),
+            referral_id=str(data["referral_id"]),
+            episode=int(data["episode"]),
+            status=str(data["status"]),
+            reason_code=data.get("reason_code") and str(data["reason_code"]),
+            delivered_code=data.get("delivered_code") and str(data["delivered_code"]),
+            sessions_delivered=None if sessions is None else int(sessions),
+            occurred_at=str(data["occurred_at"]),
         )
     except (ValueError, KeyError, TypeError):
         return None

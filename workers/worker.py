@@ -10,6 +10,7 @@ from temporalio.worker import Worker
 from activities.transitions import TransitionActivities
 from infra.db import get_engine
 from infra.settings import Settings
+from workers.tracing import CommandTraceInterceptor
 from workflows import TASK_QUEUE
 from workflows.referral import ReferralWorkflow
 
@@ -30,6 +31,9 @@ def build_worker(client: Client, settings: Settings, task_queue: str = TASK_QUEU
         task_queue=task_queue,
         workflows=[ReferralWorkflow],
         activities=[transitions.record_transition],
+        # After the client's TracingInterceptor (the worker puts those first): a later
+        # command's activity joins its request's trace (workers.tracing).
+        interceptors=[CommandTraceInterceptor()],
         sticky_queue_schedule_to_start_timeout=STICKY_SCHEDULE_TO_START,
         # On SIGTERM the worker stops polling and lets running activities finish (an
         # activity cut short is retried elsewhere, but a finished one costs nothing).

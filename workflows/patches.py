@@ -9,7 +9,9 @@ that started before it has continued-as-new past it (a referral continues-as-new
 latest when its history reaches ``DEFAULT_HISTORY_LIMIT`` events, so wait for the
 oldest such run to have done so, and check with a replay of production histories).
 
-No patch is in force yet: the committed replay histories (``tests/replay/histories``)
+No patch is in force yet (carrying a later command's trace into its activity needed
+none: it changes only the activity's header, which replay does not compare; see
+docs/workflow-versioning.md): the committed replay histories (``tests/replay/histories``)
 replay against the workflow as it is. The whole procedure, with the state's schema
 versions, is docs/workflow-versioning.md.
 """

@@ -14,7 +14,9 @@ Invariants: every business decision is a pure rule from ``pathway.rules``; a val
 runs the same rule on the current state, so an invalid command is rejected before it
 reaches history; handlers change state synchronously and the run loop is the single
 writer that persists state and events, in order, one activity per batch; deadlines are
-absolute times in state, so they survive continue-as-new.
+absolute times in state, so they survive continue-as-new. A batch's activity runs in the
+trace of the last update or signal that changed it (``workflows.tracing``), not the
+workflow's own, so a later command's work is in its request's trace.
 
 Continue-as-new carries the state and any events not yet persisted. The server refuses
 continue-as-new while new signals keep landing during the task (temporalio/temporal#1289),
@@ -48,6 +50,11 @@ with workflow.unsafe.imports_passed_through():
         RecordTransitionResult,
         ReferralInput,
     )
+
+    # By name from the module itself: `from workflows import tracing` would load a copy
+    # of the module inside the sandbox, whose context variables the worker's interceptor
+    # never sets (tests/workflow/test_command_trace_dev_server.py would fail).
+    from workflows.tracing import Carrier, caller, persisting_for
 
 PERSIST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
@@ -97,6 +104,11 @@ class ReferralWorkflow:
     def __init__(self, input: ReferralInput) -> None:
         self._history_limit = input.history_limit
         self._pending: list[OutgoingEvent] = list(input.pending)
+        # The trace of the last update or signal whose change is pending, so that the
+        # activity persisting it joins that request's trace (``workflows.tracing``). Not
+        # state: it is rebuilt on replay from the headers in history, and a batch carried
+        # across continue-as-new is persisted in the new run's own trace.
+        self._caller: Carrier | None = None
         if input.state is not None:
             self._state = input.state
             self._persisted = input.persisted_version
@@ -175,21 +187,30 @@ class ReferralWorkflow:
         )
 
     async def _persist(self) -> None:
-        state, batch = self._state, self._pending
-        self._pending = []
-        await workflow.execute_activity(
-            RECORD_TRANSITION,
-            RecordTransitionInput(view=view(state), episodes=episodes(state)[-2:], events=batch),
-            result_type=RecordTransitionResult,
-            start_to_close_timeout=timedelta(seconds=30),
-            retry_policy=PERSIST_RETRY,
-        )
+        state, batch, requester = self._state, self._pending, self._caller
+        self._pending, self._caller = [], None
+        # The same command as ever (one activity, same input); only its trace header
+        # differs, which replay does not compare.
+        with persisting_for(requester):
+            persisted = workflow.start_activity(
+                RECORD_TRANSITION,
+                RecordTransitionInput(
+                    view=view(state), episodes=episodes(state)[-2:], events=batch
+                ),
+                result_type=RecordTransitionResult,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=PERSIST_RETRY,
+            )
+        await persisted
         self._persisted = state.version
 
     def _ctx(self) -> rules.Context:
         return rules.Context(now=workflow.now(), new_id=lambda: str(workflow.uuid4()))
 
     def _take(self, decision: rules.Decision) -> None:
+        if decision.state.version != self._state.version:
+            # In a handler, the caller's trace; in the main loop (a deadline), none.
+            self._caller = caller() or self._caller
         self._state = decision.state
         self._pending.extend(_outgoing(event_id, data) for event_id, data in decision.events)
 

@@ -4,7 +4,9 @@ and follow-up with their changes, the services used and sessions attended, and e
 structured goal's attainment at the review and follow-up); the link worker may say how
 each goal went instead, and adds the ongoing plan (codes) and, by reference, the
 person's own words (a case note in the personal-data store). Recording it again
-replaces it."""
+replaces it. The link worker may record it as a draft first (gone over with the person,
+recorded again as often as needed) and then final; a final report is never turned back
+into a draft, only recorded again final, and only a final one states completion."""
 
 from __future__ import annotations
 
@@ -33,12 +35,18 @@ def record(state: CaseState, c: cmd.RecordCompletionReport, ctx: Context) -> Dec
             f"goals are numbered 1 to {ep.goal_count} (the plan's goal_count), each once"
         )
     previous = ep.completion_report
+    if previous is not None and previous.status == "final" and c.status == "draft":
+        raise Conflict(
+            f"episode {ep.number}'s completion report is final; record it again as final "
+            "to correct it"
+        )
     ep.own_words_note_id = c.own_words_note_id
     report = lifecycle(
         state,
         ctx,
         CompletionReported,
         report_version=previous.report_version + 1 if previous else 1,
+        status=c.status,
         ended_reason=ep.dormant_reason,
         goal_count=ep.goal_count,
         goals=_goal_results(ep, c),
@@ -60,7 +68,9 @@ def record(state: CaseState, c: cmd.RecordCompletionReport, ctx: Context) -> Dec
     )
     ep.completion_report = report
     decision = Decision(state)
-    outcomes.completion(state, decision, ctx, report, decision.emit(ctx, report))
+    report_id = decision.emit(ctx, report)
+    if report.status == "final":  # a draft is not yet the evidence a payment rests on
+        outcomes.completion(state, decision, ctx, report, report_id)
     return decision
 
 

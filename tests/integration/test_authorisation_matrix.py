@@ -120,6 +120,10 @@ def operations() -> list[Op]:
         Op("GET", "/audit", frozenset({"admin"})),
         # Only once an episode has ended with a report; its scoping is tested with it
         # (tests/integration/test_completion_report.py).
+        # The message back carries the NHS number: the referring practice's alone.
+        Op("GET", "/referrals/{referral_id}/message-back", frozenset({"referrer"})),
+        Op("GET", "/fhir/ServiceRequest/{referral_id}", frozenset(READERS)),
+        Op("GET", "/fhir/ServiceRequest", frozenset(READERS)),
         Op(
             "GET",
             "/referrals/{referral_id}/completion-report",
@@ -136,6 +140,13 @@ def operations() -> list[Op]:
         ("PUT", "/directory/services/{service_id}", frozenset({"admin"})),
         ("PUT", "/directory/services/{service_id}/capacity", frozenset({"admin"})),
         ("POST", "/directory/import", frozenset({"admin"})),
+        ("GET", "/fhir/metadata", everyone),
+        # A referral made through the facade: its scoping is POST /referrals's own path.
+        ("POST", "/fhir/ServiceRequest", frozenset({"referrer", "tier_one"})),
+        ("GET", "/fhir/Task", frozenset({"tier_two"})),
+        ("GET", "/fhir/Task/{handoff_id}", frozenset({"tier_two"})),
+        ("PUT", "/fhir/Task/{handoff_id}", frozenset({"tier_two"})),
+        ("PATCH", "/fhir/Task/{handoff_id}", frozenset({"tier_two"})),
         # The dashboard's panels: the KPIs, for contract managers and Tier One partners
         # (scoped in api.dashboard.sources; tests/integration/test_dashboard_browser.py).
         ("GET", "/dashboard/panels/{panel}", frozenset({"contract_manager", "tier_one"})),
@@ -394,6 +405,10 @@ async def test_lists_hold_only_what_is_in_scope(http: httpx.AsyncClient, api: Th
         "opened_at",
         "ended_at",
         "dormant_reason",
+        "status",
+        "reason",
+        "milestones",
+        "summary",
     }
 
 

@@ -146,6 +146,22 @@ async def test_the_tool_over_kafka_and_the_http_api_give_the_same_result(
     listed = (await harness.http.get(f"/provider/handoffs/{hid}", headers=headers)).json()
     assert (listed["status"], listed["attended"], listed["respond_by"]) == ("in-progress", 3, None)
 
+    # The tool prints what became of its handoff, each a linkway.handoff.updated.v1 on its
+    # topic: in progress (the first attendance), after accepted if the acceptance was
+    # applied first (answers and attendance are separate topics, so either may come
+    # first); the CSV sheet stays one row per handoff request.
+    updates: list[dict[str, Any]] = []
+
+    async def in_progress_printed() -> bool:
+        _, changes = await harness.tool(walks, "receive", "--json", "--csv", str(sheet))
+        updates.extend(u for u in json_lines(changes) if u.get("update"))
+        return any(u["status"] == "in-progress" for u in updates)
+
+    await eventually(in_progress_printed)
+    assert {u["handoff_id"] for u in updates} == {kafka_handoffs[walks]}
+    assert [u["status"] for u in updates] in (["accepted", "in-progress"], ["in-progress"])
+    assert len(list(csv.DictReader(sheet.open()))) == 1
+
 
 async def test_reporting_on_another_providers_handoff_changes_nothing(
     harness: Harness,

@@ -5,10 +5,13 @@ this process (their spans and metrics land in the in-memory readers of ``telemet
 The trace of ``POST /referrals`` runs: the API's server span -> the workflow update and
 its activity (Temporal's interceptor) -> the SQL that writes the outbox row -> the
 relay's send (kafka-python instrumentation, parented by the context stored on the row)
--> the payment consumer's handling (faststream). The plan's trace runs on to the claim
-the payment engine makes for its engagement outcome, and, when the provider sends its
-response with the handoff's trace context (as a partner that propagates W3C context
-does), through the provider consumer into the workflow's signal.
+-> the payment consumer's handling (faststream). A later command's request (the plan)
+has a trace of its own that runs the same way (``workers.tracing``): through the
+activity for the transition it caused, the relay's sends, the payment engine's claim
+and ledger entry for its engagement outcome, and the handoff; when the provider sends
+its response with the handoff's trace context (as a partner that propagates W3C context
+does), through the provider consumer into the workflow's signal and the activity that
+records it. A provider's attendance report over HTTP has its own trace the same way.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -39,6 +42,7 @@ from payments.engine import PaymentEngine
 from tests.conftest import Telemetry, free_port, temporal_address
 from tests.integration.stack import Stack, running_stack
 from workers import payments, providers
+from workflows import RECORD_TRANSITION
 
 pytestmark = pytest.mark.integration
 
@@ -102,6 +106,10 @@ def in_trace(spans: list[ReadableSpan], trace_id: int) -> list[ReadableSpan]:
 
 def handled(spans: list[ReadableSpan], kind: SpanKind, topic: str) -> list[ReadableSpan]:
     return [s for s in spans if s.kind == kind and topic in s.name]
+
+
+def statement(span: ReadableSpan) -> str:
+    return str((span.attributes or {}).get("db.statement", ""))
 
 
 def server_span(spans: list[ReadableSpan], route: str) -> ReadableSpan:
@@ -193,10 +201,10 @@ async def test_one_trace_runs_from_the_request_through_every_process_and_metrics
             for s in received
         ), [(s.name, s.parent) for s in received]
 
-        # A later command: its request's trace reaches the workflow's update handler. The
-        # workflow's single loop then runs the activity in the workflow's own trace (the
-        # one its creation began), so the plan's outcome, claim and handoff join that
-        # trace: one trace per referral's processing, whichever request moved it.
+        # A later command: its request's trace runs on through the workflow's activity
+        # for the transition it caused (workers.tracing), the outbox row and the relay's
+        # send, to the payment consumer's claim and the ledger entry for the plan's
+        # engagement outcome; the referral's first trace gets none of it.
         await command(stack, rid, "accept", {"link_worker_id": "lw-1"})
         await command(stack, rid, "contact-attempts", {"outcome": "contacted"})
         await command(stack, rid, "assessment", {"support_level": "2", "measures": [WEMWBS]})
@@ -207,20 +215,28 @@ async def test_one_trace_runs_from_the_request_through_every_process_and_metrics
             list(telemetry.spans.get_finished_spans()), "POST /referrals/{referral_id}/plan"
         )
         assert planned.context is not None
-        update = in_trace(list(telemetry.spans.get_finished_spans()), planned.context.trace_id)
-        assert any(s.name == "StartWorkflowUpdate:agree_plan" for s in update), {
-            s.name for s in update
-        }
-        second = first
+        second = planned.context.trace_id
+        assert second != first
 
         def reached_claim(spans: list[ReadableSpan]) -> bool:
             return bool(handled(in_trace(spans, second), SpanKind.CONSUMER, topics.OUTCOMES))
 
-        trace = in_trace(await spans_until(telemetry, reached_claim), second)
-        assert handled(trace, SpanKind.PRODUCER, topics.OUTCOMES)
-        assert handled(trace, SpanKind.CONSUMER, topics.OUTCOMES), {s.name for s in trace}
+        spans = await spans_until(telemetry, reached_claim)
+        trace = in_trace(spans, second)
+        names = {s.name for s in trace}
+        assert {"StartWorkflowUpdate:agree_plan", f"RunActivity:{RECORD_TRANSITION}"} <= names
+        assert handled(trace, SpanKind.PRODUCER, topics.OUTCOMES), sorted(names)
+        assert handled(trace, SpanKind.CONSUMER, topics.OUTCOMES), sorted(names)
+        assert handled(trace, SpanKind.PRODUCER, topics.HANDOFFS_PREFIX + WALKS)
+        assert any("INSERT INTO ledger_entries" in statement(s) for s in trace), sorted(names)
+        # The update's handler span stays in the workflow's trace, linked to the request.
+        handler = [s for s in spans if s.name == "HandleUpdate:agree_plan"]
+        assert handler and handler[0].context is not None
+        assert handler[0].context.trace_id == first
+        assert any(link.context.trace_id == second for link in handler[0].links)
+        assert not [s for s in in_trace(spans, first) if s.name.startswith("RunActivity")]
 
-        # The provider answers the handoff, carrying its trace context back.
+        # The provider answers the handoff over Kafka, carrying its trace context back.
         handoff_id, context = await asyncio.to_thread(handoff_trace_context, broker, rid)
         assert context, "the handoff carried no trace context"
         answer = new_event(
@@ -237,6 +253,7 @@ async def test_one_trace_runs_from_the_request_through_every_process_and_metrics
         )
         # The provider continues the handoff's trace, as a partner using OpenTelemetry
         # does: its producer's span (instrumented here too) injects the context.
+        telemetry.spans.clear()
         producer = KafkaProducer(bootstrap_servers=broker)
         token = otel_context.attach(propagate.extract({k: v.decode() for k, v in context}))
         try:
@@ -249,16 +266,44 @@ async def test_one_trace_runs_from_the_request_through_every_process_and_metrics
 
         def reached_provider_inbound(spans: list[ReadableSpan]) -> bool:
             # The consumer's span ends when its handler returns, after sending the signal;
-            # the workflow handles the signal on its own time.
+            # the workflow then persists the handoff's acceptance in the same trace.
             trace = in_trace(spans, second)
             return bool(handled(trace, SpanKind.CONSUMER, topics.PROVIDER_RESPONSES)) and any(
-                s.name == "HandleSignal:provider_responded" for s in trace
+                s.name.startswith("RunActivity") for s in trace
             )
 
         trace = in_trace(await spans_until(telemetry, reached_provider_inbound), second)
         assert handled(trace, SpanKind.CONSUMER, topics.PROVIDER_RESPONSES)
-        assert any(s.name.startswith("SignalWorkflow") for s in trace)
-        assert any(s.name == "HandleSignal:provider_responded" for s in trace)
+        assert any(s.name == "SignalWorkflow:provider_responded" for s in trace)
+        assert any(s.name == f"RunActivity:{RECORD_TRANSITION}" for s in trace)
+
+        # The provider reports a session over HTTP: the signal, the activity, the relay's
+        # send and the payment consumer's handling of the lifecycle event, in its trace.
+        telemetry.spans.clear()
+        reported = await stack.http.post(
+            f"/provider/handoffs/{handoff_id}/attendance",
+            json={"session_date": date.today().isoformat(), "status": "attended"},
+            headers=stack.auth(f"tier_two:{WALKS}"),
+        )
+        assert reported.status_code == 202, reported.text
+        attended = server_span(
+            list(telemetry.spans.get_finished_spans()),
+            "POST /provider/handoffs/{handoff_id}/attendance",
+        )
+        assert attended.context is not None
+        third = attended.context.trace_id
+        # The client's address is not on a server span (infra.telemetry.scrub_server_span).
+        seen = dict(attended.attributes or {})
+        assert not any(seen.get(k) for k in ("net.peer.ip", "client.address")), seen
+
+        def reached_lifecycle(spans: list[ReadableSpan]) -> bool:
+            return bool(handled(in_trace(spans, third), SpanKind.CONSUMER, topics.REFERRALS))
+
+        trace = in_trace(await spans_until(telemetry, reached_lifecycle), third)
+        names = {s.name for s in trace}
+        assert {"SignalWorkflow:attendance_reported", f"RunActivity:{RECORD_TRANSITION}"} <= names
+        assert handled(trace, SpanKind.PRODUCER, topics.REFERRALS), sorted(names)
+        assert handled(trace, SpanKind.CONSUMER, topics.REFERRALS), sorted(names)
 
         # Metrics, from the in-memory reader.
         deadline = time.monotonic() + 30

@@ -16,10 +16,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.sdk.trace import TracerProvider
 from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
+from activities.transitions import TransitionActivities
 from infra.db import make_engine
 from ops.devstack import temporal_bin
 from ops.tables import create_tables
@@ -28,12 +32,12 @@ from tests.workflow.helpers import (
     WEMWBS_HIGH,
     WEMWBS_LOW,
     command,
-    make_worker,
     start_referral,
     to_supported,
     walks,
     wemwbs,
 )
+from workers.tracing import CommandTraceInterceptor
 from workflows.referral import ReferralWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -173,12 +177,68 @@ async def casework_goals_midpoint_activity(client: Client) -> WorkflowHandle[Any
     return handle
 
 
+async def traced_commands(client: Client) -> WorkflowHandle[Any, Any]:
+    """Commands and provider facts each sent in a trace of its own, as the API and the
+    inbound consumer send them: updates, signals and the activities carry trace headers
+    (workers.tracing puts each batch's activity in its caller's trace), including a fact
+    that changes nothing and a batch a deadline made after a command."""
+    from datetime import UTC, date, datetime
+
+    tracer = TRACER_PROVIDER.get_tracer("replay-recording")
+    with tracer.start_as_current_span("POST /referrals"):
+        handle = await start_referral(client, QUEUE)
+    for name, update, args in (
+        ("accept", ReferralWorkflow.accept_referral, command(cmd.AcceptReferral)),
+        (
+            "contact",
+            ReferralWorkflow.record_contact_attempt,
+            command(cmd.RecordContactAttempt, outcome="contacted"),
+        ),
+        (
+            "assess",
+            ReferralWorkflow.record_assessment,
+            command(cmd.RecordAssessment, support_level="2", measures=[wemwbs(WEMWBS_LOW)]),
+        ),
+        (
+            "plan",
+            ReferralWorkflow.agree_plan,
+            command(cmd.AgreePlan, goal_count=1, prescriptions=walks("walking-group")),
+        ),
+    ):
+        with tracer.start_as_current_span(name):
+            await handle.execute_update(update, args)
+    handoff_id = next(iter((await handle.query(ReferralWorkflow.get_state)).episode.handoffs))
+    for event_id, handoff in (("att-1", handoff_id), ("att-unknown", "no-such-handoff")):
+        with tracer.start_as_current_span(f"attendance {event_id}"):
+            await handle.signal(
+                ReferralWorkflow.attendance_reported,
+                cmd.AttendanceRecorded(
+                    event_id=event_id,
+                    handoff_id=handoff,
+                    provider_id="walking-group",
+                    occurred_at=datetime.now(UTC),
+                    session_date=date.today(),
+                    status="attended",
+                ),
+            )
+    with tracer.start_as_current_span("assign"):
+        await handle.execute_update(
+            ReferralWorkflow.assign_link_worker,
+            command(cmd.AssignLinkWorker, link_worker_id="lw-2"),
+        )
+    return handle
+
+
 SCENARIOS: dict[str, Scenario] = {
     "short_path": short_path,
     "long_path_with_reentries": long_path_with_reentries,
     "continued_as_new": continued_as_new,
     "casework_goals_midpoint_activity": casework_goals_midpoint_activity,
+    "traced_commands": traced_commands,
 }
+# Recording spans (exported nowhere), so that the client's TracingInterceptor writes trace
+# headers as it does in production; the histories before traced_commands had none.
+TRACER_PROVIDER = TracerProvider()
 
 
 async def record(names: list[str] | None = None, suffix: str = "v1") -> None:
@@ -192,11 +252,21 @@ async def record(names: list[str] | None = None, suffix: str = "v1") -> None:
         with tempfile.TemporaryDirectory() as tmp:
             engine = make_engine(f"sqlite:///{tmp}/replay.db")
             create_tables(engine)
-            async with make_worker(env.client, engine, QUEUE):
+            # As production runs them: the client's tracing interceptor, then the worker's.
+            tracer = TRACER_PROVIDER.get_tracer("replay-recording")
+            client = Client(**{**env.client.config(), "interceptors": [TracingInterceptor(tracer)]})
+            activities = TransitionActivities(engine, "urn:linkway:test")
+            async with Worker(
+                client,
+                task_queue=QUEUE,
+                workflows=[ReferralWorkflow],
+                activities=[activities.record_transition],
+                interceptors=[CommandTraceInterceptor()],
+            ):
                 for name in chosen:
-                    handle = await SCENARIOS[name](env.client)
+                    handle = await SCENARIOS[name](client)
                     # The first run: for the continue-as-new scenario it ends by handing over.
-                    first = env.client.get_workflow_handle(
+                    first = client.get_workflow_handle(
                         handle.id, run_id=handle.first_execution_run_id
                     )
                     history = await first.fetch_history()

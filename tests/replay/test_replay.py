@@ -3,14 +3,18 @@ sequence that is not behind ``workflow.patched`` fails here."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workers.tracing import CommandTraceInterceptor
 from workflows.referral import ReferralWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -23,6 +27,7 @@ def test_the_recorded_paths_are_committed():
         "long_path_with_reentries",
         "continued_as_new",
         "casework_goals_midpoint_activity",
+        "traced_commands",
     } <= names
 
 
@@ -42,8 +47,61 @@ def test_continue_as_new_history_ends_by_handing_over():
     )
 
 
+def _trace_ids(event: dict[str, Any]) -> str | None:
+    """The trace id in an event's ``_tracer-data`` header (TracingInterceptor's)."""
+    attributes = next(v for k, v in event.items() if k.endswith("EventAttributes"))
+    if "acceptedRequest" in attributes:
+        attributes = attributes["acceptedRequest"]["input"]
+    field = attributes.get("header", {}).get("fields", {}).get("_tracer-data")
+    if field is None:
+        return None
+    carrier = json.loads(base64.b64decode(field["data"]))
+    return str(carrier["traceparent"].split("-")[1])
+
+
+def test_the_traced_history_shows_each_activity_in_its_callers_trace():
+    """As recorded (workers.tracing): each batch's activity carries the trace of the last
+    command or fact that changed the case; a fact that changed nothing (the second
+    attendance report, for an unknown handoff) is in no activity's trace."""
+    path = next(p for p in HISTORIES if p.name.startswith("traced_commands"))
+    events = json.loads(path.read_text())["events"]
+    callers = [
+        _trace_ids(e)
+        for e in events
+        if e["eventType"]
+        in (
+            "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED",
+            "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED",
+            "EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED",
+        )
+    ]
+    activities = [
+        _trace_ids(e) for e in events if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ]
+    # Started, accept, contact, assess, plan, attended, the unknown handoff's, assign.
+    assert len(callers) == 8 and None not in callers and len(set(callers)) == 8
+    # The workflow's first task took the start and the accept together: one batch, in the
+    # trace of its last command (the API's update-with-start waits for the creation's
+    # batch, so there a creation is persisted in its own request's trace).
+    assert activities == callers[1:6] + callers[7:]
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_recorded_history_replays(path: Path):
     history = WorkflowHistory.from_json(f"replay-{path.stem}", path.read_text())
+    # With the interceptors the worker runs (the client's, then the worker's own).
+    replayer = Replayer(
+        workflows=[ReferralWorkflow],
+        data_converter=pydantic_data_converter,
+        interceptors=[TracingInterceptor(), CommandTraceInterceptor()],
+    )
+    await replayer.replay_workflow(history)
+
+
+async def test_the_traced_history_replays_without_the_tracing_interceptors():
+    """The trace headers are not part of the commands: a worker without the interceptors
+    (one rolled back past workers.tracing) replays a history recorded with them."""
+    path = next(p for p in HISTORIES if p.name.startswith("traced_commands"))
+    history = WorkflowHistory.from_json("replay-untraced", path.read_text())
     replayer = Replayer(workflows=[ReferralWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)

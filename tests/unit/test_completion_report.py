@@ -91,6 +91,37 @@ def test_goals_are_the_plans_numbered_goals_each_once(goals: list[int]) -> None:
         )
 
 
+def test_a_draft_is_gone_over_then_finalised_and_a_final_one_stays_final() -> None:
+    case = _ended_after_support()
+    draft = only(case.do(cmd.RecordCompletionReport, status="draft"), CompletionReported)
+    redrafted = only(
+        case.do(cmd.RecordCompletionReport, status="draft", ongoing_plan=["self_managing"]),
+        CompletionReported,
+    )
+    final = only(
+        case.do(cmd.RecordCompletionReport, ongoing_plan=["self_managing"]), CompletionReported
+    )
+
+    assert [(r.status, r.report_version) for r in (draft, redrafted, final)] == [
+        ("draft", 1),
+        ("draft", 2),
+        ("final", 3),
+    ]
+    with pytest.raises(rules.Conflict, match="is final"):
+        case.do(cmd.RecordCompletionReport, status="draft")
+
+
+def test_only_a_final_report_states_completion() -> None:
+    from events.outcome import CompletionAchieved
+
+    case = _ended_after_support()
+    drafted = case.do(cmd.RecordCompletionReport, status="draft")
+    final = case.do(cmd.RecordCompletionReport)
+
+    assert not [d for _, d in drafted.events if isinstance(d, CompletionAchieved)]
+    assert only(final, CompletionAchieved).report_version == 2
+
+
 def test_the_page_shows_each_goal_s_category_and_own_words_and_the_mid_point() -> None:
     from api.completion_report import render
     from events.completion import GoalResult, MeasureChange

@@ -445,6 +445,26 @@ def test_collector_sends_traces_to_the_trace_viewer() -> None:
     assert config["receivers"]["otlp"]["protocols"]["http"]["endpoint"].endswith(":4318")
 
 
+def test_collector_drops_every_attribute_linkway_blanks_on_server_spans() -> None:
+    """Second line of defence: what scrub_server_span empties (the query string, the
+    caller's address and port), the collector deletes from every span it forwards."""
+    from infra import telemetry
+
+    config = load(COLLECTOR)
+    assert "attributes/scrub" in config["service"]["pipelines"]["traces"]["processors"]
+    deleted = {
+        a["key"]
+        for a in config["processors"]["attributes/scrub"]["actions"]
+        if a["action"] == "delete"
+    }
+    blanked = {
+        *telemetry._QUERY_ATTRIBUTES,
+        *telemetry._CLIENT_ADDRESS_ATTRIBUTES,
+        *telemetry._CLIENT_PORT_ATTRIBUTES,
+    }
+    assert blanked <= deleted, sorted(blanked - deleted)
+
+
 def test_production_docs_name_every_setting() -> None:
     text = DOCS.read_text()
     missing = [f for f in Settings.model_fields if f"LINKWAY_{f.upper()}" not in text]

@@ -159,3 +159,38 @@ def test_the_tool_runs_as_a_module_and_explains_itself() -> None:
         cwd=Path(contract.__file__).parent.parent,
     )
     assert "receive" in shown.stdout and "report" in shown.stdout
+
+
+def test_the_tool_reads_the_status_changes_of_its_own_handoffs() -> None:
+    from datetime import UTC, datetime
+
+    from events.handoff import HandoffUpdated
+
+    def event(provider_id: str, **changes: object) -> bytes:
+        data = HandoffUpdated(
+            handoff_id="h-1",
+            referral_id="r-1",
+            episode=1,
+            provider_id=provider_id,
+            status="completed",
+            delivered_code="course_completed",
+            sessions_delivered=6,
+            occurred_at=datetime(2026, 7, 1, tzinfo=UTC),
+        ).model_dump(mode="json")
+        return json.dumps({"type": HandoffUpdated.TYPE, "data": {**data, **changes}}).encode()
+
+    done = contract.read_update(event("walking-group"), "walking-group")
+    cancelled = contract.read_update(
+        event("walking-group", status="cancelled", reason_code="plan_revised", delivered_code=None),
+        "walking-group",
+    )
+
+    assert done is not None and (done.status, done.delivered_code, done.sessions_delivered) == (
+        "completed",
+        "course_completed",
+        6,
+    )
+    assert cancelled is not None and cancelled.finished and cancelled.reason_code == "plan_revised"
+    assert contract.read_update(event("befriending"), "walking-group") is None
+    assert contract.read_handoff(event("walking-group"), "walking-group") is None
+    assert contract.read_update(b"{}", "walking-group") is None

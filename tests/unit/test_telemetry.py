@@ -108,6 +108,57 @@ async def test_server_spans_carry_the_route_template_never_the_path_or_query() -
         assert number not in seen and name not in seen, seen
 
 
+async def test_server_spans_carry_no_client_address_or_port() -> None:
+    """An API caller may be a person's browser (a link worker, a provider administrator),
+    and an IP address is an online identifier: the server span keeps neither the
+    client's address nor its port, under the old or the new conventions' names."""
+    import httpx
+    from fastapi import FastAPI
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from infra.telemetry import instrument_app, scrub_server_span
+
+    exported = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exported))
+    app = FastAPI()
+
+    @app.get("/referrals/{referral_id}")
+    async def one(referral_id: str) -> dict[str, str]:
+        return {"status": "open"}
+
+    instrument_app(app, tracer_provider=provider)
+    address, port = "203.0.113.7", 51234
+    transport = httpx.ASGITransport(app=app, client=(address, port))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as http:
+        assert (await http.get("/referrals/r-1")).status_code == 200
+    (server,) = [s for s in exported.get_finished_spans() if s.kind == trace.SpanKind.SERVER]
+    seen = dict(server.attributes or {})
+    assert address not in repr(seen) and port not in seen.values(), seen
+    assert seen["http.route"] == "/referrals/{referral_id}"  # the span is still useful
+
+    # Whichever convention the instrumentation was set to (OTEL_SEMCONV_STABILITY_OPT_IN):
+    # the new names, and the forwarded-for form, are blanked too.
+    every = {
+        "net.peer.ip": address,
+        "client.address": address,
+        "http.client_ip": address,
+        "network.peer.address": address,
+        "net.sock.peer.addr": address,
+        "net.peer.port": port,
+        "client.port": port,
+        "network.peer.port": port,
+        "net.sock.peer.port": port,
+        "server.address": "api.test",
+    }
+    with provider.get_tracer("test").start_as_current_span("s", attributes=every) as span:
+        scrub_server_span(span, {"type": "http", "path": "/", "client": (address, port)})
+        left = dict(span.attributes or {})  # type: ignore[attr-defined]
+    assert address not in repr(left) and port not in left.values(), left
+    assert left["server.address"] == "api.test"
+
+
 # What opentelemetry-instrumentation-sqlalchemy listens to on each engine (and its pool).
 HOOKED_EVENTS = (
     "before_cursor_execute",
