@@ -1,8 +1,8 @@
 """Reporting answered in SQL: indexes on the KPIs' filter columns and episode look-ups,
 and each episode's consent to evaluation.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 
 Why: the KPIs are now GROUP BY queries whose filters (partner, locality, source, referring
 practice, support level, period) are WHERE clauses, and whose facts (handoffs, sessions,
@@ -22,8 +22,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
