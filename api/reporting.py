@@ -130,15 +130,7 @@ def list_reports(caller: Reader) -> list[KpiLink]:
 
 @cache
 def _titles() -> dict[str, str]:
-    empty = kpis.View(kpis.Data(), kpis.Filters(), _empty_context())
-    return {name: kpi.compute(empty).title for name, kpi in kpis.KPIS.items()}
-
-
-def _empty_context() -> kpis.Context:
-    from pathway.config import load
-    from payments.ratebook import RateCardBook
-
-    return kpis.Context(load("default"), RateCardBook([]), default_registry())
+    return {name: kpi.title for name, kpi in kpis.KPIS.items()}
 
 
 @router.get(
@@ -171,11 +163,10 @@ def get_report(request: Request, kpi: KpiName, caller: Reader, filters: FiltersD
 def _evaluation(request: Request, filters: kpis.Filters) -> list[dict[str, Any]]:
     d = deps(request)
     ctx = kpis.Context(d.config, d.payments.book, default_registry())
-    with Session(d.engine) as session:
-        data = kpis.load(session)
     settings = getattr(request.app.state, "settings", None) or get_settings()
     key = export.evaluation_key(settings.evaluation_key, settings.data_dir)
-    return export.evaluation_rows(kpis.View(data, filters, ctx), key)
+    with Session(d.engine) as session:
+        return export.evaluation_rows(kpis.View(session, filters, ctx), key)
 
 
 @router.get(

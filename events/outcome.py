@@ -15,11 +15,9 @@ from pydantic import Field
 from events import topics
 from events.catalogue import EventData, event_type
 from events.ids import Code, Id
-from events.referral import MeasureScores
+from events.referral import ConsentPurpose, MeasureScores
 
-# What a person may consent to, each separately: sharing their details with Tier Two
-# providers, using their outcome data as evidence for payment, and evaluation.
-ConsentPurpose = Literal["provider_sharing", "payment_evidence", "evaluation"]
+__all__ = ["ConsentPurpose"]
 
 
 class OutcomeEvent(EventData):

@@ -128,6 +128,11 @@ class MeasureScores(EventData):
     administered_at: datetime
 
 
+# What a person may consent to, each separately: sharing their details with Tier Two
+# providers, using their outcome data as evidence for payment, and evaluation.
+ConsentPurpose = Literal["provider_sharing", "payment_evidence", "evaluation"]
+
+
 @event_type(
     "linkway.referral.assessed.v1",
     topics.REFERRALS,
@@ -136,6 +141,15 @@ class MeasureScores(EventData):
 class ReferralAssessed(ReferralEvent):
     support_level: str
     baseline: list[MeasureScores] = Field(max_length=20)
+    consent_purposes: list[ConsentPurpose] | None = Field(
+        default=None,
+        max_length=3,
+        description=(
+            "The purposes beyond sharing with providers the person consented to, asked "
+            "separately at the assessment (payment_evidence, evaluation); null when they "
+            "were not asked (earlier producers, or an assessment recorded without them)."
+        ),
+    )
 
 
 class PrescriptionRef(EventData):

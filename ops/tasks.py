@@ -123,12 +123,12 @@ def synthetic(settings: Settings, args: argparse.Namespace) -> int:
     the pathway's real rules; for the benchmark and for trying the KPIs, never production)."""
     from pathway.config import load
     from reporting import synthetic as made
-    from reporting.rebuild import apply_records, ensure_tables
+    from reporting.rebuild import ensure_tables
 
     engine = _engine(settings, "synthetic")
     ensure_tables(engine)
-    records = made.year(args.referrals, load(settings.pathway_profile), seed=args.seed)
-    print(f"applied {apply_records(engine, records)} events of {args.referrals} referrals")
+    folded = made.fill(engine, args.referrals, load(settings.pathway_profile), seed=args.seed)
+    print(f"folded {folded} events of {args.referrals} referrals")
     return 0
 
 

@@ -11,6 +11,7 @@ import re
 import tomllib
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -66,6 +67,11 @@ class LevelSettings(BaseModel):
 
 class PathwayConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> PathwayConfig:
+        """Shared, not copied: it is frozen and nothing changes it in place, and every rule
+        deep-copies the case's state (which holds it) before deciding."""
+        return self
 
     profile: str
     first_contact_due: str = "5 working days"

@@ -15,12 +15,25 @@ import json
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from reporting.kpis import Context, Filters, Table, View, improved_by_episode
-from reporting.project import utc
+import sqlalchemy as sa
+
+from reporting.kpis import (
+    DAY,
+    EP,
+    HO,
+    MEA,
+    OUT,
+    SES,
+    Context,
+    Filters,
+    Table,
+    View,
+    count_if,
+    improved_by_episode,
+)
 
 
 def table_json(table: Table, filters: Filters, suppressed: bool) -> bytes:
@@ -65,6 +78,12 @@ EVALUATION_COLUMNS: tuple[Column, ...] = (
     Column("referrer_org_id", "string", "The referring organisation (practice) code"),
     Column("support_level", "string", "Support level set at assessment"),
     Column("received_month", "string", "Month the episode's referral was received (YYYY-MM)"),
+    Column(
+        "evaluation_consent",
+        "boolean",
+        "The person consented to evaluation (true); empty: never asked, and the measure "
+        "columns are blank. Episodes whose person refused are not in the dataset",
+    ),
     Column("days_to_first_contact", "number", "Days from referral to first successful contact"),
     Column("days_to_assessment", "number", "Days from referral to assessment"),
     Column("declined_reason", "string", "Triage decline reason code, if declined"),
@@ -110,48 +129,124 @@ def evaluation_key(configured: str, data_dir: Path) -> bytes:
 
 def evaluation_rows(v: View, key: bytes) -> list[dict[str, Any]]:
     """One row per episode in the view: pseudonymous, no personal data, no dates finer
-    than a month (the day of a referral with a practice code could single someone out)."""
-    handoffs: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for h in v.handoffs:
-        handoffs[h.referral_id, h.episode].append(h)
-    sessions: dict[tuple[str, int], list[Any]] = defaultdict(list)
-    for s in v.sessions:
-        sessions[s.referral_id, s.episode].append(s)
-    measures: dict[tuple[str, int], dict[tuple[str, str], Any]] = defaultdict(dict)
-    for m in v.measures:
-        measures[m.referral_id, m.episode][m.instrument, m.timepoint] = m
+    than a month (the day of a referral with a practice code could single someone out).
+
+    Consent to evaluation decides what an episode gives (docs/reporting.md, "Consent to
+    evaluation"): refused, the episode is left out; never asked (not assessed yet, or
+    assessed before the question was asked separately), its measures are left blank."""
+    e = EP
+    consent = e.c.evaluation_consent
+    episodes = v.rows(
+        sa.select(
+            e.c.referral_id,
+            e.c.episode,
+            e.c.partner_id,
+            e.c.locality,
+            e.c.source,
+            e.c.referrer_org_id,
+            e.c.support_level,
+            e.c.month,
+            v.seconds(e.c.received_at, e.c.first_contact_at),
+            v.seconds(e.c.received_at, e.c.assessed_at),
+            e.c.decline_reason,
+            e.c.plan_at.is_not(None),
+            e.c.reviewed_at.is_not(None),
+            e.c.followup_at.is_not(None),
+            e.c.dormant_reason,
+            consent,
+        ).where(*v.episode_where(), sa.or_(consent.is_(None), consent))
+    )
+    handoffs = {
+        (r, ep): (n, accepted)
+        for r, ep, n, accepted in v.rows(
+            sa.select(
+                HO.c.referral_id,
+                HO.c.episode,
+                sa.func.count(),
+                count_if(sa.or_(HO.c.accepted, HO.c.started)),
+            )
+            .where(v.of_episode(HO))
+            .group_by(HO.c.referral_id, HO.c.episode)
+        )
+    }
+    h = HO.alias()
+    sessions = {
+        (r, ep): (attended, dna)
+        for r, ep, attended, dna in v.rows(
+            sa.select(
+                SES.c.referral_id,
+                SES.c.episode,
+                count_if(SES.c.status == "attended"),
+                count_if(SES.c.status == "did_not_attend"),
+            )
+            .select_from(SES.join(h, h.c.handoff_id == SES.c.handoff_id))
+            .where(*v.session_where(h))
+            .group_by(SES.c.referral_id, SES.c.episode)
+        )
+    }
+    measures: dict[tuple[str, int], dict[tuple[str, str], str | None]] = defaultdict(dict)
+    wemwbs_raw = sa.case((MEA.c.instrument == "WEMWBS", MEA.c.raw), else_=sa.null())
+    for r, ep, instrument, timepoint, raw in v.rows(
+        sa.select(
+            MEA.c.referral_id, MEA.c.episode, MEA.c.instrument, MEA.c.timepoint, wemwbs_raw
+        ).where(v.of_episode(MEA))
+    ):
+        measures[r, ep][instrument, timepoint] = raw
     outcomes: dict[tuple[str, int], list[str]] = defaultdict(list)
-    for o in v.data.outcomes:
-        outcomes[o.referral_id, o.episode].append(o.outcome)
+    for r, ep, name in v.rows(
+        sa.select(OUT.c.referral_id, OUT.c.episode, OUT.c.outcome).where(v.of_episode(OUT))
+    ):
+        outcomes[r, ep].append(name)
     improved = improved_by_episode(v)
     rows = []
-    for e in v.episodes:
-        k = (e.referral_id, e.episode)
-        digest = hmac.new(key, f"{e.referral_id}|{e.episode}".encode(), hashlib.sha256)
+    for (
+        referral_id,
+        episode,
+        partner,
+        locality,
+        source,
+        practice,
+        level,
+        month,
+        to_contact,
+        to_assessment,
+        declined,
+        planned,
+        reviewed,
+        followed,
+        dormant,
+        consented,
+    ) in episodes:
+        k = (referral_id, episode)
+        digest = hmac.new(key, f"{referral_id}|{episode}".encode(), hashlib.sha256)
+        measured = measures[k] if consented else {}
         wem = {
-            tp: _total(measures[k].get(("WEMWBS", tp))) for tp in ("baseline", "review", "followup")
+            tp: _total(measured.get(("WEMWBS", tp))) for tp in ("baseline", "review", "followup")
         }
+        n_handoffs, n_accepted = handoffs.get(k, (0, 0))
+        attended, dna = sessions.get(k, (0, 0))
         rows.append(
             {
                 "episode_key": digest.hexdigest()[:24],
-                "episode": e.episode,
-                "partner_id": e.partner_id,
-                "locality": e.locality,
-                "source": e.source,
-                "referrer_org_id": e.referrer_org_id,
-                "support_level": e.support_level,
-                "received_month": e.month,
-                "days_to_first_contact": _days(e.received_at, e.first_contact_at),
-                "days_to_assessment": _days(e.received_at, e.assessed_at),
-                "declined_reason": e.decline_reason,
-                "plan_agreed": e.plan_at is not None,
-                "reviewed": e.reviewed_at is not None,
-                "followed_up": e.followup_at is not None,
-                "dormant_reason": e.dormant_reason,
-                "handoffs_requested": len(handoffs[k]),
-                "handoffs_accepted": sum(1 for h in handoffs[k] if h.accepted or h.started),
-                "sessions_attended": sum(1 for s in sessions[k] if s.status == "attended"),
-                "sessions_dna": sum(1 for s in sessions[k] if s.status == "did_not_attend"),
+                "episode": episode,
+                "partner_id": partner,
+                "locality": locality,
+                "source": source,
+                "referrer_org_id": practice,
+                "support_level": level,
+                "received_month": month,
+                "evaluation_consent": None if consented is None else bool(consented),
+                "days_to_first_contact": _days(to_contact),
+                "days_to_assessment": _days(to_assessment),
+                "declined_reason": declined,
+                "plan_agreed": bool(planned),
+                "reviewed": bool(reviewed),
+                "followed_up": bool(followed),
+                "dormant_reason": dormant,
+                "handoffs_requested": n_handoffs,
+                "handoffs_accepted": n_accepted,
+                "sessions_attended": attended,
+                "sessions_dna": dna,
                 "wemwbs_baseline": wem["baseline"],
                 "wemwbs_review": wem["review"],
                 "wemwbs_followup": wem["followup"],
@@ -159,9 +254,9 @@ def evaluation_rows(v: View, key: bytes) -> list[dict[str, Any]]:
                 if wem["baseline"] is None or wem["review"] is None
                 else wem["review"] - wem["baseline"],
                 "instruments_measured": ";".join(
-                    sorted(i for (i, tp) in measures[k] if tp == "baseline")
+                    sorted(i for (i, tp) in measured if tp == "baseline")
                 ),
-                "instruments_improved": ";".join(sorted(improved.get(k, ()))),
+                "instruments_improved": ";".join(sorted(improved.get(k, ()) if consented else ())),
                 "outcomes": ";".join(sorted(outcomes[k])),
             }
         )
@@ -169,17 +264,15 @@ def evaluation_rows(v: View, key: bytes) -> list[dict[str, Any]]:
     return rows
 
 
-def _total(m: Any) -> float | None:
-    if m is None:
+def _total(raw: str | None) -> float | None:
+    if raw is None:
         return None
-    value = json.loads(m.raw).get("total")
+    value = json.loads(raw).get("total")
     return float(value) if isinstance(value, int | float) else None
 
 
-def _days(start: datetime | None, end: datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return round((utc(end) - utc(start)).total_seconds() / 86400, 1)
+def _days(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / DAY, 1)
 
 
 def evaluation_csv(rows: list[dict[str, Any]]) -> bytes:

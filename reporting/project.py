@@ -144,7 +144,9 @@ def _put(session: Session, model: type[T], key: Any, row: T) -> T:
     return row
 
 
-def _episode(session: Session, data: referral.ReferralEvent) -> ReportEpisode:
+def _episode(
+    session: Session, data: referral.ReferralEvent | outcome.OutcomeEvent
+) -> ReportEpisode:
     row = _get(session, ReportEpisode, (data.referral_id, data.episode), data.referral_id)
     if row is None:
         row = ReportEpisode(
@@ -204,6 +206,8 @@ def _lifecycle(session: Session, envelope: CloudEvent, data: referral.ReferralEv
         ep.assessed_at = earliest(ep.assessed_at, at)
         ep.support_level = data.support_level
         ep.baseline_count = len(data.baseline)
+        if data.consent_purposes is not None:
+            _evaluation_consent(ep, "evaluation" in data.consent_purposes)
         _measures(session, data, "baseline", data.baseline)
     elif isinstance(data, referral.PlanAgreed):
         ep.plan_at = earliest(ep.plan_at, at)
@@ -240,6 +244,14 @@ def _lifecycle(session: Session, envelope: CloudEvent, data: referral.ReferralEv
                 row.response_overdue = True
     elif isinstance(data, completion.CompletionReported):
         pass  # its facts are already counted from the events they came from
+
+
+def _evaluation_consent(ep: ReportEpisode, given: bool) -> None:
+    """Consent to evaluation as stated once more: given only while every statement says
+    given (a refusal anywhere wins, whichever topic was read first)."""
+    ep.evaluation_consent = (
+        given if ep.evaluation_consent is None else (ep.evaluation_consent and given)
+    )
 
 
 def _measures(
@@ -332,6 +344,10 @@ def _attendance(session: Session, data: handoff.HandoffAttendanceRecorded) -> No
 
 
 def _outcome(session: Session, envelope: CloudEvent, data: outcome.OutcomeEvent) -> None:
+    if data.consent_purposes is not None:
+        # The episode's row may not be here yet (the outcomes topic read first): made now,
+        # its referral events fill it in.
+        _evaluation_consent(_episode(session, data), "evaluation" in data.consent_purposes)
     name = OUTCOME_NAMES.get(envelope.type)
     if name is None:
         return

@@ -16,17 +16,23 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
 from events.catalogue import EventData, topic_for
-from events.envelope import new_event
+from events.envelope import CloudEvent, new_event
 from pathway import commands as cmd
 from pathway import rules
 from pathway.config import PathwayConfig
 from pathway.rules import intake
 from pathway.state import CaseState
+from reporting import project
+from reporting.tables import TABLES
 
 Record = tuple[str, bytes, dict[str, bytes]]
 SOURCE = "urn:linkway:synthetic"
@@ -120,16 +126,31 @@ def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) 
     case.later(rng, 1, 14)
     baseline = rng.randint(25, 50)
     measures = [wemwbs(rng, baseline)] if rng.random() > 0.05 else []
+    consent = cmd.ConsentPurposes(
+        payment_evidence=rng.random() > 0.03, evaluation=rng.random() > 0.1
+    )
     case.do(
-        cmd.RecordAssessment, support_level=rng.choice(config.support_levels), measures=measures
+        cmd.RecordAssessment,
+        support_level=rng.choice(config.support_levels),
+        measures=measures,
+        consent=consent,
     )
     case.later(rng, 0, 7)
     chosen = rng.sample(SERVICES, rng.choice((1, 1, 2)))
-    case.do(
-        cmd.AgreePlan,
-        goal_count=rng.randint(1, 3),
-        prescriptions=[cmd.PrescriptionInput(provider_id=p, service_id=s) for p, s in chosen],
-    )
+    if config.level(case.state.episode.support_level).signposting_only:
+        # Information and signposting: no provider handoffs (pathway.rules.casework).
+        signposts = [cmd.SignpostInput(category="social", service_id=s) for _, s in chosen]
+        case.do(cmd.AgreePlan, goal_count=rng.randint(1, 3), signposts=signposts)
+        case.later(rng, 14, 42)
+        connected = rng.choice(("connected", "connected", "not_connected"))
+        case.do(cmd.RecordSignpostCheck, outcome=connected)
+        return
+    else:
+        case.do(
+            cmd.AgreePlan,
+            goal_count=rng.randint(1, 3),
+            prescriptions=[cmd.PrescriptionInput(provider_id=p, service_id=s) for p, s in chosen],
+        )
     for handoff in list(case.state.episode.handoffs.values()):
         provide(case, handoff.handoff_id, handoff.provider_id, rng)
     case.deadline("review")
@@ -187,14 +208,16 @@ def provide(case: Referral, handoff_id: str, provider_id: str, rng: random.Rando
             )
 
 
-def year(count: int, config: PathwayConfig, seed: int = 1) -> Iterator[Record]:
-    """The events of ``count`` referrals received over a year, as topic records, one
-    referral's events in order."""
+def events(
+    count: int, config: PathwayConfig, seed: int = 1
+) -> Iterator[tuple[CloudEvent, EventData]]:
+    """The events of ``count`` referrals received over a year, each with its envelope,
+    one referral's events in order."""
     rng = random.Random(seed)
     for n in range(count):
-        events: list[tuple[str, EventData]] = []
-        referral(n, rng, config, events)
-        for event_id, data in events:
+        raised: list[tuple[str, EventData]] = []
+        referral(n, rng, config, raised)
+        for event_id, data in raised:
             subject = str(getattr(data, "referral_id", ""))
             event = new_event(
                 data.TYPE,
@@ -204,4 +227,55 @@ def year(count: int, config: PathwayConfig, seed: int = 1) -> Iterator[Record]:
                 event_id=event_id,
                 time=getattr(data, "occurred_at", None),
             )
-            yield topic_for(data), event.to_bytes(), {}
+            yield event, data
+
+
+def year(count: int, config: PathwayConfig, seed: int = 1) -> Iterator[Record]:
+    """The same events as topic records (what the consumer would read)."""
+    for event, data in events(count, config, seed):
+        yield topic_for(data), event.to_bytes(), {}
+
+
+BATCH = 10_000  # events folded per transaction (whole referrals: none spans two)
+
+
+def fill(
+    engine: Engine, count: int, config: PathwayConfig, seed: int = 1, batch_size: int = BATCH
+) -> int:
+    """Fold a synthetic year straight into the read models; returns how many events.
+
+    The events are folded by the reporting consumer's own ``project.fold`` without the
+    round trip through bytes, and without processed-event records (no synthetic event
+    is ever delivered twice). Each batch's referrals are all new, so the fold finds its
+    rows in the session's cache, and the rows it made are written with one multi-row
+    insert per table instead of the session's unit of work."""
+    folded = 0
+    batch: list[tuple[CloudEvent, EventData]] = []
+    last = None
+    for event, data in events(count, config, seed):
+        if last is not None and event.subject != last and len(batch) >= batch_size:
+            _fold(engine, batch)
+            folded, batch = folded + len(batch), []
+        batch.append((event, data))
+        last = event.subject
+    _fold(engine, batch)
+    return folded + len(batch)
+
+
+def _fold(engine: Engine, batch: list[tuple[CloudEvent, EventData]]) -> None:
+    with Session(engine, autoflush=False) as session:
+        session.info[project.LOADED] = {e.subject for e, _ in batch}  # none in the database
+        for event, data in batch:
+            project.fold(session, event, data)
+        by_table: dict[Any, list[dict[str, Any]]] = defaultdict(list)
+        for row in session.new:
+            made: Any = row.__table__
+            by_table[made].append({c.name: getattr(row, c.name) for c in made.columns})
+        session.expunge_all()
+        connection = session.connection()
+        for model in TABLES:  # no foreign keys: any order
+            table: Any = model.__table__  # type: ignore[union-attr]
+            rows = by_table.get(table)
+            if rows:
+                connection.execute(table.insert(), rows)
+        session.commit()

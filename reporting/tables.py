@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
 
@@ -20,15 +21,16 @@ class ReportReferral(SQLModel, table=True):
 
     __tablename__ = "reporting_referrals"
 
+    # The KPIs' filters (reporting.kpis.View) are WHERE clauses on these columns.
     event_id: str = Field(primary_key=True, max_length=64)
     referral_id: str = Field(max_length=64, index=True)
     episode: int
     kind: str = Field(max_length=16)  # received | reentered | joined
     partner_id: str = Field(max_length=64, index=True)
-    locality: str = Field(max_length=64)
-    source: str = Field(max_length=64)
-    referrer_org_id: str = Field(max_length=64)
-    received_at: datetime
+    locality: str = Field(max_length=64, index=True)
+    source: str = Field(max_length=64, index=True)
+    referrer_org_id: str = Field(max_length=64, index=True)
+    received_at: datetime = Field(index=True)
     month: str = Field(max_length=7, index=True)  # YYYY-MM in the reporting time zone
 
 
@@ -40,11 +42,11 @@ class ReportEpisode(SQLModel, table=True):
     referral_id: str = Field(primary_key=True, max_length=64)
     episode: int = Field(primary_key=True)
     partner_id: str = Field(max_length=64, index=True)
-    locality: str = Field(max_length=64)
-    source: str | None = Field(default=None, max_length=64)
-    referrer_org_id: str | None = Field(default=None, max_length=64)
+    locality: str = Field(max_length=64, index=True)
+    source: str | None = Field(default=None, max_length=64, index=True)
+    referrer_org_id: str | None = Field(default=None, max_length=64, index=True)
     reentry: bool = False
-    received_at: datetime | None = None
+    received_at: datetime | None = Field(default=None, index=True)
     month: str | None = Field(default=None, max_length=7, index=True)
     accepted_at: datetime | None = None
     first_contact_due: datetime | None = None
@@ -53,7 +55,7 @@ class ReportEpisode(SQLModel, table=True):
     first_contact_at: datetime | None = None
     unable_to_contact_at: datetime | None = None
     assessed_at: datetime | None = None
-    support_level: str | None = Field(default=None, max_length=16)
+    support_level: str | None = Field(default=None, max_length=16, index=True)
     baseline_count: int = 0
     plan_at: datetime | None = None
     review_due: datetime | None = None
@@ -64,12 +66,18 @@ class ReportEpisode(SQLModel, table=True):
     followup_measure_count: int = 0
     dormant_at: datetime | None = None
     dormant_reason: str | None = Field(default=None, max_length=32)
+    # The person's consent to evaluation (docs/reporting.md, "Consent to evaluation"):
+    # True given, False refused, None never asked. Every statement of it must say given
+    # (an assessment's, each outcome's), so the order events arrive in does not matter.
+    evaluation_consent: bool | None = None
 
 
 class ReportHandoff(SQLModel, table=True):
     """One row per handoff: requested by a plan, then each provider answer it received."""
 
     __tablename__ = "reporting_handoffs"
+    # A fact's episode is looked up by (referral, episode) in every KPI.
+    __table_args__ = (Index("ix_reporting_handoffs_episode", "referral_id", "episode"),)
 
     handoff_id: str = Field(primary_key=True, max_length=64)
     referral_id: str = Field(max_length=64, index=True)
@@ -91,6 +99,8 @@ class ReportSession(SQLModel, table=True):
     report for the same session is a correction and replaces it)."""
 
     __tablename__ = "reporting_sessions"
+    # A fact's episode is looked up by (referral, episode) in every KPI.
+    __table_args__ = (Index("ix_reporting_sessions_episode", "referral_id", "episode"),)
 
     handoff_id: str = Field(primary_key=True, max_length=64)
     session_date: date = Field(primary_key=True)
@@ -120,6 +130,8 @@ class ReportAction(SQLModel, table=True):
     """One row per action that fell due (a deadline passed before the work was done)."""
 
     __tablename__ = "reporting_actions"
+    # A fact's episode is looked up by (referral, episode) in every KPI.
+    __table_args__ = (Index("ix_reporting_actions_episode", "referral_id", "episode"),)
 
     event_id: str = Field(primary_key=True, max_length=64)
     referral_id: str = Field(max_length=64, index=True)
@@ -147,6 +159,8 @@ class ReportClaim(SQLModel, table=True):
     """One row per payment claim: its latest status and amount."""
 
     __tablename__ = "reporting_claims"
+    # A fact's episode is looked up by (referral, episode) in every KPI.
+    __table_args__ = (Index("ix_reporting_claims_episode", "referral_id", "episode"),)
 
     claim_id: str = Field(primary_key=True, max_length=64)
     contract_id: str = Field(max_length=64, index=True)

@@ -1,12 +1,10 @@
-"""The panels drawn from the reporting KPIs (``GET /reports/{kpi}``, issue 14 items 1-3),
-where this build has them.
+"""The panels drawn from the reporting KPIs (``GET /reports/{kpi}``, issue 14 items 1-3).
 
 A KPI report is a table: ``{"kpi", "title", "definition", "columns", "rows", ...}`` with
 a suppressed count of people as the string ``"<5"``. Each ``from_*`` function turns one
 into the chart-ready ``Panel`` the page draws (pure, tested on hand-built reports), and
 ``report`` computes one exactly as the reports endpoint does, scoped the same way (a Tier
-One partner: its own partner). Without the ``reporting`` package ``report`` answers None
-and ``api.dashboard.sources`` draws the panel from the read models the API keeps.
+One partner: its own partner), from only what that one KPI reads.
 """
 
 from __future__ import annotations
@@ -20,26 +18,18 @@ from sqlmodel import Session
 from api.auth import Caller
 from api.dashboard.panels import Panel, PanelName, Series
 from api.deps import Deps
+from pathway.measures import default_registry
+from reporting import kpis
 
 Report = dict[str, Any]
 
 
-def report(deps: Deps, caller: Caller, kpi: str) -> Report | None:
-    """The KPI as ``GET /reports/{kpi}`` serves it to this caller, or None without the
-    reporting read models."""
-    try:
-        from reporting import kpis
-    except ImportError:
-        return None
-    from pathway.measures import default_registry
-
-    if kpi not in kpis.KPIS:
-        return None
+def report(deps: Deps, caller: Caller, kpi: str) -> Report:
+    """The KPI as ``GET /reports/{kpi}`` serves it to this caller."""
     filters = kpis.Filters(partner=caller.partner_id if caller.role == "tier_one" else None)
     ctx = kpis.Context(deps.config, deps.payments.book, default_registry())
     with Session(deps.engine) as session:
-        data = kpis.load(session)
-    table = kpis.compute(kpi, data, filters, ctx).suppressed()
+        table = kpis.answer(session, kpi, filters, ctx).suppressed()
     return dict(table.as_json(filters, True))
 
 
@@ -138,10 +128,8 @@ KPIS: dict[PanelName, tuple[str, Callable[[Report], dict[str, Any]]]] = {
 }
 
 
-def panel(name: PanelName, deps: Deps, caller: Caller, make: Callable[..., Panel]) -> Panel | None:
-    """The panel from its reporting KPI, or None when this build has no reporting."""
+def panel(name: PanelName, deps: Deps, caller: Caller, make: Callable[..., Panel]) -> Panel:
+    """The panel from its reporting KPI."""
     kpi, adapt = KPIS[name]
     found = report(deps, caller, kpi)
-    if found is None:
-        return None
     return make(name, csv=f"/reports/{kpi}.csv", source=f"GET /reports/{kpi}", **adapt(found))

@@ -47,6 +47,7 @@ def assessment(state: CaseState, c: cmd.RecordAssessment, ctx: Context) -> Decis
                 ev.ReferralAssessed,
                 support_level=c.support_level,
                 baseline=[scores(m) for m in ep.baseline.values()],
+                consent_purposes=ep.consent_purposes,
             ),
         )
     )

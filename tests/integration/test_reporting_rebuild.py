@@ -103,7 +103,5 @@ async def test_consumer_and_rebuild_give_byte_identical_exports(
 
 
 def _exports(engine: Engine, ctx) -> dict[str, bytes]:  # type: ignore[no-untyped-def]
-    from reporting import kpis
-
     with Session(engine) as session:
-        return exports(kpis.load(session), ctx)
+        return exports(session, ctx)

@@ -101,11 +101,25 @@ class Person:
             )
         )
 
-    def assessed(self, days: float, wemwbs: int | None = 40, level: str = "2") -> Record:
+    def assessed(
+        self,
+        days: float,
+        wemwbs: int | None = 40,
+        level: str = "2",
+        consent: list[referral.ConsentPurpose] | None = None,
+    ) -> Record:
+        """Assessed; ``consent`` the purposes consented to (default: payment evidence and
+        evaluation; ``[]`` refused both)."""
         self.stage = "assessment"
         baseline = [wemwbs_scores(wemwbs, days)] if wemwbs is not None else []
+        purposes = ["payment_evidence", "evaluation"] if consent is None else consent
         return record(
-            referral.ReferralAssessed(**self._common(days), support_level=level, baseline=baseline)
+            referral.ReferralAssessed(
+                **self._common(days),
+                support_level=level,
+                baseline=baseline,
+                consent_purposes=purposes,
+            )
         )
 
     def plan(self, days: float, *handoffs: tuple[str, str, str]) -> Record:

@@ -1,29 +1,30 @@
-"""The dashboard's panels from hand-built read-model rows, its page's promise to load
-nothing from elsewhere, and the definitions every number links to. (The page in a real
-browser: tests/integration/test_dashboard_browser.py.)"""
+"""The dashboard's panels from the reporting read models of a hand-built cohort, its
+page's promise to load nothing from elsewhere, and the definitions every number links
+to. (The page in a real browser: tests/integration/test_dashboard_browser.py.)"""
 
 from __future__ import annotations
 
 import fnmatch
-import json
 import re
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import cast
 
 import httpx
 import pytest
-from sqlmodel import Session
 
-from activities.readmodel import EpisodeRow, HandoffRow, MeasurementRow, ReferralRow
 from api.app import create_app
 from api.auth import Caller
 from api.dashboard import definitions
-from api.dashboard.panels import Panel, PanelName, Series, as_csv, suppress
-from api.dashboard.sources import FUNNEL_STEPS, SOURCES, definition_url
+from api.dashboard.panels import Panel, Series, as_csv, suppress
+from api.dashboard.sources import SOURCES, definition_url, load
 from api.deps import Deps
+from pathway.config import load as load_profile
+from payments.ratebook import RateCardBook
+from reporting import rebuild
+from tests.unit.test_reporting import cohort
 
 pytestmark = pytest.mark.both_databases  # the panels' queries, on SQLite and PostgreSQL
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,145 +34,30 @@ SOUTH = Caller("lw-2", "tier_one", "south-wellbeing", ("ludlow",))
 AT = datetime(2026, 11, 3, 9, 0, tzinfo=UTC)
 
 
-def referral(referral_id: str, locality: str, episode: int, stage: str) -> ReferralRow:
-    return ReferralRow(
-        referral_id=referral_id,
-        partner_id="north-wellbeing" if locality != "ludlow" else "south-wellbeing",
-        locality=locality,
-        version=1,
-        episode=episode,
-        stage=stage,
-        consent_to_share=True,
-        opened_at=AT,
-    )
-
-
-def episode(referral_id: str, number: int, stage: str, attended: int = 0) -> EpisodeRow:
-    return EpisodeRow(
-        referral_id=referral_id,
-        number=number,
-        stage=stage,
-        opened_at=AT.replace(month=10 + number),
-        source="gp",
-        attended_sessions=attended,
-    )
-
-
-def wemwbs(referral_id: str, number: int, phase: str, total: int) -> MeasurementRow:
-    return MeasurementRow(
-        measurement_id=f"{referral_id}-{number}-{phase}",
-        referral_id=referral_id,
-        episode=number,
-        phase=phase,
-        instrument="WEMWBS",
-        version="1",
-        raw=json.dumps({"total": total}),
-        administered_at=AT,
-    )
-
-
 @pytest.fixture
 def deps(engine) -> Deps:
-    """North: one referral whose first episode ended after its assessment and whose second
-    was reviewed (+14 WEMWBS) after attending with an accepted handoff; south: one referral
-    still at triage."""
-    with Session(engine) as session:
-        session.add(referral("north-1", "oswestry", 2, "ongoing_support"))
-        session.add(episode("north-1", 1, "dormant"))
-        session.add(episode("north-1", 2, "ongoing_support", attended=2))
-        session.add(wemwbs("north-1", 1, "baseline", 30))
-        session.add(wemwbs("north-1", 2, "baseline", 28))
-        session.add(wemwbs("north-1", 2, "review", 42))
-        session.add(
-            HandoffRow(
-                handoff_id="h-1",
-                referral_id="north-1",
-                episode=2,
-                provider_id="walking-group",
-                service_id="walks",
-                status="accepted",
-                requested_at=AT,
-            )
-        )
-        session.add(referral("south-1", "ludlow", 1, "triage"))
-        session.add(episode("south-1", 1, "triage"))
-        session.commit()
-    return cast(Deps, SimpleNamespace(engine=engine, payments=FakePayments()))
-
-
-class FakePayments:
-    """Statements as the payment engine gives them, recording the partner asked for."""
-
-    def __init__(self) -> None:
-        self.asked: list[str | None] = []
-
-    def statements(self, partner_id: str | None = None) -> list[Any]:
-        self.asked.append(partner_id)
-        totals = SimpleNamespace(claimed_pence=250_000, approved_pence=25_000, paid_pence=0)
-        return [
-            SimpleNamespace(period="2026-11", partner_id=p, cap_pence=1_000_000, total=totals)
-            for p in ("north-wellbeing", "south-wellbeing")
-            if partner_id in (None, p)
-        ]
-
-
-def load(name: PanelName, deps: Deps, caller: Caller) -> Panel:
-    """The panel from the read models the API keeps (what ``sources.load`` falls back to
-    in a build without the reporting read models)."""
-    return SOURCES[name].loader(deps, caller)
+    """The reporting read models folded from the hand-built cohort of the KPI tests
+    (north: five episodes, south: one)."""
+    rebuild.apply_records(engine, cohort())
+    payments = SimpleNamespace(book=RateCardBook.packaged())
+    return cast(
+        Deps, SimpleNamespace(engine=engine, config=load_profile("default"), payments=payments)
+    )
 
 
 def steps(panel: Panel) -> dict[str, float | None]:
     return dict(zip(panel.labels, panel.series[0].values, strict=True))
 
 
-def test_the_funnel_counts_each_episode_at_every_step_it_reached_in_the_callers_scope(deps):
-    north = steps(load("funnel", deps, NORTH))
-    assert list(north) == list(FUNNEL_STEPS)
-    # Episode 1: assessed, then dormant. Episode 2: everything but a follow-up.
-    assert north == {
-        "received": 2,
-        "contacted": 2,
-        "assessed": 2,
-        "plan agreed": 1,
-        "handoff accepted": 1,
-        "attended": 1,
-        "reviewed": 1,
-        "followed up": 0,
-    }
-    assert steps(load("funnel", deps, SOUTH)) == dict.fromkeys(FUNNEL_STEPS, 0) | {"received": 1}
-    assert steps(load("funnel", deps, MANAGER))["received"] == 3
-
-
-def test_referrals_received_are_counted_by_the_month_each_episode_opened(deps):
-    panel = load("trajectory", deps, MANAGER)
-    assert steps(panel) == {"2026-11": 2, "2026-12": 1}
-    assert load("trajectory", deps, SOUTH).labels == ["2026-11"]
-
-
-def test_wemwbs_change_bands_hide_counts_from_one_to_four(deps):
-    panel = load("wemwbs_change", deps, NORTH)
-    assert steps(panel)["+9 or more"] is None  # one person: suppressed
-    assert steps(panel)["-2 to +2"] == 0  # a zero is not suppressed
-    assert panel.suppressed == 1
-    assert "-2 to +2,0\r\n+3 to +8,0\r\n+9 or more,<5\r\n" in as_csv(panel)
-
-
-def test_a_panel_whose_source_is_not_on_this_server_says_why_and_offers_no_csv(deps):
-    panel = load("time_to_contact", deps, MANAGER)
-    assert not panel.available and panel.reason and panel.csv is None
-    assert panel.definition == "/dashboard/definitions#time_to_contact_distribution"
-
-
-def test_payments_show_a_tier_one_partner_only_its_own_statements(deps):
-    mine = load("payments", deps, NORTH)
-    assert deps.payments.asked == ["north-wellbeing"]
-    assert mine.labels == ["2026-11"]
-    assert {s.name: s.values for s in mine.series}["claimed"] == [2_500.0]
-    everyone = load("payments", deps, MANAGER)
-    assert everyone.labels == ["2026-11 north-wellbeing", "2026-11 south-wellbeing"]
-    assert everyone.csv == "/payments/statements.csv"
-    assert mine.notes == ["The fullest month claimed 25.0% of its cap."]
+def test_a_panel_is_its_reporting_kpi_scoped_to_the_caller(deps):
+    everyone = load("funnel", deps, MANAGER)
+    assert everyone.csv == "/reports/funnel.csv" and everyone.source == "GET /reports/funnel"
+    assert steps(everyone)["received"] == 6
+    assert steps(everyone)["contacted"] is None  # 4 people: suppressed
+    assert steps(load("funnel", deps, NORTH))["received"] == 5
+    assert steps(load("funnel", deps, SOUTH))["received"] is None  # one person
+    payments = load("payments", deps, MANAGER)
+    assert {s.name: s.values for s in payments.series}["payable"] == [250.0, 0.0]
 
 
 def test_suppression_and_csv_of_a_chart():

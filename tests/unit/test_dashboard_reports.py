@@ -3,17 +3,11 @@ them (columns and rows; a suppressed count is ``"<5"``), built here by hand."""
 
 from __future__ import annotations
 
-import importlib.util
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-import pytest
-
-from api.auth import Caller
 from api.dashboard import reports
 from api.dashboard.panels import Panel
-from api.dashboard.sources import load, panel_of
-from api.deps import Deps
+from api.dashboard.sources import panel_of
 
 
 def report(kpi: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -96,13 +90,3 @@ def test_payments_are_pounds_per_month_against_the_partner_cap():
         ("paid", [250.0]),
         ("cap", [150_000.0]),
     ]
-
-
-def test_a_build_without_the_reporting_read_models_draws_from_the_apis_own(engine):
-    if importlib.util.find_spec("reporting") is not None:
-        pytest.skip("this build has the reporting read models")
-    deps = cast(Deps, SimpleNamespace(engine=engine, payments=None))
-    caller = Caller("cm-1", "contract_manager", "commissioner")
-    assert reports.report(deps, caller, "funnel") is None
-    panel = load("funnel", deps, caller)
-    assert panel.csv == "/dashboard/panels/funnel.csv" and panel.source.startswith("Linkway")

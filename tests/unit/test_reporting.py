@@ -17,10 +17,13 @@ The cohort (all times are days after Monday 4 May 2026, 09:00 UTC):
 - D (north): an unknown source, accepted, nothing more; a second referral joined day 5.
 - E (south, ludlow, gp-c, level 3): contacted day 5, assessed day 6 (WEMWBS 30), reviewed
   day 96 (WEMWBS 31), a claim capped.
+
+The KPIs are answered by the database: the module runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 from datetime import date
@@ -30,6 +33,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
+from infra.db import make_engine
 from pathway.config import load as load_profile
 from pathway.measures import default_registry
 from payments.ratebook import RateCardBook
@@ -37,6 +41,8 @@ from reporting import export, kpis, project, rebuild
 from reporting.suppression import SECONDARY, SUPPRESSED, suppress
 from reporting.tables import TABLE_NAMES
 from tests.unit.reporting_fixtures import Person, Record, dead_letter
+
+pytestmark = pytest.mark.both_databases
 
 WALK, CHAT = ("walking-group", "health-walks"), ("befriending", "chat")
 
@@ -113,13 +119,13 @@ def ctx() -> kpis.Context:
     return make_context()
 
 
-def fill(engine: Engine, records: list[Record]) -> kpis.Data:
+def fill(engine: Engine, records: list[Record]) -> Session:
+    """The read models folded from the records, and a session to answer KPIs from."""
     rebuild.apply_records(engine, records)
-    with Session(engine) as session:
-        return kpis.load(session)
+    return Session(engine)
 
 
-def rows(data: kpis.Data, ctx: kpis.Context, name: str, **filters: Any) -> list[dict[str, Any]]:
+def rows(data: Session, ctx: kpis.Context, name: str, **filters: Any) -> list[dict[str, Any]]:
     return kpis.compute(name, data, kpis.Filters(**filters), ctx).rows
 
 
@@ -128,12 +134,12 @@ def by(rows: list[dict[str, Any]], *keys: str) -> dict[Any, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def data() -> kpis.Data:
-    engine = scratch()
-    try:
-        return fill(engine, cohort())
-    finally:
-        engine.dispose()
+def data(module_database_url: str | None) -> Iterator[Session]:
+    engine = scratch() if module_database_url is None else make_engine(module_database_url)
+    session = fill(engine, cohort())
+    yield session
+    session.close()
+    engine.dispose()
 
 
 def scratch() -> Engine:
@@ -309,7 +315,8 @@ def test_filters(data, ctx) -> None:
 
 def test_each_event_applies_once_in_any_order(db: Engine, ctx) -> None:
     records = cohort()
-    once = exports(fill(db, records), ctx)
+    with fill(db, records) as session:
+        once = exports(session, ctx)
     other = scratch()
     # Topics are read in any order against each other (each topic's own order is kept),
     # and a redelivery brings records again.
@@ -317,11 +324,12 @@ def test_each_event_applies_once_in_any_order(db: Engine, ctx) -> None:
     for r in records:
         by_topic.setdefault(r[0], []).append(r)
     shuffled = [r for topic in reversed(list(by_topic)) for r in by_topic[topic]]
-    again = exports(fill(other, shuffled + random.Random(7).sample(records, 10)), ctx)
+    with fill(other, shuffled + random.Random(7).sample(records, 10)) as session:
+        again = exports(session, ctx)
     assert again == once
 
 
-def exports(data: kpis.Data, ctx: kpis.Context) -> dict[str, bytes]:
+def exports(data: Session, ctx: kpis.Context) -> dict[str, bytes]:
     out = {}
     filters = kpis.Filters()
     for name in kpis.KPIS:
@@ -411,3 +419,51 @@ def test_a_record_reporting_cannot_read_is_skipped(db: Engine) -> None:
     with Session(db) as session:
         assert project.apply(session, "linkway.referrals", b"not json", {}) is False
         assert project.apply(session, "linkway.provider.attendance.dlq", b"x", {}) is False
+
+
+def test_the_evaluation_dataset_respects_consent_to_evaluation(db: Engine, ctx) -> None:
+    """Refused: left out; never asked: pathway facts only, measures blank; a refusal on an
+    outcome event wins over an assessment's consent, whichever topic is read first."""
+    given, refused, unasked, withdrawn = (Person(x) for x in ("r-g", "r-r", "r-u", "r-w"))
+    records = [
+        *(p.received(0) for p in (given, refused, unasked, withdrawn)),
+        given.assessed(2, wemwbs=40),
+        given.reviewed(90, wemwbs=45),
+        refused.assessed(2, wemwbs=41, consent=["payment_evidence"]),
+        unasked.assessed(2, wemwbs=42),
+        withdrawn.assessed(2, wemwbs=43),
+    ]
+    # An assessment recorded before the question was asked carries no purposes.
+    topic, value, headers = records[-2]
+    raw = json.loads(value)
+    raw["data"]["consent_purposes"] = None
+    records[-2] = (topic, json.dumps(raw).encode(), headers)
+    refusal = withdrawn.engagement(3)
+    raw = json.loads(refusal[1])
+    raw["data"]["consent_purposes"] = ["provider_sharing", "payment_evidence"]
+    records.insert(0, (refusal[0], json.dumps(raw).encode(), refusal[2]))  # read first
+    with fill(db, records) as session:
+        dataset = export.evaluation_rows(kpis.View(session, kpis.Filters(), ctx), b"k")
+        funnel = rows(session, ctx, "funnel")
+    by_baseline = {r["support_level"] and r["wemwbs_baseline"]: r for r in dataset}
+    assert len(dataset) == 2  # the refusal and the withdrawal are left out
+    assert by_baseline[40.0]["evaluation_consent"] is True
+    assert by_baseline[40.0]["wemwbs_change"] == 5.0
+    (unasked_row,) = [r for r in dataset if r["evaluation_consent"] is None]
+    assert (unasked_row["wemwbs_baseline"], unasked_row["instruments_measured"]) == (None, "")
+    assert unasked_row["support_level"] == "2"  # its pathway facts stay
+    assert funnel[0]["episodes"] == 4  # the KPIs count everyone
+
+
+def test_the_synthetic_year_folded_in_batches_equals_the_consumers_fold(db: Engine, ctx) -> None:
+    """``linkway synthetic`` folds straight through ``project.fold`` with multi-row inserts;
+    the consumer's path (records, ``project.apply``) gives the same read models."""
+    from reporting import synthetic
+
+    profile = ctx.profile
+    rebuild.apply_records(db, synthetic.year(40, profile, seed=3))
+    batched = scratch()
+    assert synthetic.fill(batched, 40, profile, seed=3, batch_size=100) > 40 * 5
+    with Session(db) as one, Session(batched) as other:
+        assert exports(other, ctx) == exports(one, ctx)
+    batched.dispose()
