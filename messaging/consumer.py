@@ -44,7 +44,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
-from opentelemetry import metrics
+from opentelemetry import metrics, propagate, trace
 from sqlmodel import Field, Session, SQLModel
 
 from events.catalogue import EventRejected
@@ -245,7 +245,8 @@ class BatchRunner(Runner):
             async with gate:
                 for message in messages:
                     try:
-                        await self._handle(message)
+                        with _record_span(message):
+                            await self._handle(message)
                     except Exception as exc:  # this key stops here: nothing after it runs
                         failed.append((message, exc))
                         return
@@ -264,6 +265,27 @@ class BatchRunner(Runner):
             return self.order_key(inbound)
         except Exception:  # unreadable: the handler will dead-letter it; order by Kafka key
             return inbound.key
+
+
+_tracer = trace.get_tracer("linkway.messaging")
+
+
+def _record_span(message: Inbound) -> Any:
+    """A batch arrives under one span of the telemetry middleware's; each record is handled
+    in its own consumer span that continues the trace its producer put in its headers, as a
+    record consumed alone is."""
+    carrier = {k: v.decode("utf-8", "replace") for k, v in message.headers.items()}
+    return _tracer.start_as_current_span(
+        f"{message.topic} process",
+        context=propagate.extract(carrier),
+        kind=trace.SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": message.topic,
+            "messaging.kafka.partition": message.partition,
+            "messaging.kafka.offset": message.offset,
+        },
+    )
 
 
 def _inbound(record: Any, value: bytes) -> Inbound:

@@ -20,7 +20,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +159,12 @@ async def drive(apis: Apis, producer: KafkaProducer, n: int) -> str:
     # The provider answers through Kafka (the providers consumer group), as providerkit
     # sends it: accepted, then three sessions attended.
     events = [contract.response(PROVIDER, handoff_id, rid, "accept")]
+    # Dates a provider could really report: the day before the handoff to tomorrow (an
+    # implausible one is dead-lettered, and would never pay).
+    today = datetime.now(UTC).date()
     events += [
-        contract.attendance(PROVIDER, handoff_id, rid, date(2026, 10, day), "attended")
-        for day in (1, 2, 3)
+        contract.attendance(PROVIDER, handoff_id, rid, today + timedelta(days=d), "attended")
+        for d in (-1, 0, 1)
     ]
     for e in events:
         await asyncio.to_thread(
