@@ -7,7 +7,6 @@ resource is an OperationOutcome naming the element."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,6 @@ from sqlmodel import Session, select
 
 from infra.db import get_engine
 from messaging.outbox import OutboxRow
-from tests.conftest import free_port, temporal_address
 from tests.integration.provider_harness import eventually
 from tests.integration.stack import ThreadedApi
 
@@ -33,20 +31,6 @@ NORTH = "tier_one:north-wellbeing"
 WALKS = "tier_two:walking-group"
 FHIR = {"Content-Type": "application/fhir+json"}
 PERSON = {"given_name": "Fhir", "family_name": "Door", "nhs_number": "9434765889"}
-
-
-@pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env), tmp_path_factory.mktemp("fhir"), free_port()
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
 
 
 def service_request(person: dict[str, str], **changes: Any) -> dict[str, Any]:
