@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from api.commands import LinkWorker
 from api.deps import deps
+from api.params import IdPath
 from api.people import audit_failed
 from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
@@ -50,7 +51,9 @@ _ACHIEVED = {
     },
     summary="Download the completion report and ongoing plan (HTML; audited read)",
 )
-async def completion_report(referral_id: str, request: Request, caller: LinkWorker) -> HTMLResponse:
+async def completion_report(
+    referral_id: IdPath, request: Request, caller: LinkWorker
+) -> HTMLResponse:
     d = deps(request)
     with Session(d.engine) as session:
         row = visible(session, caller, referral_id)

@@ -222,7 +222,7 @@ async def waitlist(
     summary="Report a handoff completed, with what was delivered",
 )
 async def complete(
-    handoff_id: str, body: Completion, request: Request, caller: TierTwo
+    handoff_id: IdPath, body: Completion, request: Request, caller: TierTwo
 ) -> Submitted:
     await check_strictly(request, Completion)
     return await respond(
