@@ -201,7 +201,7 @@ def people(settings: Settings, args: argparse.Namespace) -> int:
     """``linkway people check [--fix]``: NHS numbers stored before only ASCII digits were
     accepted, and people with two cases; exit 1 while anything needs an operator."""
     from api.personal_data import PersonalDataStore, load_keys
-    from api.schemas import nhs_number_is_valid
+    from events.nhs_number import nhs_number_is_valid
 
     if not _schema_is_current(settings, "people"):
         return 2

@@ -193,7 +193,7 @@ async def test_a_rejected_command_answers_with_the_validators_message(
 
 
 def new_nhs_number() -> str:
-    from api.schemas import nhs_number_is_valid
+    from events.nhs_number import nhs_number_is_valid
 
     while True:
         number = f"{uuid.uuid4().int % 10**9:09d}"

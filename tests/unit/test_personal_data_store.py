@@ -16,7 +16,7 @@ from api.personal_data import (
     PersonalDataStore,
     PersonRecord,
 )
-from api.schemas import nhs_number_is_valid
+from events.nhs_number import nhs_number_is_valid
 from infra.db import transaction
 
 PERSON = {"given_name": "Ottoline", "family_name": "Quennell", "nhs_number": "9434765919"}
