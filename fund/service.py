@@ -174,13 +174,13 @@ class FundService:
                 return GrantView.of(self._in(found, fund_id, None))
             purposes = tuple(json.loads(fund.purposes))
             rules.check_request(amount_pence, purpose, purposes, fund.max_grant_pence)
-            if goals is not None:
-                rules.check_goal(goal_id, goals)
+            category = rules.check_goal(goal_id, goals) if goals is not None else None
             row = GrantRow(
                 grant_id=grant_id,
                 fund_id=fund_id,
                 referral_id=referral_id,
                 goal_id=goal_id,
+                goal_category=category,
                 partner_id=partner_id,
                 purpose=purpose,
                 supplier=supplier,
