@@ -29,7 +29,7 @@ from api.deps import Deps, deps
 from api.idempotency import once
 from api.params import IdPath
 from api.problems import Problem, responses
-from api.scope import not_found, visible
+from api.scope import check_visible, not_found
 from api.strict import check_strictly
 from directory import PrescriptionRejected, check_prescriptions, check_signposts
 from pathway import commands as cmd
@@ -130,8 +130,12 @@ def _add_command_route(spec: CommandSpec) -> None:
         await check_strictly(request, Body)
         given: BaseModel = body
         fields = given.model_dump()
-        with Session(d.engine) as session:
-            visible(session, caller, referral_id)
+
+        def admit(session: Session) -> None:
+            # Runs off the event loop, in the Idempotency-Key reservation's transaction,
+            # and before the key is looked at: a referral out of scope is the 404 of a
+            # missing one, and a refused plan a 422, with no key reserved for either.
+            check_visible(session, caller, referral_id)
             if command is cmd.AgreePlan:
                 # The workflow cannot read the directory, so a plan naming an unknown or
                 # closed service is refused here, before it is sent.
@@ -152,7 +156,9 @@ def _add_command_route(spec: CommandSpec) -> None:
             "path": f"/referrals/{referral_id}/{path}",
             "body": given.model_dump(mode="json"),
         }
-        return await once(d.idempotency, caller_key(caller), idempotency_key, identity, run)
+        return await once(
+            d.idempotency, caller_key(caller), idempotency_key, identity, run, check=admit
+        )
 
     run_command.__name__ = spec.update
     # Annotations are strings under ``from __future__``; FastAPI needs the real body model.

@@ -45,6 +45,8 @@ PENDING, DONE, FAILED = "pending", "done", "failed"
 # so a live holder keeps it through a slow database write or two.
 LEASE = timedelta(seconds=6)
 RENEW_EVERY = LEASE / 3
+# A route's own checks, run in the reservation's transaction before the key is looked at.
+Check = Callable[[Session], None]
 
 
 class IdempotencyRecord(SQLModel, table=True):
@@ -78,13 +80,25 @@ class IdempotencyStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def begin(self, caller: str, key: str, request_hash: str, new_id: str) -> IdempotencyRecord:
+    def begin(
+        self,
+        caller: str,
+        key: str,
+        request_hash: str,
+        new_id: str,
+        check: Check | None = None,
+    ) -> IdempotencyRecord:
         """Reserve the key, or take it over from a holder that failed or whose lease ran
         out. Returns the record: DONE means replay its response; otherwise the caller
-        holds the key, under the token in ``body``, and must ``renew`` it while it runs."""
+        holds the key, under the token in ``body``, and must ``renew`` it while it runs.
+
+        ``check`` runs first, in the reservation's own transaction (one round trip for
+        both): whatever it raises answers before any key is reserved."""
         token = uuid.uuid4().hex
         try:
             with transaction(self.engine) as session:
+                if check is not None:
+                    check(session)
                 record = IdempotencyRecord(
                     caller=caller,
                     key=key,
@@ -206,6 +220,7 @@ async def once(
     key: str | None,
     request: object,
     run: Callable[[str], Awaitable[tuple[int, BaseModel]]],
+    check: Check | None = None,
 ) -> JSONResponse:
     """Run a creating request at most once per (caller, key).
 
@@ -213,22 +228,43 @@ async def once(
     reserved for whatever it creates and returns the status and body to answer with.
     ``run`` must converge when called again with the same id after stopping anywhere
     (a crash leaves no chance to undo): that is what a retry does.
+
+    ``check`` (blocking, given a session) runs before the key is even looked at, in the
+    reservation's transaction: the route's own refusals (a referral out of scope is a
+    404) answer first, as they would before any idempotency work, and reserve nothing.
+
+    The database work runs off the event loop, in two thread hops per request: the
+    check with the reservation, and storing the answer.
     """
-    key = check_key(key)
-    record = store.begin(caller, key, fingerprint(request), uuid.uuid4().hex)
+    request_hash = fingerprint(request)
+
+    def reserve() -> IdempotencyRecord:
+        if check is None:
+            checked = check_key(key)
+            return store.begin(caller, checked, request_hash, uuid.uuid4().hex)
+
+        def check_then_key(session: Session) -> None:
+            check(session)
+            check_key(key)
+
+        return store.begin(caller, key or "", request_hash, uuid.uuid4().hex, check_then_key)
+
+    record = await asyncio.to_thread(reserve)
+    held = record.key
     if record.state == DONE:
         return JSONResponse(json.loads(record.body or "{}"), status_code=record.status_code or 200)
     token = record.body or ""
-    lease = asyncio.create_task(_keep_leased(store, caller, key, token))
+    lease = asyncio.create_task(_keep_leased(store, caller, held, token))
     try:
         status, body = await run(record.reserved_id)
     except BaseException:
-        store.fail(caller, key, token)
+        # In a thread of its own: it completes even if this task is cancelled again.
+        await asyncio.to_thread(store.fail, caller, held, token)
         raise
     finally:
         lease.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await lease
     payload = body.model_dump(mode="json")
-    store.finish(caller, key, status, json.dumps(payload))
+    await asyncio.to_thread(store.finish, caller, held, status, json.dumps(payload))
     return JSONResponse(payload, status_code=status)

@@ -47,3 +47,15 @@ def visible(session: Session, caller: Caller, referral_id: str) -> ReferralRow:
     if row is None:
         raise not_found()
     return row
+
+
+def check_visible(session: Session, caller: Caller, referral_id: str) -> None:
+    """``visible`` for a caller that needs only the answer: one indexed lookup of the id,
+    no row loaded; the same 404 for a referral out of scope as for a missing one."""
+    found = session.exec(
+        scoped(
+            select(ReferralRow.referral_id).where(ReferralRow.referral_id == referral_id), caller
+        )
+    ).first()
+    if found is None:
+        raise not_found()

@@ -192,6 +192,32 @@ async def test_a_rejected_command_answers_with_the_validators_message(
     assert (row.version, row.stage) == (1, "triage")
 
 
+async def test_a_command_refused_before_the_update_reserves_no_key(
+    http: httpx.AsyncClient, api: ThreadedApi
+) -> None:
+    """The scope check and the plan's directory check run in the key's reservation
+    transaction, before the key: out of scope is the 404 of a missing referral whatever
+    the key (none at all too), and neither refusal holds the key it came with."""
+    made = await http.post("/referrals", json=referral(), headers=api.auth(GP, key=True))
+    rid = made.json()["referral_id"]
+    south = "tier_one:south-wellbeing"  # serves Ludlow, not Oswestry
+    accept = {"expected_version": 1, "link_worker_id": "lw-1"}
+    for headers in (api.auth(south, key=True), api.auth(south)):
+        hidden = await http.post(f"/referrals/{rid}/accept", json=accept, headers=headers)
+        assert (hidden.status_code, hidden.headers["content-type"]) == (404, PROBLEM)
+    key = f"plan-{uuid.uuid4().hex}"
+    unknown = [{"provider_id": "walking-group", "service_id": "no-such-service"}]
+    plan = await http.post(
+        f"/referrals/{rid}/plan",
+        json={"expected_version": 1, "goal_count": 1, "prescriptions": unknown},
+        headers=api.auth(NORTH, key=key),
+    )
+    assert (plan.status_code, plan.json()["title"]) == (422, "Prescription rejected")
+    # The same key with another body is not "reused": the refusal reserved nothing.
+    ok = await http.post(f"/referrals/{rid}/accept", json=accept, headers=api.auth(NORTH, key=key))
+    assert ok.status_code == 200, ok.text
+
+
 def new_nhs_number() -> str:
     from events.nhs_number import nhs_number_is_valid
 
