@@ -8,10 +8,11 @@ The rows are also the history that ``linkway replay`` re-publishes from.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from opentelemetry import propagate
-from sqlalchemy import Index, func
+from sqlalchemy import Index, Row, func, sql
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.catalogue import EventData
@@ -70,6 +71,43 @@ def unpublished(session: Session, limit: int) -> list[OutboxRow]:
         .limit(limit)
     )
     return list(session.exec(stmt))
+
+
+# What the relay sends of a row, selected as plain rows (no ORM object per row).
+_SENT = tuple(
+    col(c)
+    for c in (OutboxRow.seq, OutboxRow.topic, OutboxRow.key, OutboxRow.payload, OutboxRow.headers)
+)
+
+
+def pending(session: Session, limit: int) -> Sequence[Row[tuple[int, str, str, str, str]]]:
+    """The oldest ``limit`` unpublished rows, in commit order, as plain rows with what a
+    send needs (``seq``, ``topic``, ``key``, ``payload``, ``headers``)."""
+    stmt = (
+        sql.select(*_SENT)
+        .where(col(OutboxRow.published_at).is_(None))
+        .order_by(col(OutboxRow.seq))
+        .limit(limit)
+    )
+    return session.execute(stmt).all()
+
+
+def published(
+    session: Session, topic: str, after: int, limit: int
+) -> Sequence[Row[tuple[int, str, str, str, str]]]:
+    """Up to ``limit`` published rows of ``topic`` after ``seq`` ``after``, in commit order,
+    as ``pending`` gives them: the history the relay sends again to a broker that lost it."""
+    stmt = (
+        sql.select(*_SENT)
+        .where(
+            col(OutboxRow.topic) == topic,
+            col(OutboxRow.published_at).is_not(None),
+            col(OutboxRow.seq) > after,
+        )
+        .order_by(col(OutboxRow.seq))
+        .limit(limit)
+    )
+    return session.execute(stmt).all()
 
 
 def backlog(session: Session) -> tuple[int, datetime | None]:

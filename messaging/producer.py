@@ -6,7 +6,7 @@ what it has published."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.producer.future import FutureRecordMetadata
@@ -15,9 +15,9 @@ from opentelemetry import propagate
 from opentelemetry.instrumentation.kafka import KafkaInstrumentor
 
 from infra.settings import Settings
-from messaging.outbox import OutboxRow
 
 CLOUDEVENTS_CONTENT_TYPE = b"application/cloudevents+json; charset=UTF-8"
+_BARE = (("content-type", CLOUDEVENTS_CONTENT_TYPE),)
 
 
 class UnsafeProducerSettings(RuntimeError):
@@ -94,14 +94,33 @@ def broker_log_ends(settings: Settings, topics: list[str]) -> dict[str, dict[int
     return found
 
 
-def record_headers(row: OutboxRow) -> list[tuple[str, bytes]]:
+class Record(Protocol):
+    """What a send needs of an outbox row: an ``OutboxRow`` or a plain row of its columns
+    (``outbox.pending``)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def payload(self) -> str: ...
+    @property
+    def headers(self) -> str: ...
+
+
+def record_headers(row: Record) -> list[tuple[str, bytes]]:
     """The structured-mode marker, and the trace context the row was written under."""
-    headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE)]
-    return headers + [(k, v.encode()) for k, v in json.loads(row.headers).items()]
+    return _headers(json.loads(row.headers))
+
+
+def _headers(carried: dict[str, str]) -> list[tuple[str, bytes]]:
+    return [("content-type", CLOUDEVENTS_CONTENT_TYPE)] + [
+        (k, v.encode()) for k, v in carried.items()
+    ]
 
 
 def traced_send(
-    producer: KafkaProducer, row: OutboxRow, extra: list[tuple[str, bytes]]
+    producer: KafkaProducer, row: Record, extra: list[tuple[str, bytes]]
 ) -> FutureRecordMetadata:
     """Send a row under the trace context it was written in.
 
@@ -110,16 +129,16 @@ def traced_send(
     injects that span's context into the headers: so the consumers' spans hang under the
     relay's publish, in the trace that began with the HTTP request. Without it, the row's
     own context goes in the headers, as written, and the trace still joins up.
+
+    The row's headers are parsed once; without the instrumentation no context is
+    attached (the plain producer reads none).
     """
     carried: dict[str, str] = json.loads(row.headers)
+    value, key = row.payload.encode(), row.key.encode()
+    if not KafkaInstrumentor().is_instrumented_by_opentelemetry:
+        return producer.send(row.topic, value=value, key=key, headers=_headers(carried) + extra)
     token = otel_context.attach(propagate.extract(carried))
     try:
-        if KafkaInstrumentor().is_instrumented_by_opentelemetry:
-            headers = [("content-type", CLOUDEVENTS_CONTENT_TYPE), *extra]
-        else:
-            headers = record_headers(row) + extra
-        return producer.send(
-            row.topic, value=row.payload.encode(), key=row.key.encode(), headers=headers
-        )
+        return producer.send(row.topic, value=value, key=key, headers=[*_BARE, *extra])
     finally:
         otel_context.detach(token)

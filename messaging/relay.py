@@ -14,17 +14,8 @@ with a new one. A producer that has seen an error may be in a fatal state for go
 kafka-python's producer cannot bump its epoch on a broker that lost its producer state
 (an in-memory broker that restarted), and every later send would fail.
 
-A broker that lost its log (an in-memory broker restarted, a cluster rebuilt) must get
-its history back before anything new, or a partner reading it would see a referral's
-new events ahead of its older ones. So before publishing with a new producer (at start,
-and after every failure, which is how a broker's restart shows) the relay compares the
-broker's log with what it has published: a topic whose partitions hold fewer records
-than the outbox has published to it, or a partition whose end is not past an offset
-this relay saw acknowledged, has lost history. The relay then publishes nothing new
-until it has sent that topic's whole published history again, in outbox order (with
-the ``linkway-replay`` header, as ``linkway replay`` sends it). An acknowledgement at
-an offset not past one seen before (the log went back while the relay was idle) makes
-the relay check again before its next batch.
+A broker that lost its log (an in-memory broker restarted) gets its published history
+again, in outbox order, before anything new: ``messaging.relay_history``.
 
 Any number of relays may run; exactly one publishes at a time: the one holding the
 database's publishing lease (``messaging.lease``). The others stand by, trying to take
@@ -53,23 +44,21 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
-from kafka.producer.future import FutureRecordMetadata
-from sqlalchemy import func, update
+from kafka.errors import KafkaTimeoutError
+from sqlalchemy import Row, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col
 
 from infra.db import transaction
 from infra.health import Health
 from infra.settings import Settings
 from messaging.lease import Lease
-from messaging.outbox import OutboxRow, unpublished
+from messaging.outbox import OutboxRow, pending
 from messaging.producer import (
     UnsafeProducerSettings,
     broker_log_ends,
@@ -80,12 +69,22 @@ from messaging.producer import (
     record_headers,
     traced_send,
 )
+from messaging.relay_history import HISTORY_CHUNK, BrokerHistory, LogEnds
+from messaging.relay_sends import (
+    REPLAY_HEADER,
+    SEND_TIMEOUT_SECONDS,
+    STOP_GRACE_SECONDS,
+    Sends,
+    close,
+)
 
 __all__ = [
+    "HISTORY_CHUNK",
     "REPLAY_HEADER",
     "SEND_TIMEOUT_SECONDS",
     "STOP_GRACE_SECONDS",
     "Deposed",
+    "LogEnds",
     "OutboxRelay",
     "UnsafeProducerSettings",
     "broker_log_ends",
@@ -100,16 +99,6 @@ __all__ = [
 log = logging.getLogger("linkway.relay")
 
 MAX_BACKOFF_SECONDS = 30.0
-# Longer than the producer's delivery timeout, so every send has settled by then.
-SEND_TIMEOUT_SECONDS = 30.0
-# After stop(), sends already made get this long to be acknowledged (and marked).
-STOP_GRACE_SECONDS = 2.0
-# Marks a re-sent event: the same event, byte for byte, sent again.
-REPLAY_HEADER = ("linkway-replay", b"true")
-HISTORY_CHUNK = 500  # history rows read, sent and acknowledged at a time
-# The end offset of each partition of each named topic; a topic the broker does not have
-# is left out.
-LogEnds = Callable[[list[str]], dict[str, dict[int, int]]]
 
 
 class Deposed(RuntimeError):
@@ -144,11 +133,9 @@ class OutboxRelay:
         self.batch_size = settings.relay_batch_size
         self.poll_seconds = settings.relay_poll_seconds
         self._stop = threading.Event()
-        self._log_ends = log_ends or (lambda topics: broker_log_ends(settings, topics))
-        # Whether the broker's log has been checked against the outbox since the last
-        # failure; and the highest offset acknowledged per partition, in this process.
-        self._log_checked = False
-        self._acked: dict[tuple[str, int], int] = {}
+        self.history = BrokerHistory(
+            engine, log_ends or (lambda topics: broker_log_ends(settings, topics)), self._stop
+        )
         self.lease = lease or Lease(engine, duration=settings.relay_lease_seconds)
         self.renew_seconds = settings.relay_renew_seconds
         # "starting", "active" or "standby": what the relay last found; for its probes.
@@ -189,7 +176,7 @@ class OutboxRelay:
         previous, self.role = self.role, role
         if role == "active":
             # A new term: the broker's log is checked again before the first batch.
-            self._log_checked = False
+            self.history.checked = False
             log.warning(
                 "relay: active: this relay holds the publishing lease (token %s, holder %s)",
                 self.lease.token,
@@ -214,48 +201,61 @@ class OutboxRelay:
         Only the acknowledged prefix of the batch is marked: if a row fails, it and every
         row after it are sent again next time, so no key's events are ever skipped.
         """
-        with transaction(self.engine) as session:
-            rows = unpublished(session, self.batch_size)
+        rows = self._pending()
         if not rows:
             return 0
-        # Fencing: renew the lease in the database before every batch; a relay that was
-        # deposed (paused, partitioned) while it read finds out here and sends nothing.
-        self._renew_or_stand_down()
         producer = self._producer()
-        if not self._log_checked:
+        if not self.history.checked:
             try:
-                self._restore_lost_history(producer)
+                self.history.restore(producer, self._renew_or_stand_down)
             except Exception:
                 self._discard(producer)
                 raise
-            self._log_checked = True
-        sends: list[tuple[int, FutureRecordMetadata]] = []
-        errors: list[Exception] = []  # in the order the producer reported them
+            self.history.checked = True
+        sends = Sends(producer, self._stop)
         try:
             for row in rows:
                 if self._stop.is_set():
                     break  # the rest waits for the next run; nothing is lost
                 if not self.lease.holds():
                     break  # the lease may have lapsed (a pause): renew before sending more
-                assert row.seq is not None
-                sends.append((row.seq, self._send(producer, row, errors)))
+                sends.send(row.seq, row)
         except Exception as exc:  # e.g. send() gave up waiting for metadata: the broker is away
-            errors.append(exc)
-        self._settle(sends)
+            sends.errors.append(exc)
+        sends.settle()
         acknowledged: list[int] = []
-        for seq, future in sends:
+        for seq, future in sends.futures:
             if not future.succeeded():
                 if not future.is_done and not self._stop.is_set():
-                    errors.append(KafkaTimeoutError("no acknowledgement in time"))
+                    sends.errors.append(KafkaTimeoutError("no acknowledgement in time"))
                 break
             acknowledged.append(seq)
-            self._note_offset(future.value)
+            self.history.note(future.value)
         if acknowledged:
             self._mark(acknowledged)
-        if errors:
+        if sends.errors:
             self._discard(producer)
-            raise errors[0]  # the cause: the rest were aborted because of it
+            raise sends.errors[0]  # the cause: the rest were aborted because of it
         return len(acknowledged)
+
+    def _pending(self) -> Sequence[Row[tuple[int, str, str, str, str]]]:
+        """The next batch, as plain rows. Fencing: the lease is renewed in the database
+        before every batch is sent, in the transaction that read it (one round trip), so
+        a relay deposed (paused, partitioned) while it read finds out here and sends
+        nothing."""
+        if self.lease.token is None:
+            # Not holding it yet (``publish_pending`` called on its own): take it.
+            with transaction(self.engine) as session:
+                rows = pending(session, self.batch_size)
+            if rows:
+                self._renew_or_stand_down()
+            return rows
+        with transaction(self.engine) as session:
+            rows = pending(session, self.batch_size)
+            if rows and not self.lease.fence(session):
+                self._become("standby")
+                raise Deposed("another relay holds the publishing lease")
+        return rows
 
     def _producer(self) -> KafkaProducer:
         if self.producer is None:
@@ -264,104 +264,11 @@ class OutboxRelay:
             self.producer = producer
         return self.producer
 
-    def _restore_lost_history(self, producer: KafkaProducer) -> None:
-        """Send again, in outbox order, the published history of every topic the broker
-        has lost, before anything new is published to it."""
-        with Session(self.engine) as session:
-            published = dict(
-                session.exec(
-                    select(OutboxRow.topic, func.count())
-                    .where(col(OutboxRow.published_at).is_not(None))
-                    .group_by(col(OutboxRow.topic))
-                ).all()
-            )
-        if not published:
-            return
-        ends = self._log_ends(sorted(published))
-        lost = {
-            topic for topic, count in published.items() if sum(ends.get(topic, {}).values()) < count
-        }
-        lost |= {
-            topic
-            for (topic, partition), offset in self._acked.items()
-            if ends.get(topic, {}).get(partition, 0) <= offset
-        }
-        for topic in sorted(lost):
-            log.warning("relay: the broker lost a topic's history; sending it again first")
-            self._acked = {tp: o for tp, o in self._acked.items() if tp[0] != topic}
-            sent = self._replay_topic(producer, topic)
-            log.warning("relay: %d events of history sent again; publishing resumes", sent)
-
-    def _replay_topic(self, producer: KafkaProducer, topic: str) -> int:
-        sent, after = 0, 0
-        while not self._stop.is_set():
-            with Session(self.engine) as session:
-                rows = list(
-                    session.exec(
-                        select(OutboxRow)
-                        .where(
-                            OutboxRow.topic == topic,
-                            col(OutboxRow.published_at).is_not(None),
-                            col(OutboxRow.seq) > after,
-                        )
-                        .order_by(col(OutboxRow.seq))
-                        .limit(HISTORY_CHUNK)
-                    )
-                )
-            if not rows:
-                return sent
-            self._renew_or_stand_down()
-            errors: list[Exception] = []
-            sends = [(row.seq or 0, self._send(producer, row, errors, replay=True)) for row in rows]
-            self._settle(sends)
-            for _, future in sends:
-                if not future.succeeded():
-                    raise errors[0] if errors else KafkaTimeoutError("no acknowledgement in time")
-                self._note_offset(future.value)
-            sent, after = sent + len(rows), rows[-1].seq or after
-        raise KafkaTimeoutError("stopped while sending history again")
-
-    def _note_offset(self, metadata: Any) -> None:
-        topic, partition = getattr(metadata, "topic", None), getattr(metadata, "partition", None)
-        offset = getattr(metadata, "offset", None)
-        if topic is None or partition is None or offset is None:
-            return
-        if offset <= self._acked.get((topic, partition), -1):
-            # The log went back: the broker lost it while the relay was idle. Check (and
-            # send the history again) before the next batch.
-            self._log_checked = False
-        self._acked[(topic, partition)] = offset
-
-    def _send(
-        self, producer: KafkaProducer, row: OutboxRow, errors: list[Exception], replay: bool = False
-    ) -> FutureRecordMetadata:
-        future = traced_send(producer, row, [REPLAY_HEADER] if replay else [])
-
-        def failed(exc: Exception) -> None:
-            # Stop the producer at the first failure: a later batch for the same partition
-            # must not reach the broker ahead of the failed row's resend.
-            errors.append(exc)
-            _halt(producer)
-
-        future.add_errback(failed)
-        return future
-
-    def _settle(self, sends: list[tuple[int, FutureRecordMetadata]]) -> None:
-        """Wait until every send succeeded or failed, but not for long after stop()."""
-        deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
-        while not all(future.is_done for _, future in sends):
-            now = time.monotonic()
-            if self._stop.is_set():
-                deadline = min(deadline, now + STOP_GRACE_SECONDS)
-            if now >= deadline:
-                return
-            time.sleep(0.005)
-
     def _discard(self, producer: KafkaProducer) -> None:
         # A failure may be a broker that restarted without its log: check before the next
         # batch.
-        self._log_checked = False
-        _close(producer, timeout=0)
+        self.history.checked = False
+        close(producer, timeout=0)
         if self.producer is producer:
             self.producer = None
 
@@ -414,7 +321,7 @@ class OutboxRelay:
             if self.producer is not None:
                 # The last batch has had its grace already; what is still pending stays
                 # unmarked and goes again next time.
-                _close(self.producer, timeout=0)
+                close(self.producer, timeout=0)
                 self.producer = None
             try:
                 self.lease.release()  # a standby takes over at once
@@ -425,30 +332,3 @@ class OutboxRelay:
         """Ask ``run`` to return. It does within about ``max_block_ms`` (10 s) even while
         the broker is down; rows sent but not yet acknowledged stay unmarked."""
         self._stop.set()
-
-
-def _halt(producer: KafkaProducer) -> None:
-    """Stop the producer's I/O thread now, failing every pending send. Safe from any
-    thread, the producer's own included (an errback runs there)."""
-    sender = getattr(producer, "_sender", None)
-    if sender is not None:
-        sender.force_close()
-
-
-def _close(producer: KafkaProducer, timeout: float) -> None:
-    """Close, dropping whatever is still pending after ``timeout`` seconds."""
-    try:
-        producer.close(timeout=timeout)
-        return
-    except KafkaError:
-        # close() flushes first and raises when records are still pending, before it would
-        # force-close; so force it here, then close what is left.
-        pass
-    _halt(producer)
-    sender = getattr(producer, "_sender", None)
-    if sender is not None and sender is not threading.current_thread():
-        sender.join(STOP_GRACE_SECONDS)
-    try:
-        producer.close(timeout=0)
-    except KafkaError:
-        log.debug("relay: a producer did not close cleanly", exc_info=True)
