@@ -8,6 +8,7 @@ sent after the failed record reaches the broker ahead of its resend.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -67,8 +68,16 @@ class Sends:
                 self._settled.set()
 
     def settle(self) -> None:
-        """Wait until every send succeeded or failed, but not for long after stop()."""
+        """Wait until every send succeeded or failed, but not for long after stop().
+
+        One flush first: the producer sends what it holds at once instead of lingering
+        (``linger_ms``) over the batch's last records; its wait is short, so a broker
+        that does not answer leaves the rest of the wait to the stop-aware loop."""
         deadline = time.monotonic() + SEND_TIMEOUT_SECONDS
+        if not self._settled.is_set():
+            # Not all answered within it, or the producer was halted: the loop waits on.
+            with contextlib.suppress(KafkaError):
+                self.producer.flush(timeout=_STOP_CHECK_SECONDS)
         while not self._settled.is_set():
             now = time.monotonic()
             if self._stop.is_set():

@@ -56,6 +56,9 @@ class ScriptedProducer:
             future.failure(KafkaTimeoutError("expired"))
         return future
 
+    def flush(self, timeout: float | None = None) -> None:
+        pass  # every answer was given (or withheld) at send
+
     def close(self, timeout: float | None = None) -> None:
         self.closed = True
 
