@@ -29,6 +29,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from reporting.kpis.casework import activity_types, caseload, link_worker_activity
+from reporting.kpis.distal import distal_outcomes
 from reporting.kpis.funnel import (
     funnel,
     overdue_actions,
@@ -47,8 +49,10 @@ from reporting.kpis.referrals import (
 )
 from reporting.kpis.view import (
     ACT,
+    ACTV,
     CLA,
     DAY,
+    DIS,
     DLQ,
     DOC,
     EP,
@@ -96,6 +100,10 @@ KPIS: dict[str, Kpi] = {
         Kpi("payments", payments, (EP, CLA)),
         Kpi("data_quality", data_quality, (EP, REF, HO, SES)),
         Kpi("dead_letters", dead_letters, (DLQ,)),
+        Kpi("link_worker_activity", link_worker_activity, (EP, ACTV)),
+        Kpi("activity_types", activity_types, (EP, ACTV)),
+        Kpi("caseload", caseload, (EP,)),
+        Kpi("distal_outcomes", distal_outcomes, (EP, DIS)),
     )
 }
 
@@ -112,8 +120,10 @@ def answer(session: Session, name: str, filters: Filters, ctx: Context) -> Table
 
 __all__ = [
     "ACT",
+    "ACTV",
     "CLA",
     "DAY",
+    "DIS",
     "DLQ",
     "DOC",
     "EP",

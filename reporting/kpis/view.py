@@ -15,12 +15,14 @@ from sqlmodel import Session
 from pathway.config import PathwayConfig
 from pathway.measures import Registry
 from payments.ratebook import RateCardBook
-from reporting.project import TIME_ZONE
+from reporting.rows import TIME_ZONE
 from reporting.suppression import suppress
 from reporting.tables import (
     ReportAction,
+    ReportActivity,
     ReportClaim,
     ReportDeadLetter,
+    ReportDistal,
     ReportEpisode,
     ReportHandoff,
     ReportMeasure,
@@ -46,6 +48,8 @@ ACT = _t(ReportAction)
 OUT = _t(ReportOutcome)
 CLA = _t(ReportClaim)
 DLQ = _t(ReportDeadLetter)
+ACTV = _t(ReportActivity)
+DIS = _t(ReportDistal)
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,7 @@ class Table:
         }
 
 
-def _local_midnight(day: date) -> datetime:
+def local_midnight(day: date) -> datetime:
     """The UTC instant a local (Europe/London) calendar day starts."""
     return datetime.combine(day, time(), TIME_ZONE).astimezone(UTC)
 
@@ -139,8 +143,8 @@ class View:
             known = f.contract in ctx.book.contracts()
             cards = ctx.book.versions(f.contract) if known else []  # unknown: pays no one
             self.partners = sorted({p for card in cards for p in card.partners})
-        self._start = _local_midnight(f.start) if f.start else None
-        self._end = _local_midnight(f.end + timedelta(days=1)) if f.end else None
+        self._start = local_midnight(f.start) if f.start else None
+        self._end = local_midnight(f.end + timedelta(days=1)) if f.end else None
 
     def rows(self, statement: Any) -> list[Any]:
         return list(self.conn.execute(statement).all())
@@ -245,4 +249,12 @@ TITLES = {
     "payments": "Outcome payments by contract, month and metric, against the caps",
     "data_quality": "Data quality: what is missing, late or wrong, and whose it is",
     "dead_letters": "Partner events refused (dead-lettered), by partner and reason",
+    "link_worker_activity": (
+        "Link worker activity: people, sessions and time, direct and indirect, per link worker"
+    ),
+    "activity_types": "Link worker activity by type: sessions and time, direct and indirect",
+    "caseload": "Caseloads: open cases and people started in 12 months against capacity",
+    "distal_outcomes": (
+        "Distal outcomes: use of other services before and after the referral, per measure"
+    ),
 }
