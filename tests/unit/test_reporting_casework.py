@@ -140,9 +140,7 @@ def test_a_deletion_read_before_its_activity_still_deletes_it(ctx) -> None:
 
 
 def test_caseload_against_capacity(data, ctx) -> None:
-    got = by(
-        rows(data, ctx, "caseload", end=date(2026, 5, 31)), "partner_id", "link_worker_id"
-    )
+    got = by(rows(data, ctx, "caseload", end=date(2026, 5, 31)), "partner_id", "link_worker_id")
     counts = {k: (r["open_cases"], r["started_last_12_months"]) for k, r in got.items()}
     assert counts == {
         ("north-wellbeing", "lw-1"): (2, 2),
