@@ -200,7 +200,11 @@ class ReportActivity(SQLModel, table=True):
     back) and the KPIs leave it out."""
 
     __tablename__ = "reporting_activities"
-    __table_args__ = (Index("ix_reporting_activities_episode", "referral_id", "episode"),)
+    __table_args__ = (
+        Index("ix_reporting_activities_episode", "referral_id", "episode"),
+        # The partner's distinct people, counted from the index alone (reporting.kpis).
+        Index("ix_reporting_activities_partner", "partner_id", "referral_id", "episode", "deleted"),
+    )
 
     activity_id: str = Field(primary_key=True, max_length=64)
     referral_id: str = Field(max_length=64)

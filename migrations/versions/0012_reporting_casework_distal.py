@@ -53,6 +53,12 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_reporting_activities_partner",
+        "reporting_activities",
+        ["partner_id", "referral_id", "episode", "deleted"],
+        unique=False,
+    )
+    op.create_index(
         "ix_reporting_activities_started_at", "reporting_activities", ["started_at"], unique=False
     )
     op.create_table(
@@ -73,6 +79,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("reporting_distal")
     op.drop_index("ix_reporting_activities_started_at", table_name="reporting_activities")
+    op.drop_index("ix_reporting_activities_partner", table_name="reporting_activities")
     op.drop_index("ix_reporting_activities_episode", table_name="reporting_activities")
     op.drop_table("reporting_activities")
     with op.batch_alter_table("reporting_episodes", schema=None) as batch_op:

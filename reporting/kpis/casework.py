@@ -22,41 +22,69 @@ from reporting.suppression import TOTAL
 
 YEAR = timedelta(days=365)
 UNASSIGNED = "unassigned"  # an episode no link worker was assigned to
-SUMS = ("sessions", "minutes", "direct_minutes")
 
 
 def _activities(v: View) -> list[Any]:
-    return [sa.not_(ACTV.c.deleted), *v.dated(ACTV, ACTV.c.started_at)]
+    """Not deleted, started in the period, of an episode matching the filters. Unfiltered,
+    every activity's episode is there (its events make the episode's row), so the look-up
+    per row is left out."""
+    where = [sa.not_(ACTV.c.deleted), *v.in_period(ACTV.c.started_at)]
+    if v.narrowed():
+        where.append(v.of_episode(ACTV, period=False))
+    return where
 
 
-def _sums(v: View, *keys: sa.ColumnElement[Any]) -> dict[tuple[Any, ...], dict[str, int]]:
-    """Per ``keys``: distinct episodes (people), sessions, minutes and direct minutes."""
-    direct = sa.case((ACTV.c.direct, ACTV.c.minutes), else_=0)
-    per_episode = (
+def _episode_key() -> Any:
+    """An episode as one value (its referral id and number), to count distinct ones."""
+    return ACTV.c.referral_id + "#" + sa.cast(ACTV.c.episode, sa.String)
+
+
+def _sums(v: View, key: sa.ColumnElement[Any]) -> dict[tuple[str, str], dict[str, int]]:
+    """Per partner and ``key``: distinct episodes (people), sessions, minutes and direct
+    minutes, in one pass."""
+    q = (
         sa.select(
-            *keys,
-            sa.func.count().label("sessions"),
-            sa.func.sum(ACTV.c.minutes).label("minutes"),
-            sa.func.sum(direct).label("direct_minutes"),
+            ACTV.c.partner_id,
+            key,
+            sa.func.count(sa.distinct(_episode_key())),
+            sa.func.count(),
+            sa.func.sum(ACTV.c.minutes),
+            sa.func.sum(sa.case((ACTV.c.direct, ACTV.c.minutes), else_=0)),
         )
         .where(*_activities(v))
-        .group_by(*keys, ACTV.c.referral_id, ACTV.c.episode)
-        .subquery()
-    )
-    named = [per_episode.c[k.name] for k in keys]
-    q = sa.select(*named, sa.func.count(), *(sa.func.sum(per_episode.c[s]) for s in SUMS)).group_by(
-        *named
+        .group_by(ACTV.c.partner_id, key)
     )
     out = {}
-    for row in v.rows(q):
-        *key, people, sessions, minutes, direct_minutes = row
-        out[tuple(key)] = {
+    for partner, name, people, sessions, minutes, direct_minutes in v.rows(q):
+        out[partner, name] = {
             "people": int(people),
             "sessions": int(sessions or 0),
             "minutes": int(minutes or 0),
             "direct_minutes": int(direct_minutes or 0),
         }
     return out
+
+
+def _partner_totals(
+    v: View, sums: dict[tuple[str, str], dict[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Per partner: its rows' sessions and minutes added up, and its distinct episodes
+    (one seen by two link workers, or in two activity types, counts once), read from an
+    index alone."""
+    totals: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"people": 0, "sessions": 0, "minutes": 0, "direct_minutes": 0}
+    )
+    for (partner, _), c in sums.items():
+        for column in ("sessions", "minutes", "direct_minutes"):
+            totals[partner][column] += c[column]
+    q = (
+        sa.select(ACTV.c.partner_id, sa.func.count(sa.distinct(_episode_key())))
+        .where(*_activities(v))
+        .group_by(ACTV.c.partner_id)
+    )
+    for partner, people in v.rows(q):
+        totals[partner]["people"] = int(people)
+    return dict(totals)
 
 
 def _time_columns(c: dict[str, int]) -> dict[str, Any]:
@@ -79,12 +107,12 @@ TIME_DERIVED = {
 
 
 def link_worker_activity(v: View) -> Table:
-    by_worker = _sums(v, ACTV.c.partner_id, ACTV.c.link_worker_id)
-    by_partner = _sums(v, ACTV.c.partner_id)
+    by_worker = _sums(v, ACTV.c.link_worker_id)
+    by_partner = _partner_totals(v, by_worker)
     rows = []
     for (partner, worker), c in sorted(by_worker.items()):
         rows.append({"partner_id": partner, "link_worker_id": worker, **_per_person(c)})
-    for (partner,), c in sorted(by_partner.items()):
+    for partner, c in sorted(by_partner.items()):
         rows.append({"partner_id": partner, "link_worker_id": TOTAL, **_per_person(c)})
     rows.sort(key=lambda r: (r["partner_id"], r["link_worker_id"] == TOTAL, r["link_worker_id"]))
     return Table(
@@ -119,11 +147,11 @@ def _per_person(c: dict[str, int]) -> dict[str, Any]:
 
 
 def activity_types(v: View) -> Table:
-    by_type = _sums(v, ACTV.c.partner_id, ACTV.c.activity_type)
-    by_partner = _sums(v, ACTV.c.partner_id)
+    by_type = _sums(v, ACTV.c.activity_type)
+    by_partner = _partner_totals(v, by_type)
     rows = []
     for (partner, kind), c in sorted(by_type.items()):
-        whole = by_partner[partner,]["minutes"]
+        whole = by_partner[partner]["minutes"]
         rows.append(
             {
                 "partner_id": partner,
@@ -132,7 +160,7 @@ def activity_types(v: View) -> Table:
                 "pct_of_minutes": stats.pct(c["minutes"], whole),
             }
         )
-    for (partner,), c in sorted(by_partner.items()):
+    for partner, c in sorted(by_partner.items()):
         rows.append(
             {
                 "partner_id": partner,

@@ -194,6 +194,15 @@ class View:
             where += [e.c.received_at.is_not(None), *self.in_period(e.c.received_at)]
         return where
 
+    def narrowed(self) -> bool:
+        """Whether any filter but the period is set (then a fact must be matched to its
+        episode to know whether it is in the view)."""
+        f = self.filters
+        return any(
+            x is not None
+            for x in (f.contract, f.partner, f.locality, f.source, f.practice, f.support_level)
+        )
+
     def of_episode(self, t: sa.FromClause, period: bool = True) -> ColumnElement[bool]:
         """The row of ``t`` belongs to an episode in the view."""
         e = EP.alias()
