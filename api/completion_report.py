@@ -21,12 +21,14 @@ from sqlmodel import Session
 
 from api.commands import LinkWorker
 from api.deps import deps
+from api.params import IdPath
 from api.people import audit_failed
 from api.personal_data import Access, AuditFailed
 from api.problems import Problem, responses
 from api.scope import visible
 from events.completion import CompletionReported, GoalResult
 from fund.views import GrantView
+from pathway.rules.goals import UNSPECIFIED
 from pathway.state import CaseState
 from workflows import referral_workflow_id
 from workflows.referral import ReferralWorkflow
@@ -50,7 +52,9 @@ _ACHIEVED = {
     },
     summary="Download the completion report and ongoing plan (HTML; audited read)",
 )
-async def completion_report(referral_id: str, request: Request, caller: LinkWorker) -> HTMLResponse:
+async def completion_report(
+    referral_id: IdPath, request: Request, caller: LinkWorker
+) -> HTMLResponse:
     d = deps(request)
     with Session(d.engine) as session:
         row = visible(session, caller, referral_id)
@@ -80,6 +84,14 @@ async def completion_report(referral_id: str, request: Request, caller: LinkWork
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
+def _goal_of(grant: GrantView) -> str:
+    """The goal a grant was for, as it was when asked for: a plan revised since may have
+    given its number to another goal."""
+    category = grant.goal_category
+    about = f" ({category.replace('_', ' ')})" if category and category != UNSPECIFIED else ""
+    return f"Goal {grant.goal_id}{about}"
+
+
 def render(
     report: CompletionReported,
     name: str,
@@ -93,7 +105,7 @@ def render(
     e = escape
     said = goal_words or {}
     fund = "".join(
-        f"<tr><td>{e(g.purpose.replace('_', ' '))}</td><td>Goal {e(g.goal_id)}</td>"
+        f"<tr><td>{e(g.purpose.replace('_', ' '))}</td><td>{e(_goal_of(g))}</td>"
         f"<td>{e(_pounds(g.spent_pence if g.status == 'spent' else g.amount_pence))}</td>"
         f"<td>{'Paid' if g.status == 'spent' else 'Approved'}</td></tr>"
         for g in grants or []

@@ -12,25 +12,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from events.ids import Code, Id
+from events.nhs_number import normalised_nhs_number
 from infra.text import Line, Prose
 
 # The read model hands times back naive on SQLite; they are UTC, and the API says so.
 Instant = Annotated[
     datetime, AfterValidator(lambda v: v.replace(tzinfo=UTC) if v.tzinfo is None else v)
 ]
-
-
-def nhs_number_is_valid(number: str) -> bool:
-    """The NHS number's modulus 11 check digit, over ASCII digits only: ``str.isdigit``
-    also takes fullwidth or Arabic-Indic digits, which ``int`` reads as the same number
-    but which would be stored, and blind-indexed, as a different one."""
-    if len(number) != 10 or not (number.isascii() and number.isdigit()):
-        return False
-    total = sum(int(d) * w for d, w in zip(number[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(number[9])
 
 
 class Person(BaseModel):
@@ -59,8 +47,8 @@ class Person(BaseModel):
     def _check_digit(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        digits = value.replace(" ", "").replace("-", "")
-        if not nhs_number_is_valid(digits):
+        digits = normalised_nhs_number(value)
+        if digits is None:
             raise ValueError("must be a valid NHS number: 10 digits 0-9 with a valid check digit")
         return digits
 

@@ -17,23 +17,12 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from events.ids import Id
+from events.nhs_number import normalised_nhs_number
 from events.outcome import DistalMeasure
 
 COLUMNS = ("nhs_number", "measure", "month", "count")
 OPTIONAL_COLUMNS = ("row_id", "extracted_at")
 _MONTH = re.compile(r"^(19|20)\d\d-(0[1-9]|1[0-2])$")
-
-
-def normalised_nhs_number(text: str) -> str | None:
-    """Ten ASCII digits whose last is the modulus-11 check digit of the first nine (spaces
-    and hyphens ignored, as the API's ``nhs_number_is_valid`` does), or None."""
-    digits = text.replace(" ", "").replace("-", "")
-    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
-        return None
-    total = sum(int(d) * (10 - i) for i, d in enumerate(digits[:9]))
-    check = 11 - total % 11
-    check = 0 if check == 11 else check
-    return digits if check != 10 and check == int(digits[9]) else None
 
 
 class FeedRow(BaseModel):

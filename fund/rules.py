@@ -74,10 +74,11 @@ def check_request(
         )
 
 
-def check_goal(goal_id: str, goals: list[dict[str, object]]) -> None:
+def check_goal(goal_id: str, goals: list[dict[str, object]]) -> str | None:
     """A grant serves one of the person's current goals: ``goal_id`` is the goal's number
     in the current plan (the referral's ``goals[].number``, as check-ins name it), and the
-    goal must not have been dropped. ``goals`` is the read model's record of the plan."""
+    goal must not have been dropped. ``goals`` is the read model's record of the plan.
+    Returns the goal's category, which the grant keeps."""
     numbers = [str(g.get("number")) for g in goals]
     current = [str(g.get("number")) for g in goals if g.get("status") != "dropped"]
     if not goals:
@@ -91,6 +92,9 @@ def check_goal(goal_id: str, goals: list[dict[str, object]]) -> None:
         raise InvalidGrant(
             f"goal {goal_id} was dropped from the plan; a grant needs a current goal"
         )
+    (goal,) = [g for g in goals if str(g.get("number")) == goal_id]
+    category = goal.get("category")
+    return str(category) if category else None
 
 
 def check_approval(totals: Totals, amount_pence: int) -> None:

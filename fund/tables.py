@@ -62,3 +62,6 @@ class GrantRow(SQLModel, table=True):
     updated_by: str = Field(max_length=64)  # who made the last change (a retry converges)
     requested_at: datetime = Field(sa_type=DateTime(timezone=True))
     updated_at: datetime = Field(sa_type=DateTime(timezone=True))
+    # The goal's category when the grant was asked for: a revised plan renumbers its goals,
+    # so the number alone may later name another goal. Last, as migration 0012 added it.
+    goal_category: str | None = Field(default=None, max_length=64)

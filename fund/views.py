@@ -9,7 +9,7 @@ import io
 import json
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fund.tables import FundRow, GrantRow, utc
 
@@ -43,6 +43,11 @@ class GrantView(BaseModel):
     fund_id: str
     referral_id: str
     goal_id: str
+    goal_category: str | None = Field(
+        default=None,
+        description="the goal's category when the grant was asked for (a revised plan may "
+        "renumber its goals; this says what the grant was for)",
+    )
     partner_id: str
     purpose: str
     supplier: str

@@ -148,3 +148,46 @@ class ThreadedApi:
         if key:
             headers["Idempotency-Key"] = uuid.uuid4().hex if key is True else str(key)
         return headers
+
+
+async def refer(
+    http: httpx.AsyncClient, api: ThreadedApi, identity: str, person: dict[str, Any], **body: Any
+) -> str:
+    """A new referral of ``person`` (a GP referral in Oswestry with consent to share,
+    unless ``body`` says otherwise) by ``identity``; its id."""
+    made = await http.post(
+        "/referrals",
+        json={
+            "locality": "oswestry",
+            "source": "gp",
+            "referrer_org_id": "gp-1",
+            "consent_to_share": True,
+            **body,
+            "person": person,
+        },
+        headers=api.auth(identity, True),
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["referral_id"])
+
+
+async def walk(
+    http: httpx.AsyncClient,
+    api: ThreadedApi,
+    identity: str,
+    referral_id: str,
+    steps: list[tuple[str, dict[str, Any]]],
+    first_version: int = 1,
+) -> int:
+    """Posts each (command path, body) to the referral in turn, each expecting the
+    version the one before left; the version after the last."""
+    version = first_version
+    for path, step in steps:
+        done = await http.post(
+            f"/referrals/{referral_id}/{path}",
+            json={**step, "expected_version": version},
+            headers=api.auth(identity, True),
+        )
+        assert done.status_code == 200, done.text
+        version += 1
+    return version

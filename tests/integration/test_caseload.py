@@ -3,13 +3,12 @@ referral read with its episodes, handoffs, measures and due dates."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
@@ -21,19 +20,6 @@ WEMWBS = {
     "consent_ref": "c-1",
     "answers": {str(i): 2 for i in range(1, 15)},
 }
-
-
-@pytest.fixture(scope="module")
-def api(
-    dev_env, tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
-) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env),
-        tmp_path_factory.mktemp("caseload"),
-        free_port(),
-        **({"database_url": module_database_url} if module_database_url else {}),
-    ) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ downloads it as one self-contained HTML page with the person's name and own word
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
 from sqlmodel import Session, col, select
@@ -14,8 +12,7 @@ from sqlmodel import Session, col, select
 from api.personal_data import AuditRecord
 from infra.db import get_engine
 from messaging.outbox import OutboxRow
-from tests.conftest import free_port, temporal_address
-from tests.integration.stack import ThreadedApi
+from tests.integration.stack import ThreadedApi, refer, walk
 
 pytestmark = pytest.mark.integration
 
@@ -23,53 +20,23 @@ NORTH = "tier_one:north-wellbeing"
 WORDS = "I walk with the group every week & feel <much> better"
 
 
-@pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env), tmp_path_factory.mktemp("completion"), free_port()
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
-
-
 async def test_the_link_worker_records_and_downloads_the_completion_report(
     http: httpx.AsyncClient, api: ThreadedApi
 ) -> None:
-    body = {
-        "locality": "oswestry",
-        "source": "gp",
-        "referrer_org_id": "gp-1",
-        "consent_to_share": True,
-        "person": {"given_name": "Report", "family_name": "Reader", "nhs_number": "9434765803"},
+    person = {"given_name": "Report", "family_name": "Reader", "nhs_number": "9434765803"}
+    rid = await refer(http, api, NORTH, person)
+    plan = {
+        "goal_count": 2,
+        "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
     }
-    made = await http.post("/referrals", json=body, headers=api.auth(NORTH, True))
-    assert made.status_code == 201, made.text
-    rid = made.json()["referral_id"]
     steps = [
         ("accept", {}),
         ("contact-attempts", {"outcome": "contacted"}),
         ("assessment", {"support_level": "2"}),
-        (
-            "plan",
-            {
-                "goal_count": 2,
-                "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
-            },
-        ),
+        ("plan", plan),
         ("review", {"decision": "dormant", "early_reason_code": "goals_met"}),
     ]
-    for version, (path, step) in enumerate(steps, start=1):
-        done = await http.post(
-            f"/referrals/{rid}/{path}",
-            json={**step, "expected_version": version},
-            headers=api.auth(NORTH, True),
-        )
-        assert done.status_code == 200, done.text
+    await walk(http, api, NORTH, rid, steps)
     # A Well-being Action Fund grant for goal 2, approved by a colleague and spent.
     cm = "contract_manager:commissioner"
     fund_body = {"contract_id": "c-report", "period": "2026-27", "budget_pence": 10_000}

@@ -28,7 +28,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from api.idempotency import LEASE, IdempotencyRecord
 from api.personal_data import PersonalDataStore, PersonRecord, load_keys
-from api.schemas import nhs_number_is_valid
+from events.nhs_number import nhs_number_is_valid
 from events.referral import ReferralJoined, ReferralReceived, ReferralReentered
 from infra.db import get_engine
 from messaging.outbox import OutboxRow

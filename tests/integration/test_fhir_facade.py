@@ -7,7 +7,6 @@ resource is an OperationOutcome naming the element."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,6 @@ from sqlmodel import Session, select
 
 from infra.db import get_engine
 from messaging.outbox import OutboxRow
-from tests.conftest import free_port, temporal_address
 from tests.integration.provider_harness import eventually
 from tests.integration.stack import ThreadedApi
 
@@ -33,20 +31,6 @@ NORTH = "tier_one:north-wellbeing"
 WALKS = "tier_two:walking-group"
 FHIR = {"Content-Type": "application/fhir+json"}
 PERSON = {"given_name": "Fhir", "family_name": "Door", "nhs_number": "9434765889"}
-
-
-@pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env), tmp_path_factory.mktemp("fhir"), free_port()
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
 
 
 def service_request(person: dict[str, str], **changes: Any) -> dict[str, Any]:
@@ -219,6 +203,14 @@ async def test_a_provider_moves_its_task_to_completed_over_fhir(
     )
     assert accepted.status_code == 202, accepted.text
     await eventually(lambda: status_is(hid, "accepted"))
+    started = await http.patch(
+        f"/fhir/Task/{hid}",
+        content=json.dumps({"status": "in-progress"}),
+        headers={**api.auth(WALKS), "Content-Type": "application/merge-patch+json"},
+    )
+    assert started.status_code == 202, started.text
+    await eventually(lambda: status_is(hid, "in-progress"))
+    # Attendance after the start counts, and leaves the Task in progress.
     today = __import__("datetime").date.today().isoformat()
     attended = await http.post(
         f"/provider/handoffs/{hid}/attendance",
@@ -226,7 +218,6 @@ async def test_a_provider_moves_its_task_to_completed_over_fhir(
         headers=api.auth(WALKS),
     )
     assert attended.status_code == 202, attended.text
-    await eventually(lambda: status_is(hid, "in-progress"))
     patch = {
         "status": "completed",
         "output": [

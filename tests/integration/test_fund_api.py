@@ -130,6 +130,8 @@ async def test_a_grant_from_request_to_statement_with_its_refusals(
     assert asked.status_code == 201, asked.text
     replay = await http.post(f"/funds/{fund}/grants", json=grant, headers=lw(key))
     assert replay.json() == asked.json()  # the same grant, not a second one
+    # It keeps what its goal was: a revised plan may give number 1 to another goal.
+    assert asked.json()["goal_category"] == "family_friends"
     grant_id = asked.json()["grant_id"]
     url = f"/funds/{fund}/grants/{grant_id}"
 

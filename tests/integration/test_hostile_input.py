@@ -26,7 +26,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from api.schemas import nhs_number_is_valid
+from events.nhs_number import nhs_number_is_valid
 from infra.db import get_engine
 from tests.conftest import free_port, scratch_postgres, temporal_address
 from tests.integration.stack import ThreadedApi

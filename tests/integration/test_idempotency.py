@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -15,7 +14,7 @@ from activities.readmodel import ReferralRow
 from api.commands import caller_key
 from api.idempotency import IdempotencyStore, fingerprint
 from infra.db import get_engine
-from tests.conftest import free_port, temporal_address
+from tests.conftest import free_port
 from tests.integration.stack import ThreadedApi
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
@@ -33,25 +32,6 @@ def referral(family_name: str = "Keyholder") -> dict:
         "consent_to_share": True,
         "person": {"given_name": "Ida", "family_name": family_name},
     }
-
-
-@pytest.fixture(scope="module")
-def api(
-    dev_env, tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
-) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env),
-        tmp_path_factory.mktemp("idem"),
-        free_port(),
-        **({"database_url": module_database_url} if module_database_url else {}),
-    ) as a:
-        yield a
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
 
 
 def referral_count(api: ThreadedApi) -> int:
@@ -213,7 +193,7 @@ async def test_a_rejected_command_answers_with_the_validators_message(
 
 
 def new_nhs_number() -> str:
-    from api.schemas import nhs_number_is_valid
+    from events.nhs_number import nhs_number_is_valid
 
     while True:
         number = f"{uuid.uuid4().int % 10**9:09d}"

@@ -3,16 +3,13 @@ handoff, only the contact fields, and every read is audited."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
 from sqlmodel import Session, col, select
 
 from api.personal_data import AuditRecord
 from infra.db import get_engine
-from tests.conftest import free_port, temporal_address
-from tests.integration.stack import ThreadedApi
+from tests.integration.stack import ThreadedApi, refer, walk
 
 pytestmark = pytest.mark.integration
 
@@ -29,52 +26,21 @@ PERSON = {
 }
 
 
-@pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env), tmp_path_factory.mktemp("contact"), free_port()
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
-
-
 async def planned_referral(
     http: httpx.AsyncClient, api: ThreadedApi, nhs_number: str
 ) -> tuple[str, str]:
-    body = {
-        "locality": "oswestry",
-        "source": "gp",
-        "referrer_org_id": "gp-1",
-        "consent_to_share": True,
-        "person": {**PERSON, "nhs_number": nhs_number},
+    rid = await refer(http, api, NORTH, {**PERSON, "nhs_number": nhs_number})
+    plan = {
+        "goal_count": 1,
+        "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
     }
-    made = await http.post("/referrals", json=body, headers=api.auth(NORTH, True))
-    assert made.status_code == 201, made.text
-    rid = made.json()["referral_id"]
     steps = [
         ("accept", {}),
         ("contact-attempts", {"outcome": "contacted"}),
         ("assessment", {"support_level": "2"}),
-        (
-            "plan",
-            {
-                "goal_count": 1,
-                "prescriptions": [{"provider_id": "walking-group", "service_id": "walks"}],
-            },
-        ),
+        ("plan", plan),
     ]
-    for version, (path, step) in enumerate(steps, start=1):
-        done = await http.post(
-            f"/referrals/{rid}/{path}",
-            json={**step, "expected_version": version},
-            headers=api.auth(NORTH, True),
-        )
-        assert done.status_code == 200, done.text
+    await walk(http, api, NORTH, rid, steps)
     handoffs = await http.get("/provider/handoffs", headers=api.auth(WALKS))
     assert handoffs.status_code == 200, handoffs.text
     (handoff,) = [h for h in handoffs.json() if h["referral_id"] == rid]

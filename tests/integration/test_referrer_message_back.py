@@ -6,8 +6,6 @@ only the NHS number. Another practice, and any other role, gets nothing."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-
 import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -16,8 +14,7 @@ from sqlmodel import Session, col, select
 from api.personal_data import AuditRecord
 from infra.db import get_engine
 from messaging.outbox import OutboxRow
-from tests.conftest import free_port, temporal_address
-from tests.integration.stack import ThreadedApi
+from tests.integration.stack import ThreadedApi, refer, walk
 
 pytestmark = pytest.mark.integration
 
@@ -26,43 +23,9 @@ NORTH = "tier_one:north-wellbeing"
 SNOMED = "http://snomed.info/sct"
 
 
-@pytest.fixture(scope="module")
-def api(dev_env, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env), tmp_path_factory.mktemp("referrer"), free_port()
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
-
-
-async def refer(http: httpx.AsyncClient, api: ThreadedApi, nhs: str, family: str) -> str:
-    body = {
-        "locality": "oswestry",
-        "source": "gp",
-        "referrer_org_id": "gp-oswestry",
-        "consent_to_share": True,
-        "person": {"given_name": "Hearing", "family_name": family, "nhs_number": nhs},
-    }
-    made = await http.post("/referrals", json=body, headers=api.auth(GP, True))
-    assert made.status_code == 201, made.text
-    return str(made.json()["referral_id"])
-
-
-async def steps(
-    http: httpx.AsyncClient, api: ThreadedApi, rid: str, todo: list[tuple[str, dict]]
-) -> None:
-    for version, (path, step) in enumerate(todo, start=1):
-        done = await http.post(
-            f"/referrals/{rid}/{path}",
-            json={**step, "expected_version": version},
-            headers=api.auth(NORTH, True),
-        )
-        assert done.status_code == 200, done.text
+async def refer_as_gp(http: httpx.AsyncClient, api: ThreadedApi, nhs: str, family: str) -> str:
+    person = {"given_name": "Hearing", "family_name": family, "nhs_number": nhs}
+    return await refer(http, api, GP, person, referrer_org_id="gp-oswestry")
 
 
 def codes(bundle: Bundle) -> set[str]:
@@ -87,8 +50,8 @@ def _concepts(resource: object) -> list:
 async def test_a_declined_referral_tells_the_gp_why_and_files_as_fhir(
     http: httpx.AsyncClient, api: ThreadedApi
 ) -> None:
-    rid = await refer(http, api, "9434765919", "Declined")
-    await steps(http, api, rid, [("decline", {"reason_code": "out_of_area"})])
+    rid = await refer_as_gp(http, api, "9434765919", "Declined")
+    await walk(http, api, NORTH, rid, [("decline", {"reason_code": "out_of_area"})])
 
     shown = await http.get(f"/referrals/{rid}/status", headers=api.auth(GP))
     assert shown.status_code == 200, shown.text
@@ -136,10 +99,11 @@ async def test_a_declined_referral_tells_the_gp_why_and_files_as_fhir(
 async def test_a_completed_referral_sends_its_summary_back_to_the_gp(
     http: httpx.AsyncClient, api: ThreadedApi
 ) -> None:
-    rid = await refer(http, api, "9434765870", "Completed")
-    await steps(
+    rid = await refer_as_gp(http, api, "9434765870", "Completed")
+    await walk(
         http,
         api,
+        NORTH,
         rid,
         [
             ("accept", {}),

@@ -5,14 +5,12 @@ signposting plan ending at its check; and caseload capacity, each in the caller'
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import free_port, temporal_address
 from tests.integration.stack import ThreadedApi
 
 pytestmark = [pytest.mark.integration, pytest.mark.both_databases]
@@ -33,25 +31,6 @@ WEMWBS_MID = {
     "answers": {str(i): 3 for i in range(1, 15)},
 }
 MYCAW = {"instrument": "MYCAW", "consent_ref": "c-1"}
-
-
-@pytest.fixture(scope="module")
-def api(
-    dev_env, tmp_path_factory: pytest.TempPathFactory, module_database_url: str | None
-) -> Iterator[ThreadedApi]:
-    with ThreadedApi(
-        temporal_address(dev_env),
-        tmp_path_factory.mktemp("worktime"),
-        free_port(),
-        **({"database_url": module_database_url} if module_database_url else {}),
-    ) as running:
-        yield running
-
-
-@pytest.fixture
-async def http(api: ThreadedApi) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as client:
-        yield client
 
 
 class Casework:

@@ -146,9 +146,10 @@ def test_the_page_shows_the_fund_grants_purposes_and_amounts_never_the_supplier(
     report = example("linkway.referral.completion_reported.v1")
     now = report.occurred_at
 
-    def grant(status: str, amount: int, spent: int, purpose: str) -> GrantView:
+    def grant(status: str, amount: int, spent: int, purpose: str, goal: str) -> GrantView:
         return GrantView(
             grant_id=f"g-{purpose}", fund_id="f-1", referral_id="r-1", goal_id="1",
+            goal_category=goal,
             partner_id="p-1", purpose=purpose, supplier="Oswestry <Leisure>",
             amount_pence=amount, spent_pence=spent, status=status, requested_by="lw-1",
             decided_by="lw-2", spent_by=None, reason_code=None, requested_at=now,
@@ -156,11 +157,13 @@ def test_the_page_shows_the_fund_grants_purposes_and_amounts_never_the_supplier(
         )  # fmt: skip
 
     grants = [
-        grant("spent", 4_500, 4_200, "physical_activity"),
-        grant("approved", 1_250, 0, "travel"),
+        grant("spent", 4_500, 4_200, "physical_activity", "physical_health"),
+        grant("approved", 1_250, 0, "travel", "unspecified"),
     ]
     page = render(report, "Sam", "", None, grants)
-    assert "<td>physical activity</td><td>Goal 1</td><td>£42.00</td><td>Paid</td>" in page
+    # Each grant names its goal as it was when asked for (a revised plan renumbers goals).
+    paid = "<td>physical activity</td><td>Goal 1 (physical health)</td><td>£42.00</td>"
+    assert paid + "<td>Paid</td>" in page
     assert "<td>travel</td><td>Goal 1</td><td>£12.50</td><td>Approved</td>" in page
     assert "In all: £54.50" in page
     assert "Leisure" not in page  # the supplier stays with the grant

@@ -58,7 +58,7 @@ def test_a_grant_names_a_current_goal_of_the_plan_by_its_number() -> None:
         {"number": 1, "category": "family_friends", "status": "in_progress"},
         {"number": 2, "category": "health", "status": "dropped"},
     ]
-    rules.check_goal("1", plan)
+    assert rules.check_goal("1", plan) == "family_friends"  # the grant keeps it
     for goal_id, says in (("goal-1", "current plan: 1, 2"), ("3", "1, 2"), ("2", "dropped")):
         with pytest.raises(InvalidGrant, match=says):
             rules.check_goal(goal_id, plan)

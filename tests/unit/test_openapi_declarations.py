@@ -39,6 +39,7 @@ IDEMPOTENT_BY_CONTENT = {
     "POST /provider/handoffs/{handoff_id}/attendance",
     "POST /provider/handoffs/{handoff_id}/complete",
     "POST /provider/handoffs/{handoff_id}/reject",
+    "POST /provider/handoffs/{handoff_id}/start",
     "POST /provider/handoffs/{handoff_id}/waitlist",
 }
 
@@ -86,3 +87,25 @@ def test_every_post_declares_a_required_idempotency_key(label: str, op: dict[str
 def test_the_routes_exempt_from_keys_exist() -> None:
     """A renamed route must not leave a stale exemption behind."""
     assert {label for label, _ in POSTS} >= IDEMPOTENT_BY_CONTENT
+
+
+PATH_PARAMETERS = [
+    (f"{label} {p['name']}", p)
+    for label, op in OPERATIONS
+    for p in op.get("parameters", [])
+    if p["in"] == "path"
+]
+
+
+@pytest.mark.parametrize(
+    ("label", "parameter"), PATH_PARAMETERS, ids=[x for x, _ in PATH_PARAMETERS]
+)
+def test_every_path_id_declares_the_shared_id_pattern(
+    label: str, parameter: dict[str, Any]
+) -> None:
+    """A path id without the pattern reaches the database with whatever it was sent (a
+    NUL is an error in PostgreSQL, not a miss): each must be ``api.params.IdPath`` or a
+    narrower type of its own (a claim id, one of a closed list of names)."""
+    schema = parameter["schema"]
+    closed = "enum" in schema or re.fullmatch(r"\^\([\w|]+\)\$", schema.get("pattern", ""))
+    assert closed or (schema.get("pattern") and schema.get("maxLength")), label

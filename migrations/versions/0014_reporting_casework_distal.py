@@ -1,7 +1,7 @@
 """Reporting counts link worker activity, caseloads and distal outcomes.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 
 Why: the commissioner's KPIs now include the link worker's logged time (sessions,
 minutes, direct and indirect, by activity type), caseloads against the profile's annual
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0014"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
