@@ -31,6 +31,12 @@ def _activities(v: View) -> list[Any]:
     where = [sa.not_(ACTV.c.deleted), *v.in_period(ACTV.c.started_at)]
     if v.narrowed():
         where.append(v.of_episode(ACTV, period=False))
+    # A partner's (or a contract's partners') own link workers' time only: an episode
+    # that moved between partners keeps the time the other partner spent as theirs.
+    if v.filters.partner is not None:
+        where.append(ACTV.c.partner_id == v.filters.partner)
+    if v.partners is not None:
+        where.append(ACTV.c.partner_id.in_(v.partners) if v.partners else sa.false())
     return where
 
 

@@ -195,3 +195,24 @@ def test_distal_outcomes_per_measure(data, ctx) -> None:
     shown = kpis.compute("distal_outcomes", data, kpis.Filters(), ctx).suppressed()
     first = by(shown.rows, "measure")["ae_attendances"]
     assert (first["people"], first["mean_change"], first["before"]) == (SUPPRESSED, None, None)
+
+
+def test_a_partner_sees_its_own_link_workers_time_on_an_episode_that_moved(ctx) -> None:
+    p = Person("cw-moved")
+    before = [p.received(0), p.activity(1, "m1", "lw-1", minutes=40)]
+    p.partner, p.locality = "south-wellbeing", "ludlow"  # transferred to south
+    records = [*before, p.assign(2, "lw-9"), p.activity(3, "m2", "lw-9", minutes=15)]
+    engine = scratch()
+    with fill(engine, records) as session:
+        south = rows(session, ctx, "link_worker_activity", partner="south-wellbeing")
+        north = rows(session, ctx, "link_worker_activity", partner="north-wellbeing")
+        everyone = rows(session, ctx, "link_worker_activity")
+    engine.dispose()
+    assert [(r["link_worker_id"], r["minutes"]) for r in south] == [("lw-9", 15), ("all", 15)]
+    assert north == []  # the episode is south's now
+    assert {(r["partner_id"], r["link_worker_id"]): r["minutes"] for r in everyone} == {
+        ("north-wellbeing", "lw-1"): 40,
+        ("north-wellbeing", "all"): 40,
+        ("south-wellbeing", "lw-9"): 15,
+        ("south-wellbeing", "all"): 15,
+    }
