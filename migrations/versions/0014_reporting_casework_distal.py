@@ -58,8 +58,18 @@ def upgrade() -> None:
         ["partner_id", "referral_id", "episode", "deleted"],
         unique=False,
     )
+    summed = ["referral_id", "episode", "deleted", "direct", "minutes", "started_at"]
     op.create_index(
-        "ix_reporting_activities_started_at", "reporting_activities", ["started_at"], unique=False
+        "ix_reporting_activities_worker",
+        "reporting_activities",
+        ["partner_id", "link_worker_id", *summed],
+        unique=False,
+    )
+    op.create_index(
+        "ix_reporting_activities_type",
+        "reporting_activities",
+        ["partner_id", "activity_type", *summed],
+        unique=False,
     )
     op.create_table(
         "reporting_distal",
@@ -78,7 +88,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("reporting_distal")
-    op.drop_index("ix_reporting_activities_started_at", table_name="reporting_activities")
+    op.drop_index("ix_reporting_activities_type", table_name="reporting_activities")
+    op.drop_index("ix_reporting_activities_worker", table_name="reporting_activities")
     op.drop_index("ix_reporting_activities_partner", table_name="reporting_activities")
     op.drop_index("ix_reporting_activities_episode", table_name="reporting_activities")
     op.drop_table("reporting_activities")
