@@ -52,11 +52,12 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 from sqlalchemy import Row, update
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from infra.db import transaction
 from infra.health import Health
 from infra.settings import Settings
+from messaging import logmarks
 from messaging.lease import Lease
 from messaging.outbox import OutboxRow, pending
 from messaging.producer import (
@@ -207,7 +208,7 @@ class OutboxRelay:
         producer = self._producer()
         if not self.history.checked:
             try:
-                self.history.restore(producer, self._renew_or_stand_down)
+                self.history.restore(producer, self._renew_or_stand_down, self._fence)
             except Exception:
                 self._discard(producer)
                 raise
@@ -224,15 +225,16 @@ class OutboxRelay:
             sends.errors.append(exc)
         sends.settle()
         acknowledged: list[int] = []
+        offsets: list[tuple[str, int, int]] = []
         for seq, future in sends.futures:
             if not future.succeeded():
                 if not future.is_done and not self._stop.is_set():
                     sends.errors.append(KafkaTimeoutError("no acknowledgement in time"))
                 break
             acknowledged.append(seq)
-            self.history.note(future.value)
+            offsets.extend(self.history.note(future.value))
         if acknowledged:
-            self._mark(acknowledged)
+            self._mark(acknowledged, offsets)
         if sends.errors:
             self._discard(producer)
             raise sends.errors[0]  # the cause: the rest were aborted because of it
@@ -252,9 +254,8 @@ class OutboxRelay:
             return rows
         with transaction(self.engine) as session:
             rows = pending(session, self.batch_size)
-            if rows and not self.lease.fence(session):
-                self._become("standby")
-                raise Deposed("another relay holds the publishing lease")
+            if rows:
+                self._fence(session)
         return rows
 
     def _producer(self) -> KafkaProducer:
@@ -272,19 +273,23 @@ class OutboxRelay:
         if self.producer is producer:
             self.producer = None
 
-    def _mark(self, seqs: list[int]) -> None:
+    def _fence(self, session: Session) -> None:
+        """Renew the lease in ``session``'s transaction first; its row stays locked until
+        the commit. A deposed relay writes nothing: its successor sends those rows again
+        (the at-least-once window)."""
+        if not self.lease.fence(session):
+            self._become("standby")
+            raise Deposed("another relay took the publishing lease")
+
+    def _mark(self, seqs: list[int], offsets: list[tuple[str, int, int]]) -> None:
         with transaction(self.engine) as session:
-            # Fenced: the lease is renewed in this transaction first, and its row stays
-            # locked until the commit. A deposed relay marks nothing: its successor sends
-            # those rows again (the at-least-once window).
-            if not self.lease.fence(session):
-                self._become("standby")
-                raise Deposed("lost the publishing lease before marking a batch")
+            self._fence(session)
             session.execute(
                 update(OutboxRow)
                 .where(col(OutboxRow.seq).in_(seqs))
                 .values(published_at=datetime.now(UTC))
             )
+            logmarks.record(session, offsets)
 
     def run(self) -> None:
         backoff = self.poll_seconds

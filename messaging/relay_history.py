@@ -2,13 +2,16 @@
 
 A broker that lost its log (an in-memory broker restarted, a cluster rebuilt) must get
 its history back before anything new, or a partner reading it would see a referral's
-new events ahead of its older ones. Before publishing with a new producer the relay
-compares the broker's log with what it has published (``restore``): a topic whose
-partitions hold fewer records than the outbox has published to it, or a partition whose
-end is not past an offset this relay saw acknowledged, has lost history, and that
-topic's whole published history goes again, in outbox order, with the
-``linkway-replay`` header. An acknowledgement at an offset not past one seen before
-(``note``: the log went back while the relay was idle) makes the relay check again.
+new events ahead of its older ones. So before publishing with a new producer (at start,
+on taking the lease, and after every failure, which is how a broker's restart shows)
+the relay compares the broker's log with the marks of what it has published
+(``messaging.logmarks``: per partition, the first offset of the last batch marked
+there, kept in the database with the rows' marks): a partition whose end is not past
+its mark has lost history (``restore``). The relay then publishes nothing new until it
+has sent that topic's whole published history again, in outbox order (with the
+``linkway-replay`` header, as ``linkway replay`` sends it). An acknowledgement at an
+offset not past one seen before (``note``: the log went back while the relay was idle)
+makes the relay check again before its next batch.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
-from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from infra.db import transaction
+from messaging import logmarks
 from messaging.outbox import OutboxRow, published
 from messaging.relay_sends import Sends
 
@@ -33,6 +37,8 @@ HISTORY_CHUNK = 500  # history rows read, sent and acknowledged at a time
 # The end offset of each partition of each named topic; a topic the broker does not have
 # is left out.
 LogEnds = Callable[[list[str]], dict[str, dict[int, int]]]
+# Renews the lease in the caller's transaction, or raises: what writes the log marks.
+Fence = Callable[[Session], None]
 
 
 class BrokerHistory:
@@ -45,63 +51,69 @@ class BrokerHistory:
         self.checked = False
         self._acked: dict[tuple[str, int], int] = {}
 
-    def note(self, metadata: Any) -> None:
-        """An acknowledgement's offset: one not past the last seen means the log went back."""
+    def note(self, metadata: Any) -> list[tuple[str, int, int]]:
+        """An acknowledgement's (topic, partition, offset), for the log marks; none if the
+        producer did not say where the record went. An offset not past the last one seen
+        means the log went back."""
         topic, partition = getattr(metadata, "topic", None), getattr(metadata, "partition", None)
         offset = getattr(metadata, "offset", None)
-        if topic is None or partition is None or offset is None:
-            return
+        if topic is None or partition is None or offset is None or offset < 0:
+            return []
         if offset <= self._acked.get((topic, partition), -1):
             # The log went back: the broker lost it while the relay was idle. Check (and
             # send the history again) before the next batch.
             self.checked = False
         self._acked[(topic, partition)] = offset
+        return [(topic, partition, offset)]
 
-    def restore(self, producer: KafkaProducer, fence: Callable[[], None]) -> None:
+    def restore(self, producer: KafkaProducer, renew: Callable[[], None], fence: Fence) -> None:
         """Send again, in outbox order, the published history of every topic the broker
-        has lost, before anything new is published to it. ``fence`` renews the lease (or
-        raises) before each chunk is sent."""
+        has lost, before anything new is published to it. ``renew`` renews the lease (or
+        raises) before each chunk is sent; ``fence`` does it in a transaction that writes
+        the log marks."""
         with Session(self.engine) as session:
-            counts = dict(
+            topics = list(
                 session.exec(
-                    select(OutboxRow.topic, func.count())
+                    select(OutboxRow.topic)
                     .where(col(OutboxRow.published_at).is_not(None))
                     .group_by(col(OutboxRow.topic))
                 ).all()
             )
-        if not counts:
+            marked = logmarks.marks(session)
+        if not topics:
             return
-        ends = self._log_ends(sorted(counts))
-        lost = {
-            topic for topic, count in counts.items() if sum(ends.get(topic, {}).values()) < count
-        }
-        lost |= {
-            topic
-            for (topic, partition), offset in self._acked.items()
-            if ends.get(topic, {}).get(partition, 0) <= offset
-        }
-        for topic in sorted(lost):
+        ends = self._log_ends(sorted(set(topics) | {topic for topic, _ in marked}))
+        for topic in sorted(logmarks.lost_topics(topics, marked, ends)):
             log.warning("relay: the broker lost a topic's history; sending it again first")
             self._acked = {tp: o for tp, o in self._acked.items() if tp[0] != topic}
-            sent = self._replay_topic(producer, topic, fence)
+            sent = self._replay_topic(producer, topic, renew, fence)
             log.warning("relay: %d events of history sent again; publishing resumes", sent)
 
-    def _replay_topic(self, producer: KafkaProducer, topic: str, fence: Callable[[], None]) -> int:
+    def _replay_topic(
+        self, producer: KafkaProducer, topic: str, renew: Callable[[], None], fence: Fence
+    ) -> int:
         sent, after = 0, 0
+        with transaction(self.engine) as session:
+            fence(session)
+            logmarks.forget(session, topic)
         while not self._stop.is_set():
             with Session(self.engine) as session:
                 rows = published(session, topic, after, HISTORY_CHUNK)
             if not rows:
                 return sent
-            fence()
+            renew()
             sends = Sends(producer, self._stop)
             for row in rows:
                 sends.send(row.seq, row, replay=True)
             sends.settle()
+            offsets: list[tuple[str, int, int]] = []
             for _, future in sends.futures:
                 if not future.succeeded():
                     errors = sends.errors
                     raise errors[0] if errors else KafkaTimeoutError("no acknowledgement in time")
-                self.note(future.value)
+                offsets.extend(self.note(future.value))
+            with transaction(self.engine) as session:
+                fence(session)
+                logmarks.record(session, offsets)
             sent, after = sent + len(rows), rows[-1].seq
         raise KafkaTimeoutError("stopped while sending history again")

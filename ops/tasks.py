@@ -102,10 +102,15 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
         print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
         return 0
     if args.model == "reporting":
+        from reporting.lease import RebuildRefused
         from reporting.rebuild import rebuild as rebuild_reporting
 
         engine = _engine(settings, "rebuild")
-        applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        try:
+            applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        except RebuildRefused as exc:
+            print(f"linkway: {exc}", file=sys.stderr)
+            return 1
         print(f"applied {applied} records")
         return 0
 
@@ -201,12 +206,11 @@ def people(settings: Settings, args: argparse.Namespace) -> int:
     """``linkway people check [--fix]``: NHS numbers stored before only ASCII digits were
     accepted, and people with two cases; exit 1 while anything needs an operator."""
     from api.personal_data import PersonalDataStore, load_keys
-    from events.nhs_number import nhs_number_is_valid
 
     if not _schema_is_current(settings, "people"):
         return 2
     store = PersonalDataStore(_engine(settings, "people"), load_keys(settings))
-    findings = store.check_nhs_numbers(nhs_number_is_valid, fix=args.fix)
+    findings = store.check_nhs_numbers(fix=args.fix)
     for f in findings:  # pseudonymous ids only: never a number
         what = {
             "normalised": "NHS number in other digits or with separators",

@@ -7,10 +7,10 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from events import handoff, outcome, payment, referral, topics
+from events import casework, handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, topic_for
 from events.envelope import new_event
-from messaging import consumer
+from messaging import deadletters
 from pathway.measures import default_registry
 
 Record = tuple[str, bytes, dict[str, bytes]]
@@ -209,6 +209,63 @@ class Person:
             )
         )
 
+    def assign(self, days: float, link_worker: str) -> Record:
+        return record(referral.LinkWorkerAssigned(**self._common(days), link_worker_id=link_worker))
+
+    def activity(
+        self,
+        days: float,
+        activity_id: str,
+        link_worker: str,
+        kind: str = "one_to_one",
+        minutes: int = 30,
+        direct: bool = True,
+        corrected: bool = False,
+        started: float | None = None,
+    ) -> Record:
+        """An activity logged (or, ``corrected``, a correction with every field again)."""
+        event = casework.ActivityCorrected if corrected else casework.ActivityLogged
+        return record(
+            event(
+                **self._common(days),
+                activity_id=activity_id,
+                link_worker_id=link_worker,
+                activity_type=kind,  # type: ignore[arg-type]
+                direct=direct,
+                started_at=at(days if started is None else started),
+                minutes=minutes,
+                note_recorded=False,
+            )
+        )
+
+    def delete_activity(self, days: float, activity_id: str) -> Record:
+        return record(
+            casework.ActivityDeleted(
+                **self._common(days), activity_id=activity_id, reason_code="logged_in_error"
+            )
+        )
+
+    def distal(self, days: float, measure: str, before: int, after: int) -> Record:
+        return record(
+            outcome.DistalChange(
+                referral_id=self.id,
+                episode=self.episode,
+                partner_id=self.partner,
+                locality=self.locality,
+                occurred_at=at(days),
+                evidence_event_ids=[],
+                consent_recorded=True,
+                measure=measure,  # type: ignore[arg-type]
+                window_months=6,
+                before_from=date(2025, 11, 1),
+                before_to=date(2026, 4, 30),
+                after_from=date(2026, 6, 1),
+                after_to=date(2026, 11, 30),
+                before_count=before,
+                after_count=after,
+            )
+        )
+
     def claim(
         self, days: float, claim_id: str, status: str, pence: int, metric: str = "M1"
     ) -> Record:
@@ -257,11 +314,11 @@ def dead_letter(provider: str, reason: str, offset: int, when: datetime = T0) ->
         time=when,
     ).to_bytes()
     headers = {
-        consumer.REASON_HEADER: reason.encode(),
-        consumer.TOPIC_HEADER: topics.PROVIDER_ATTENDANCE.encode(),
-        consumer.PARTITION_HEADER: b"0",
-        consumer.OFFSET_HEADER: str(offset).encode(),
-        consumer.CONSUMER_HEADER: b"providers",
-        consumer.TIME_HEADER: when.isoformat().encode(),
+        deadletters.REASON_HEADER: reason.encode(),
+        deadletters.TOPIC_HEADER: topics.PROVIDER_ATTENDANCE.encode(),
+        deadletters.PARTITION_HEADER: b"0",
+        deadletters.OFFSET_HEADER: str(offset).encode(),
+        deadletters.CONSUMER_HEADER: b"providers",
+        deadletters.TIME_HEADER: when.isoformat().encode(),
     }
     return topics.dead_letter_topic(topics.PROVIDER_ATTENDANCE), value, headers
