@@ -25,8 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import DateTime, delete
+from sqlalchemy import DateTime, Table, delete
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Field, Session, SQLModel, col, select
 
 # topic -> partition -> end offset, as the broker reports it
@@ -55,17 +57,27 @@ def first_offsets(acks: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int],
 
 
 def record(session: Session, acks: Iterable[tuple[str, int, int]]) -> None:
-    """Mark a batch's acknowledgements, in the caller's transaction."""
+    """Mark a batch's acknowledgements, in the caller's transaction: one upsert of a row
+    per partition, sent as one statement with a parameter set each."""
+    lowest = first_offsets(acks)
+    if not lowest:
+        return
     now = datetime.now(UTC)
-    for (topic, partition), offset in first_offsets(acks).items():
-        row = session.get(LogMarkRow, (topic, partition))
-        if row is None:
-            session.add(
-                LogMarkRow(topic=topic, partition=partition, first_offset=offset, marked_at=now)
-            )
-        else:
-            row.first_offset, row.marked_at = offset, now
-            session.add(row)
+    table = cast(Table, LogMarkRow.__table__)  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.topic, table.c.partition],
+        set_={"first_offset": stmt.excluded.first_offset, "marked_at": stmt.excluded.marked_at},
+    )
+    session.execute(
+        stmt,
+        [
+            {"topic": topic, "partition": partition, "first_offset": offset, "marked_at": now}
+            for (topic, partition), offset in lowest.items()
+        ],
+    )
 
 
 def forget(session: Session, topic: str) -> None:

@@ -139,3 +139,16 @@ def test_renewing_more_often_than_half_the_lease_is_required() -> None:
             producer,
             Settings(relay_lease_seconds=4, relay_renew_seconds=3),
         )
+
+
+def test_a_later_batch_replaces_each_partitions_log_mark(engine: Engine) -> None:
+    """``logmarks.record`` upserts one row per partition (one statement for the batch)."""
+    from messaging import logmarks
+
+    with transaction(engine) as session:
+        logmarks.record(session, [("t", 0, 12), ("t", 0, 10), ("t", 1, 3)])
+    with transaction(engine) as session:
+        logmarks.record(session, [("t", 0, 20), ("u", 0, 0)])
+        logmarks.record(session, [])
+    with transaction(engine) as session:
+        assert logmarks.marks(session) == {("t", 0): 20, ("t", 1): 3, ("u", 0): 0}
