@@ -75,8 +75,10 @@ class Settings(BaseSettings):
     # empty means the packaged demo tenancy.
     tenancy_file: str | None = None
 
-    # Outbox relay
-    relay_batch_size: int = 200
+    # Outbox relay. A batch is read, sent and then waited for as a whole: the wait for its
+    # acknowledgements is paid once per batch (docs/benchmarks.md, P6), and a relay that
+    # dies mid-batch leaves at most one batch to be sent again (duplicates consumers drop).
+    relay_batch_size: int = 1000
     relay_poll_seconds: float = 0.2
     # The publishing lease (messaging/lease.py): how long it lasts without renewal, and
     # how often the active relay renews it and a standby tries to take it. A relay that
