@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -15,6 +16,8 @@ from messaging.outbox import OutboxRow
 from pathway import commands as cmd
 from tests.unit.pathway_fixtures import at_stage, wemwbs
 from tests.unit.test_measurement_readmodel import _persist
+
+pytestmark = pytest.mark.both_databases
 
 
 def _statements(engine: Engine, run: Any) -> list[str]:
