@@ -20,9 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import unicodedata
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from events.nhs_number import ascii_nhs_number, nhs_number_is_valid
 from infra.db import transaction
 from infra.settings import Settings
 
@@ -114,20 +113,6 @@ class NhsFinding:
     partner_id: str
     other: str = ""
     fixed: bool = False
-
-
-def ascii_nhs_number(value: str) -> str | None:
-    """``value`` with spaces and hyphens dropped and every decimal digit, whatever its
-    script (fullwidth, Arabic-Indic...), written 0-9; None if anything else is in it."""
-    digits = []
-    for ch in value:
-        if ch.isspace() or ch in "-\u2010\u2011\u2012\u2013\uff0d":
-            continue
-        digit = unicodedata.decimal(ch, None)
-        if digit is None:
-            return None
-        digits.append(str(digit))
-    return "".join(digits)
 
 
 class AuditFailed(RuntimeError):
@@ -309,9 +294,7 @@ class PersonalDataStore:
             "created_at": row.created_at,
         }
 
-    def check_nhs_numbers(
-        self, is_valid: Callable[[str], bool], fix: bool = False, actor_id: str = "operator"
-    ) -> list[NhsFinding]:
+    def check_nhs_numbers(self, fix: bool = False, actor_id: str = "operator") -> list[NhsFinding]:
         """Find the NHS numbers stored before the API accepted ASCII digits only (and any
         record a past create race left un-indexed), and with ``fix`` normalise and
         re-index them in one transaction, each write audited. A normalised number that
@@ -326,7 +309,9 @@ class PersonalDataStore:
             owner: dict[tuple[str, str], str] = {}
             for record in records:
                 number = people[record.referral_id].get("nhs_number")
-                normal = number and number == ascii_nhs_number(number) and is_valid(number)
+                normal = (
+                    number and number == ascii_nhs_number(number) and nhs_number_is_valid(number)
+                )
                 if normal and record.nhs_index in self._indexes(number):
                     owner.setdefault((record.partner_id, number), record.referral_id)
             for record in records:
@@ -335,7 +320,7 @@ class PersonalDataStore:
                 if not number or owner.get((record.partner_id, number)) == record.referral_id:
                     continue
                 normal = ascii_nhs_number(number)
-                if normal is None or not is_valid(normal):
+                if normal is None or not nhs_number_is_valid(normal):
                     findings.append(NhsFinding("invalid", record.referral_id, record.partner_id))
                     continue
                 other = owner.get((record.partner_id, normal))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -187,6 +187,19 @@ async def accept(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submi
 
 
 @router.post(
+    "/handoffs/{handoff_id}/start",
+    status_code=202,
+    response_model=Submitted,
+    responses=_ACCEPTED,
+    summary="Say the service has started for the person (the handoff is in progress)",
+)
+async def start(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submitted:
+    """For a service that begins before (or without) an attendance report: an
+    assessment, a first call. The first attendance report moves the handoff on too."""
+    return await respond(request, caller, handoff_id, "start")
+
+
+@router.post(
     "/handoffs/{handoff_id}/reject",
     status_code=202,
     response_model=Submitted,
@@ -239,7 +252,7 @@ async def respond(
     request: Request,
     caller: Caller,
     handoff_id: str,
-    decision: Literal["accept", "reject", "waitlist", "complete"],
+    decision: provider.ProviderDecision,
     reason_code: str | None = None,
     waitlist_band: WaitlistBand | None = None,
     delivered_code: str | None = None,

@@ -10,6 +10,8 @@ hyphens, as people write the number (``943 476 5919``), are ignored.
 
 from __future__ import annotations
 
+import unicodedata
+
 
 def nhs_number_is_valid(number: str) -> bool:
     """Whether ``number`` (already without spaces) is ten digits with a valid check digit."""
@@ -26,3 +28,17 @@ def normalised_nhs_number(text: str) -> str | None:
     """``text`` without spaces and hyphens if that is a valid NHS number, else None."""
     digits = text.replace(" ", "").replace("-", "")
     return digits if nhs_number_is_valid(digits) else None
+
+
+def ascii_nhs_number(value: str) -> str | None:
+    """``value`` with spaces and hyphens dropped and every decimal digit, whatever its
+    script (fullwidth, Arabic-Indic...), written 0-9; None if anything else is in it."""
+    digits = []
+    for ch in value:
+        if ch.isspace() or ch in "-\u2010\u2011\u2012\u2013\uff0d":
+            continue
+        digit = unicodedata.decimal(ch, None)
+        if digit is None:
+            return None
+        digits.append(str(digit))
+    return "".join(digits)

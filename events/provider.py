@@ -15,21 +15,25 @@ from events import topics
 from events.catalogue import EventData, event_type
 from events.ids import Code, Id
 
+# A provider's answers to a handoff. ``start``: the service has begun for the person
+# (the FHIR Task's in-progress), before or without an attendance report.
+ProviderDecision = Literal["accept", "start", "reject", "waitlist", "complete"]
+
 
 @event_type(
     "linkway.provider.response.v1",
     topics.PROVIDER_RESPONSES,
-    "A provider accepts or rejects a handoff, answers with its capacity, or reports it "
-    "completed with what was delivered.",
+    "A provider accepts or rejects a handoff, answers with its capacity, says the service "
+    "has started, or reports it completed with what was delivered.",
 )
 class ProviderResponse(EventData):
-    """``complete`` and its two fields were added within v1: every v1 message written
-    before them is still valid, and only Linkway reads this event."""
+    """``complete`` and its two fields, and ``start``, were added within v1: every v1
+    message written before them is still valid, and only Linkway reads this event."""
 
     handoff_id: Id
     referral_id: Id
     provider_id: Id
-    decision: Literal["accept", "reject", "waitlist", "complete"]
+    decision: ProviderDecision
     reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
     delivered_code: Code | None = Field(

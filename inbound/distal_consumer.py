@@ -23,7 +23,8 @@ from faststream.kafka import KafkaBroker
 from events import topics
 from inbound.distal import DistalFeed
 from infra.settings import Settings
-from messaging.consumer import DeadLetters, Inbound, make_broker, subscribe
+from messaging.consumer import Inbound, make_broker, subscribe
+from messaging.deadletters import DeadLetters
 
 CONSUMER = "distal"
 _KEPT = ("measure", "month", "count", "row_id", "extracted_at")

@@ -31,7 +31,7 @@ from events.distal_feed import FeedRow
 from events.envelope import CloudEvent
 from events.examples import example_event
 from infra.settings import Settings
-from messaging import consumer
+from messaging import deadletters
 
 ID_BASE = "https://linkway.example/"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -150,7 +150,7 @@ def documentation_broker() -> KafkaBroker:
                 topics.dead_letter_topic(topic),
                 title=key + DEAD_LETTER,
                 description=f"Rejected {topic} messages, unchanged, with the reason in the "
-                f"`{consumer.REASON_HEADER}` header. Read by Linkway operators only.",
+                f"`{deadletters.REASON_HEADER}` header. Read by Linkway operators only.",
                 schema=bytes,
             )
     if grouped:
@@ -167,7 +167,7 @@ def documentation_broker() -> KafkaBroker:
         topics.dead_letter_topic(topics.DISTAL_ACTIVITY),
         title="distalActivity" + DEAD_LETTER,
         description="Rejected (malformed or unmatched) feed records, REDACTED: no NHS number "
-        f"and no key, with the reason in the `{consumer.REASON_HEADER}` header.",
+        f"and no key, with the reason in the `{deadletters.REASON_HEADER}` header.",
         schema=bytes,
     )
     return broker
@@ -242,12 +242,15 @@ def _headers(dead_letter: bool) -> dict[str, Any]:
         props = {
             name: {"type": "string", "description": text}
             for name, text in [
-                (consumer.REASON_HEADER, "Why the message was refused (names fields, not values)."),
-                (consumer.TOPIC_HEADER, "The topic the message was sent to."),
-                (consumer.PARTITION_HEADER, "Its partition there."),
-                (consumer.OFFSET_HEADER, "Its offset there."),
-                (consumer.CONSUMER_HEADER, "The Linkway consumer that refused it."),
-                (consumer.TIME_HEADER, "When it was refused (ISO 8601, UTC)."),
+                (
+                    deadletters.REASON_HEADER,
+                    "Why the message was refused (names fields, not values).",
+                ),
+                (deadletters.TOPIC_HEADER, "The topic the message was sent to."),
+                (deadletters.PARTITION_HEADER, "Its partition there."),
+                (deadletters.OFFSET_HEADER, "Its offset there."),
+                (deadletters.CONSUMER_HEADER, "The Linkway consumer that refused it."),
+                (deadletters.TIME_HEADER, "When it was refused (ISO 8601, UTC)."),
             ]
         }
         required = sorted(props)

@@ -25,8 +25,7 @@ partition of the batch is rewound to the batch's first record. What the other re
 already did is applied once again by event id (the processed-event records), so a
 redelivered batch changes nothing twice.
 
-Reasons are recorded verbatim, so they must name fields and ids, never personal data values
-(``catalogue.parse`` already words its reasons that way).
+Dead letters themselves (their topic, headers and metric) are ``messaging.deadletters``.
 """
 
 from __future__ import annotations
@@ -44,24 +43,15 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
-from opentelemetry import metrics, propagate, trace
+from opentelemetry import propagate, trace
 from sqlmodel import Field, Session, SQLModel
 
 from events.catalogue import EventRejected
-from events.topics import dead_letter_topic
 from infra.health import Health
 from infra.settings import Settings
+from messaging.deadletters import DeadLetters
 
 log = logging.getLogger("linkway.consumer")
-
-MAX_REASON_CHARS = 500
-# Dead-letter headers; the reason and topic names are also in the published contract.
-REASON_HEADER = "linkway-dlq-reason"
-TOPIC_HEADER = "linkway-dlq-topic"
-PARTITION_HEADER = "linkway-dlq-partition"
-OFFSET_HEADER = "linkway-dlq-offset"
-CONSUMER_HEADER = "linkway-dlq-consumer"
-TIME_HEADER = "linkway-dlq-time"
 
 
 class ProcessedEvent(SQLModel, table=True):
@@ -105,58 +95,6 @@ OrderKey = Callable[[Inbound], Hashable]
 
 def kafka_key(message: Inbound) -> Hashable:
     return message.key
-
-
-# A dead letter's reason names fields and ids: too many values for a metric attribute.
-# The metric carries its category, from the reason's opening words (the wording is
-# catalogue.parse's and the consumers'); anything unrecognised counts as "other".
-REASON_CATEGORIES = (
-    ("unknown event type", "unknown_type"),
-    ("event is ", "too_large"),
-    ("not valid json", "not_json"),
-    ("an event must be", "not_an_object"),
-    ("bad envelope", "bad_envelope"),
-    ("event type ", "wrong_topic"),
-    ("bad data", "bad_data"),
-    ("unauthorised", "unauthorised"),
-    ("unknown handoff", "unknown_handoff"),
-    ("implausible date", "implausible_date"),
-    ("malformed", "malformed_row"),
-    ("unmatched", "unmatched"),
-)
-_meter = metrics.get_meter("linkway.messaging")
-DEAD_LETTERS = _meter.create_counter(
-    "linkway.dead_letters",
-    unit="{message}",
-    description="Messages dead-lettered, by the topic they came from and the reason's category",
-)
-
-
-def reason_category(reason: str) -> str:
-    text = reason.lower()
-    return next((code for opening, code in REASON_CATEGORIES if text.startswith(opening)), "other")
-
-
-class DeadLetters:
-    """Publishes a rejected record's original bytes and key to ``<topic>.dlq``."""
-
-    def __init__(self, broker: KafkaBroker, consumer: str) -> None:
-        self.broker = broker
-        self.consumer = consumer
-
-    async def publish(self, message: Inbound, reason: str) -> None:
-        headers = {
-            REASON_HEADER: reason[:MAX_REASON_CHARS],
-            TOPIC_HEADER: message.topic,
-            PARTITION_HEADER: str(message.partition),
-            OFFSET_HEADER: str(message.offset),
-            CONSUMER_HEADER: self.consumer,
-            TIME_HEADER: datetime.now(UTC).isoformat(),
-        }
-        await self.broker.publish(
-            message.value, dead_letter_topic(message.topic), key=message.key, headers=headers
-        )
-        DEAD_LETTERS.add(1, {"topic": message.topic, "reason": reason_category(reason)})
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,15 @@ kafka-python's producer cannot bump its epoch on a broker that lost its producer
 A broker that lost its log (an in-memory broker restarted, a cluster rebuilt) must get
 its history back before anything new, or a partner reading it would see a referral's
 new events ahead of its older ones. So before publishing with a new producer (at start,
-and after every failure, which is how a broker's restart shows) the relay compares the
-broker's log with what it has published: a topic whose partitions hold fewer records
-than the outbox has published to it, or a partition whose end is not past an offset
-this relay saw acknowledged, has lost history. The relay then publishes nothing new
-until it has sent that topic's whole published history again, in outbox order (with
-the ``linkway-replay`` header, as ``linkway replay`` sends it). An acknowledgement at
-an offset not past one seen before (the log went back while the relay was idle) makes
-the relay check again before its next batch.
+on taking the lease, and after every failure, which is how a broker's restart shows)
+the relay compares the broker's log with the marks of what it has published
+(``messaging.logmarks``: per partition, the first offset of the last batch marked
+there, kept in the database with the rows' marks): a partition whose end is not past
+its mark has lost history. The relay then publishes nothing new until it has sent that
+topic's whole published history again, in outbox order (with the ``linkway-replay``
+header, as ``linkway replay`` sends it). An acknowledgement at an offset not past one
+seen before (the log went back while the relay was idle) makes the relay check again
+before its next batch.
 
 Any number of relays may run; exactly one publishes at a time: the one holding the
 database's publishing lease (``messaging.lease``). The others stand by, trying to take
@@ -61,13 +62,14 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.producer.future import FutureRecordMetadata
-from sqlalchemy import func, update
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from infra.db import transaction
 from infra.health import Health
 from infra.settings import Settings
+from messaging import logmarks
 from messaging.lease import Lease
 from messaging.outbox import OutboxRow, unpublished
 from messaging.producer import (
@@ -243,15 +245,16 @@ class OutboxRelay:
             errors.append(exc)
         self._settle(sends)
         acknowledged: list[int] = []
+        offsets: list[tuple[str, int, int]] = []
         for seq, future in sends:
             if not future.succeeded():
                 if not future.is_done and not self._stop.is_set():
                     errors.append(KafkaTimeoutError("no acknowledgement in time"))
                 break
             acknowledged.append(seq)
-            self._note_offset(future.value)
+            offsets.extend(self._note_offset(future.value))
         if acknowledged:
-            self._mark(acknowledged)
+            self._mark(acknowledged, offsets)
         if errors:
             self._discard(producer)
             raise errors[0]  # the cause: the rest were aborted because of it
@@ -268,25 +271,18 @@ class OutboxRelay:
         """Send again, in outbox order, the published history of every topic the broker
         has lost, before anything new is published to it."""
         with Session(self.engine) as session:
-            published = dict(
+            published = list(
                 session.exec(
-                    select(OutboxRow.topic, func.count())
+                    select(OutboxRow.topic)
                     .where(col(OutboxRow.published_at).is_not(None))
                     .group_by(col(OutboxRow.topic))
                 ).all()
             )
+            marked = logmarks.marks(session)
         if not published:
             return
-        ends = self._log_ends(sorted(published))
-        lost = {
-            topic for topic, count in published.items() if sum(ends.get(topic, {}).values()) < count
-        }
-        lost |= {
-            topic
-            for (topic, partition), offset in self._acked.items()
-            if ends.get(topic, {}).get(partition, 0) <= offset
-        }
-        for topic in sorted(lost):
+        ends = self._log_ends(sorted(set(published) | {topic for topic, _ in marked}))
+        for topic in sorted(logmarks.lost_topics(published, marked, ends)):
             log.warning("relay: the broker lost a topic's history; sending it again first")
             self._acked = {tp: o for tp, o in self._acked.items() if tp[0] != topic}
             sent = self._replay_topic(producer, topic)
@@ -294,6 +290,9 @@ class OutboxRelay:
 
     def _replay_topic(self, producer: KafkaProducer, topic: str) -> int:
         sent, after = 0, 0
+        with transaction(self.engine) as session:
+            self._fence(session)
+            logmarks.forget(session, topic)
         while not self._stop.is_set():
             with Session(self.engine) as session:
                 rows = list(
@@ -314,23 +313,30 @@ class OutboxRelay:
             errors: list[Exception] = []
             sends = [(row.seq or 0, self._send(producer, row, errors, replay=True)) for row in rows]
             self._settle(sends)
+            offsets: list[tuple[str, int, int]] = []
             for _, future in sends:
                 if not future.succeeded():
                     raise errors[0] if errors else KafkaTimeoutError("no acknowledgement in time")
-                self._note_offset(future.value)
+                offsets.extend(self._note_offset(future.value))
+            with transaction(self.engine) as session:
+                self._fence(session)
+                logmarks.record(session, offsets)
             sent, after = sent + len(rows), rows[-1].seq or after
         raise KafkaTimeoutError("stopped while sending history again")
 
-    def _note_offset(self, metadata: Any) -> None:
+    def _note_offset(self, metadata: Any) -> list[tuple[str, int, int]]:
+        """The acknowledgement's (topic, partition, offset), for the log marks; none if the
+        producer did not say where the record went."""
         topic, partition = getattr(metadata, "topic", None), getattr(metadata, "partition", None)
         offset = getattr(metadata, "offset", None)
-        if topic is None or partition is None or offset is None:
-            return
+        if topic is None or partition is None or offset is None or offset < 0:
+            return []
         if offset <= self._acked.get((topic, partition), -1):
             # The log went back: the broker lost it while the relay was idle. Check (and
             # send the history again) before the next batch.
             self._log_checked = False
         self._acked[(topic, partition)] = offset
+        return [(topic, partition, offset)]
 
     def _send(
         self, producer: KafkaProducer, row: OutboxRow, errors: list[Exception], replay: bool = False
@@ -365,19 +371,23 @@ class OutboxRelay:
         if self.producer is producer:
             self.producer = None
 
-    def _mark(self, seqs: list[int]) -> None:
+    def _fence(self, session: Session) -> None:
+        """Renew the lease in ``session``'s transaction first; its row stays locked until
+        the commit. A deposed relay writes nothing: its successor sends those rows again
+        (the at-least-once window)."""
+        if not self.lease.fence(session):
+            self._become("standby")
+            raise Deposed("lost the publishing lease before marking a batch")
+
+    def _mark(self, seqs: list[int], offsets: list[tuple[str, int, int]]) -> None:
         with transaction(self.engine) as session:
-            # Fenced: the lease is renewed in this transaction first, and its row stays
-            # locked until the commit. A deposed relay marks nothing: its successor sends
-            # those rows again (the at-least-once window).
-            if not self.lease.fence(session):
-                self._become("standby")
-                raise Deposed("lost the publishing lease before marking a batch")
+            self._fence(session)
             session.execute(
                 update(OutboxRow)
                 .where(col(OutboxRow.seq).in_(seqs))
                 .values(published_at=datetime.now(UTC))
             )
+            logmarks.record(session, offsets)
 
     def run(self) -> None:
         backoff = self.poll_seconds

@@ -17,7 +17,7 @@ from api import idempotency, limits, personal_data  # noqa: F401
 from directory import tables as directory_tables  # noqa: F401
 from fund import tables as fund_tables  # noqa: F401
 from inbound import distal_store  # noqa: F401
-from messaging import consumer, lease, outbox, timeline  # noqa: F401
+from messaging import consumer, lease, logmarks, outbox, timeline  # noqa: F401
 from payments import event_store, store  # noqa: F401
 from reporting import tables as reporting_tables  # noqa: F401
 

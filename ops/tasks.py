@@ -201,12 +201,11 @@ def people(settings: Settings, args: argparse.Namespace) -> int:
     """``linkway people check [--fix]``: NHS numbers stored before only ASCII digits were
     accepted, and people with two cases; exit 1 while anything needs an operator."""
     from api.personal_data import PersonalDataStore, load_keys
-    from events.nhs_number import nhs_number_is_valid
 
     if not _schema_is_current(settings, "people"):
         return 2
     store = PersonalDataStore(_engine(settings, "people"), load_keys(settings))
-    findings = store.check_nhs_numbers(nhs_number_is_valid, fix=args.fix)
+    findings = store.check_nhs_numbers(fix=args.fix)
     for f in findings:  # pseudonymous ids only: never a number
         what = {
             "normalised": "NHS number in other digits or with separators",

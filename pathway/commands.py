@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.casework import ActivityType, GoalStatus
 from events.ids import ID_PATTERN, Code, Id
+from events.provider import ProviderDecision
 
 
 class Message(BaseModel):
@@ -258,7 +259,7 @@ class PartnerFact(Message):
 
 
 class ProviderResponded(PartnerFact):
-    decision: Literal["accept", "reject", "waitlist", "complete"]
+    decision: ProviderDecision
     reason_code: Code | None = None
     waitlist_band: Literal["under_1_month", "1_to_3_months", "over_3_months"] | None = None
     # A completion says what was delivered (a code) and, optionally, how many sessions.

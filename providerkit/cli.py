@@ -4,6 +4,7 @@ failed, completed with what was delivered); ``--json`` marks a change ``"update"
 
   linkway-provider receive [--csv FILE] [--json] [--follow] [--group ID]
   linkway-provider accept HANDOFF_ID
+  linkway-provider start HANDOFF_ID
   linkway-provider reject HANDOFF_ID --reason CODE
   linkway-provider waitlist HANDOFF_ID --band under_1_month|1_to_3_months|over_3_months
   linkway-provider complete HANDOFF_ID --delivered CODE [--sessions N]
@@ -116,8 +117,8 @@ def receive(args: argparse.Namespace, state: StateFile, out: TextIO) -> int:
 
 
 def respond(args: argparse.Namespace, state: StateFile, out: TextIO) -> int:
-    """Accept, reject (with a reason code), waitlist (with a band) or complete (with what
-    was delivered) a handoff."""
+    """Accept, start, reject (with a reason code), waitlist (with a band) or complete (with
+    what was delivered) a handoff."""
     event = contract.response(
         args.provider,
         args.handoff_id,
@@ -325,6 +326,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for decision, helptext in (
         ("accept", "accept a handoff"),
+        ("start", "say the service has started for the person"),
         ("reject", "reject a handoff, with a reason code"),
         ("waitlist", "put a handoff on your waiting list, with a band"),
         ("complete", "report a handoff completed, with what was delivered"),

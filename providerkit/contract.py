@@ -28,7 +28,7 @@ FINISHED = ("cancelled", "failed", "completed", "rejected")
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=UTF-8")
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c4c1e-3f57-4c8e-9a53-2a1f0c7d5b10")
 
-DECISIONS = ("accept", "reject", "waitlist", "complete")
+DECISIONS = ("accept", "start", "reject", "waitlist", "complete")
 WAITLIST_BANDS = ("under_1_month", "1_to_3_months", "over_3_months")
 STATUSES = ("attended", "did_not_attend", "cancelled_by_person", "cancelled_by_provider")
 PROVIDER_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")

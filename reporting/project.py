@@ -27,18 +27,16 @@ from sqlmodel import Session, SQLModel, col, select
 from events import completion, handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, EventRejected, parse
 from events.envelope import CloudEvent
-from messaging.consumer import (
+from messaging.consumer import ProcessedEvent, is_processed, record_processed
+from messaging.deadletters import (
     CONSUMER_HEADER,
     OFFSET_HEADER,
     PARTITION_HEADER,
     TIME_HEADER,
     TOPIC_HEADER,
-    ProcessedEvent,
-    is_processed,
     reason_category,
-    record_processed,
 )
-from messaging.consumer import REASON_HEADER as DLQ_REASON_HEADER
+from messaging.deadletters import REASON_HEADER as DLQ_REASON_HEADER
 from reporting.tables import (
     ReportAction,
     ReportClaim,

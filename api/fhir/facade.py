@@ -354,7 +354,7 @@ async def _update(request: Request, caller: Caller, handoff_id: str, update: Tas
         request,
         caller,
         handoff_id,
-        said.decision,  # type: ignore[arg-type]
+        said.decision,
         reason_code=said.reason_code,
         waitlist_band=said.waitlist_band,  # type: ignore[arg-type]
         delivered_code=said.delivered_code,

@@ -37,6 +37,7 @@ from api.fhir import (
     SERVICE_ID,
 )
 from api.fhir.message_back import SERVICE_REQUEST_STATUS
+from events.provider import ProviderDecision
 from pathway.referrer import REFERRAL_TO_SOCIAL_PRESCRIBING, SNOMED, ReferrerView
 
 LOCALITY = "urn:linkway:locality"
@@ -233,7 +234,7 @@ def _delivered(row: HandoffRow) -> list[TaskOutput] | None:
 class Answer:
     """A provider's answer a Task update stands for (``api.providers`` sends it)."""
 
-    decision: str
+    decision: ProviderDecision
     reason_code: str | None = None
     waitlist_band: str | None = None
     delivered_code: str | None = None
@@ -246,6 +247,8 @@ def answer(update: Task) -> Answer:
     reasons = [update.statusReason] if update.statusReason else None
     if status == "accepted":
         return Answer("accept")
+    if status == "in-progress":
+        return Answer("start")
     if status == "rejected":
         reason = _code(reasons, LINKWAY_REASONS)
         if reason is None:
@@ -272,6 +275,5 @@ def answer(update: Task) -> Answer:
         return Answer("complete", delivered_code=delivered, sessions_delivered=sessions)
     raise invalid(
         "Task.status",
-        "a provider sets accepted, rejected, on-hold or completed; in-progress follows "
-        "the first attendance report",
+        "a provider sets accepted, in-progress, rejected, on-hold or completed",
     )

@@ -9,8 +9,9 @@ requested              the link worker's plan                       (new)
 accepted               the provider (accept)                        requested, on-hold
 rejected               the provider (reject, with a reason)         requested, on-hold
 on-hold                the provider (waitlist, with the band)       requested
-in-progress            the provider's first attendance report       requested, accepted,
-                                                                    on-hold, rejected
+in-progress            the provider (start), or its first           requested, accepted,
+                       attendance report (which may also follow     on-hold; attendance
+                       a rejection: the person did go)              also rejected
 completed              the provider (complete, with what was        any live, rejected
                        delivered)
 failed                 the pathway: no response some time after     requested

@@ -45,6 +45,8 @@ def responded(state: CaseState, fact: cmd.ProviderResponded, ctx: Context) -> De
     ep = state.episode
     if fact.decision == "accept" and handoff.status in ("requested", "on-hold"):
         handoffs.move(state, decision, ctx, handoff, "accepted", None)
+    elif fact.decision == "start" and handoff.status in ("requested", "accepted", "on-hold"):
+        handoffs.move(state, decision, ctx, handoff, "in-progress", None)
     elif fact.decision == "reject" and handoff.status in ("requested", "on-hold"):
         handoffs.move(state, decision, ctx, handoff, "rejected", fact.reason_code or "unspecified")
     elif fact.decision == "waitlist" and handoff.status == "requested":

@@ -157,7 +157,7 @@ def operations() -> list[Op]:
         ("POST", "/provider/attendance", frozenset({"tier_two"})),
         *[
             ("POST", f"/provider/handoffs/{{handoff_id}}/{verb}", frozenset({"tier_two"}))
-            for verb in ("accept", "reject", "waitlist", "complete", "attendance")
+            for verb in ("accept", "start", "reject", "waitlist", "complete", "attendance")
         ],
         *[
             (method, f"/payments{tail}", frozenset({"contract_manager", "tier_one"}))

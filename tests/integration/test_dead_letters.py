@@ -16,14 +16,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from events import topics
 from events.catalogue import MAX_EVENT_BYTES
-from messaging.consumer import (
+from messaging.consumer import Backoff
+from messaging.deadletters import (
     CONSUMER_HEADER,
     OFFSET_HEADER,
     PARTITION_HEADER,
     REASON_HEADER,
     TIME_HEADER,
     TOPIC_HEADER,
-    Backoff,
 )
 from tests.conftest import free_port
 from tests.integration import test_provider_inbound

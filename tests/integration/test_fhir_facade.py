@@ -203,6 +203,14 @@ async def test_a_provider_moves_its_task_to_completed_over_fhir(
     )
     assert accepted.status_code == 202, accepted.text
     await eventually(lambda: status_is(hid, "accepted"))
+    started = await http.patch(
+        f"/fhir/Task/{hid}",
+        content=json.dumps({"status": "in-progress"}),
+        headers={**api.auth(WALKS), "Content-Type": "application/merge-patch+json"},
+    )
+    assert started.status_code == 202, started.text
+    await eventually(lambda: status_is(hid, "in-progress"))
+    # Attendance after the start counts, and leaves the Task in progress.
     today = __import__("datetime").date.today().isoformat()
     attended = await http.post(
         f"/provider/handoffs/{hid}/attendance",
@@ -210,7 +218,6 @@ async def test_a_provider_moves_its_task_to_completed_over_fhir(
         headers=api.auth(WALKS),
     )
     assert attended.status_code == 202, attended.text
-    await eventually(lambda: status_is(hid, "in-progress"))
     patch = {
         "status": "completed",
         "output": [

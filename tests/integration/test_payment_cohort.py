@@ -23,7 +23,7 @@ from inbound.distal import DistalFeed
 from inbound.distal_outcomes import DistalOutcomes
 from infra.db import transaction
 from infra.settings import PaymentSettings
-from messaging.consumer import REASON_HEADER
+from messaging.deadletters import REASON_HEADER
 from messaging.reader import read, read_all
 from pathway import commands as cmd
 from pathway import distal

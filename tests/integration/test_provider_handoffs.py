@@ -22,7 +22,7 @@ import pytest
 from sqlmodel import Session, select
 
 from events import topics
-from messaging.consumer import REASON_HEADER
+from messaging.deadletters import REASON_HEADER
 from messaging.outbox import OutboxRow
 from messaging.reader import read
 from pathway import commands as cmd

@@ -28,7 +28,8 @@ from events import topics
 from events.envelope import CloudEvent, new_event
 from infra.settings import Settings
 from messaging import provisioning
-from messaging.consumer import REASON_HEADER, Backoff, ProcessedEvent
+from messaging.consumer import Backoff, ProcessedEvent
+from messaging.deadletters import REASON_HEADER
 from pathway import commands as cmd
 from pathway.state import CaseState
 from tests.conftest import temporal_address

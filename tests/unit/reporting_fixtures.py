@@ -10,7 +10,7 @@ from typing import Any
 from events import handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, topic_for
 from events.envelope import new_event
-from messaging import consumer
+from messaging import deadletters
 from pathway.measures import default_registry
 
 Record = tuple[str, bytes, dict[str, bytes]]
@@ -257,11 +257,11 @@ def dead_letter(provider: str, reason: str, offset: int, when: datetime = T0) ->
         time=when,
     ).to_bytes()
     headers = {
-        consumer.REASON_HEADER: reason.encode(),
-        consumer.TOPIC_HEADER: topics.PROVIDER_ATTENDANCE.encode(),
-        consumer.PARTITION_HEADER: b"0",
-        consumer.OFFSET_HEADER: str(offset).encode(),
-        consumer.CONSUMER_HEADER: b"providers",
-        consumer.TIME_HEADER: when.isoformat().encode(),
+        deadletters.REASON_HEADER: reason.encode(),
+        deadletters.TOPIC_HEADER: topics.PROVIDER_ATTENDANCE.encode(),
+        deadletters.PARTITION_HEADER: b"0",
+        deadletters.OFFSET_HEADER: str(offset).encode(),
+        deadletters.CONSUMER_HEADER: b"providers",
+        deadletters.TIME_HEADER: when.isoformat().encode(),
     }
     return topics.dead_letter_topic(topics.PROVIDER_ATTENDANCE), value, headers

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from inbound.provider_facts import ImplausibleDate, implausible_date
-from messaging.consumer import reason_category
+from messaging.deadletters import reason_category
 
 REQUESTED = datetime(2026, 3, 10, 9, 30, tzinfo=UTC)
 NOW = datetime(2026, 4, 1, 23, 0, tzinfo=UTC)

@@ -14,7 +14,8 @@ from aiokafka.structs import ConsumerRecord
 from faststream.exceptions import NackMessage
 
 from events.catalogue import EventRejected
-from messaging.consumer import Backoff, BatchRunner, DeadLetters, Inbound
+from messaging.consumer import Backoff, BatchRunner, Inbound
+from messaging.deadletters import DeadLetters
 from workers.providers import referral_of
 
 

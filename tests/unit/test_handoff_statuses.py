@@ -70,6 +70,12 @@ TRANSITIONS: list[tuple[str, Callable[[Case, Handoff], object], str, str | None]
         "in-progress",
         None,
     ),
+    (
+        "the provider starts it",
+        _step(_accept, lambda case, h: case.fact(responded(h, "start", "e-start"))),
+        "in-progress",
+        None,
+    ),
     ("the provider completes it", _step(_accept, _complete), "completed", None),
     ("no answer after the escalation", _no_response, "failed", "no_response"),
     ("the link worker cancels it", _step(_accept, _cancel), "cancelled", "person_moved_away"),

@@ -39,6 +39,7 @@ IDEMPOTENT_BY_CONTENT = {
     "POST /provider/handoffs/{handoff_id}/attendance",
     "POST /provider/handoffs/{handoff_id}/complete",
     "POST /provider/handoffs/{handoff_id}/reject",
+    "POST /provider/handoffs/{handoff_id}/start",
     "POST /provider/handoffs/{handoff_id}/waitlist",
 }
 

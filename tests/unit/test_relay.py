@@ -173,3 +173,21 @@ def test_a_broker_that_kept_its_log_gets_only_what_is_new(engine):
 
     assert relay.publish_pending() == 1
     assert producer.sent == ["a2"]
+
+
+def test_the_log_marks_tell_a_lost_log_from_the_embedded_brokers_log_ends() -> None:
+    from messaging.logmarks import first_offsets, lost_topics
+
+    # A batch of five at offsets 10-14 on partition 0, and one at 3 on partition 1.
+    marked = first_offsets([("t", 0, 12), ("t", 0, 10), ("t", 0, 14), ("t", 1, 3)])
+    assert marked == {("t", 0): 10, ("t", 1): 3}
+    # Apache Kafka reports the true ends; Tansu one past its last batch's first offset.
+    assert lost_topics(["t"], marked, {"t": {0: 15, 1: 4}}) == set()
+    assert lost_topics(["t"], marked, {"t": {0: 11, 1: 4}}) == set()
+    # A broker that restarted empty, lost one partition, or does not have the topic.
+    assert lost_topics(["t"], marked, {"t": {0: 0, 1: 0}}) == {"t"}
+    assert lost_topics(["t"], marked, {"t": {0: 11, 1: 0}}) == {"t"}
+    assert lost_topics(["t"], marked, {}) == {"t"}
+    # A topic published before the marks existed: lost only if the broker holds nothing.
+    assert lost_topics(["old"], {}, {"old": {0: 1, 1: 0}}) == set()
+    assert lost_topics(["old"], {}, {"old": {0: 0}}) == {"old"}
