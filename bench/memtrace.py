@@ -1,4 +1,4 @@
-"""What a cached open workflow holds in the worker: ``python -m bench.memtrace [N]``.
+"""What a cached open workflow holds in the worker: ``python -m bench.memtrace [N] [--past]``.
 
 Starts the bench's servers, then one ``bench.memworker`` process per side (Linkway's
 referral, the floor's trivial workflow) tracing its allocations with ``tracemalloc``;
@@ -7,6 +7,8 @@ opens 10 workflows as P4 does (a warm worker), takes a snapshot, opens N more (d
 then the largest allocation sites with their stacks. It measures Python allocations
 only (not the SDK's Rust core, nor the allocator's slack that RSS also counts), and
 tracing slows the worker several times: read it for shares, and P4 for the figures.
+With ``--past`` the worker caches only the first 10 + N, and the second snapshot comes
+after N more: what each open workflow past the cache leaves behind (P4's second row).
 """
 
 from __future__ import annotations
@@ -51,16 +53,16 @@ def report(kind: str, before: tracemalloc.Snapshot, after: tracemalloc.Snapshot,
             print("        ", line.strip())
 
 
-async def main(n: int) -> None:
+async def main(n: int, past: bool) -> None:
     os.environ["LINKWAY_BENCH_TRACEMALLOC"] = str(FRAMES)
     with tempfile.TemporaryDirectory(prefix="linkway-memtrace-") as tmp:
         async with running(Path(tmp), quick=True) as env:
             for kind in KINDS:
                 queue = f"bench-memtrace-{kind}-{uuid.uuid4().hex[:6]}"
-                worker = WorkerProcess(env, kind, queue, n + 2 * WARM)
+                worker = WorkerProcess(env, kind, queue, n + WARM if past else n + 2 * WARM)
                 try:
                     opener = _openers(env, queue)[kind]
-                    await concurrently(WARM, 10, opener)
+                    await concurrently(n + WARM if past else WARM, 10, opener)
                     before = _snapshot(worker, Path(tmp) / f"{kind}-0.snap")
                     await concurrently(n, 10, opener)
                     await asyncio.sleep(0.5)
@@ -71,4 +73,5 @@ async def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 100))
+    numbers = [int(a) for a in sys.argv[1:] if a.isdigit()]
+    asyncio.run(main(numbers[0] if numbers else 100, "--past" in sys.argv[1:]))

@@ -11,6 +11,7 @@ on its stdin dumps a ``tracemalloc`` snapshot there and answers ``done``
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import tracemalloc
@@ -58,6 +59,7 @@ async def main(kinds: str, address: str, queues: str, data_dir: str, cache: int)
     while line := await asyncio.to_thread(sys.stdin.readline):
         command, _, path = line.strip().partition(" ")
         if command == "snapshot" and tracemalloc.is_tracing():
+            gc.collect()  # what is held, not what waits for the cyclic collector
             tracemalloc.take_snapshot().dump(path)
             print("done", flush=True)
     for w in workers:
