@@ -4,7 +4,7 @@ Temporal's sandbox re-imports a workflow's module for each workflow run it start
 that module-level state cannot leak between runs. For the referral workflow that copy
 was most of what a cached referral held in the worker (``docs/benchmarks.md``, P4): the
 module's code objects, a new ``ReferralWorkflow`` class and, on it, a new definition,
-signature and closure for every one of its twenty-odd updates, about 65 KiB per cached
+signature and closure for every one of its twenty command updates, about 65 KiB per cached
 referral. ``workflows.referral`` is therefore passed through like the pathway's rules
 and models it imports: one class for every run.
 
