@@ -102,10 +102,15 @@ def rebuild(settings: Settings, args: argparse.Namespace) -> int:
         print(f"added {rebuild_measurements(_engine(settings, 'rebuild'))} measurements")
         return 0
     if args.model == "reporting":
+        from reporting.lease import RebuildRefused
         from reporting.rebuild import rebuild as rebuild_reporting
 
         engine = _engine(settings, "rebuild")
-        applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        try:
+            applied = rebuild_reporting(settings.kafka_bootstrap, engine, fresh=args.fresh)
+        except RebuildRefused as exc:
+            print(f"linkway: {exc}", file=sys.stderr)
+            return 1
         print(f"applied {applied} records")
         return 0
 

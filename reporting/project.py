@@ -18,13 +18,11 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
-from events import completion, handoff, outcome, payment, referral, topics
+from events import casework, completion, handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, EventRejected, parse
 from events.envelope import CloudEvent
 from messaging.consumer import ProcessedEvent, is_processed, record_processed
@@ -37,10 +35,16 @@ from messaging.deadletters import (
     reason_category,
 )
 from messaging.deadletters import REASON_HEADER as DLQ_REASON_HEADER
+from reporting import project_casework
+from reporting.rows import CACHE, LOADED, earliest, month_of, utc
+from reporting.rows import get as _get
+from reporting.rows import put as _put
 from reporting.tables import (
     ReportAction,
+    ReportActivity,
     ReportClaim,
     ReportDeadLetter,
+    ReportDistal,
     ReportEpisode,
     ReportHandoff,
     ReportMeasure,
@@ -52,8 +56,6 @@ from reporting.tables import (
 log = logging.getLogger("linkway.reporting")
 
 CONSUMER = "reporting"
-# Months are counted in the commissioner's time zone, as the rate cards count them.
-TIME_ZONE = ZoneInfo("Europe/London")
 # The dead-letter topics of everything a Linkway consumer reads.
 DEAD_LETTER_TOPICS = tuple(topics.dead_letter_topic(t) for t in topics.CONSUMED)
 TOPICS = (topics.REFERRALS, topics.OUTCOMES, topics.PAYMENTS, *DEAD_LETTER_TOPICS)
@@ -64,21 +66,6 @@ OUTCOME_NAMES = {
     outcome.SustainedReviewed.TYPE: "sustained_reviewed",
 }
 PROVIDER_SOURCE = "urn:linkway:provider:"
-
-T = TypeVar("T", bound=SQLModel)
-
-
-def utc(at: datetime) -> datetime:
-    # SQLite hands datetimes back without their zone; they were stored as UTC.
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def month_of(at: datetime) -> str:
-    return utc(at).astimezone(TIME_ZONE).strftime("%Y-%m")
-
-
-def earliest(current: datetime | None, at: datetime) -> datetime:
-    return at if current is None or utc(at) < utc(current) else current
 
 
 def apply(session: Session, topic: str, value: bytes, headers: dict[str, bytes]) -> bool:
@@ -105,41 +92,21 @@ def fold(session: Session, envelope: CloudEvent, data: EventData) -> None:
     """Apply one parsed event (its processed-event record is the caller's)."""
     if isinstance(data, referral.ReferralEvent):
         _lifecycle(session, envelope, data)
+        if isinstance(data, casework.ActivityFacts | casework.ActivityDeleted):
+            project_casework.activity(session, data)
     elif isinstance(data, handoff.HandoffStatusChanged):
         _handoff_status(session, data)
     elif isinstance(data, handoff.HandoffAttendanceRecorded):
         _attendance(session, data)
     elif isinstance(data, outcome.OutcomeEvent):
         _outcome(session, envelope, data)
+        if isinstance(data, outcome.DistalChange):
+            project_casework.distal(session, data)
     elif isinstance(data, payment.ClaimStatusChanged):
         _claim(session, data)
 
 
-CACHE = "reporting.rows"  # session.info: rows this transaction added or read, by key
 SEEN = "reporting.seen"  # session.info: event ids this transaction applied
-
-
-LOADED = "reporting.loaded"  # session.info: referral ids whose rows are all in the cache
-
-
-def _get(session: Session, model: type[T], key: Any, referral_id: str | None = None) -> T | None:
-    """A row by key: one this transaction added (not flushed yet) or the database's (not
-    asked again when a batch preloaded that referral's rows, ``preload``)."""
-    cache = session.info.setdefault(CACHE, {})
-    found = cache.get((model, key))
-    if found is None and referral_id in session.info.get(LOADED, ()):
-        return None
-    if found is None:
-        found = session.get(model, key)
-        if found is not None:
-            cache[model, key] = found
-    return found
-
-
-def _put(session: Session, model: type[T], key: Any, row: T) -> T:
-    session.add(row)
-    session.info.setdefault(CACHE, {})[model, key] = row
-    return row
 
 
 def _episode(
@@ -195,6 +162,8 @@ def _lifecycle(session: Session, envelope: CloudEvent, data: referral.ReferralEv
     elif isinstance(data, referral.ReferralDeclined):
         ep.declined_at = earliest(ep.declined_at, at)
         ep.decline_reason = data.reason_code
+    elif isinstance(data, referral.LinkWorkerAssigned):
+        ep.link_worker_id = data.link_worker_id
     elif isinstance(data, referral.ContactAttempted):
         if data.outcome == "contacted":
             ep.first_contact_at = earliest(ep.first_contact_at, at)
@@ -453,6 +422,8 @@ def _sender(value: bytes) -> str:
 
 KEYED_BY_REFERRAL = (
     ReportEpisode,
+    ReportActivity,
+    ReportDistal,
     ReportHandoff,
     ReportSession,
     ReportMeasure,

@@ -67,3 +67,18 @@ def pct(part: int, whole: int) -> float | None:
 
 def r(value: float | None, places: int = 1) -> float | None:
     return None if value is None else round(value, places)
+
+
+def mean_ci_sums(
+    n: int, total: int, squares: int
+) -> tuple[float | None, float | None, float | None]:
+    """``mean_ci`` from a count, the sum and the sum of squares of whole numbers (what a
+    database aggregates), exactly: the variance from integers, not from rounded floats."""
+    if n == 0:
+        return None, None, None
+    mean = total / n
+    if n < 2:
+        return mean, None, None
+    variance = max(0, n * squares - total * total) / (n * (n - 1))
+    half = t_quantile(n - 1) * math.sqrt(variance) / math.sqrt(n)
+    return mean, mean - half, mean + half

@@ -6,7 +6,9 @@ pure functions the workflow runs, without Temporal), with seeded random choices 
 people and partners do: triage declines some, contact fails for some, assessments with
 and without a baseline, plans with one or two Tier Two handoffs that providers accept,
 reject, waitlist or never answer, sessions attended or missed (some reports corrected),
-reviews with and without measures, and some people declined and re-referred. The events
+reviews with and without measures, and some people declined and re-referred; the link
+worker's time log (some entries corrected or deleted), and for about half the engaged
+episodes the distal changes the commissioner's feed would let Linkway state. The events
 the rules raise are folded into the reporting read models by the consumer's own code
 (``reporting.project``), never written as rows. Pseudonymous ids only: nothing here is
 anybody.
@@ -18,16 +20,18 @@ import itertools
 import random
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from events import outcome
+from events import referral as referral_events
 from events.catalogue import EventData, topic_for
 from events.envelope import CloudEvent, new_event
 from pathway import commands as cmd
-from pathway import rules
+from pathway import distal, rules
 from pathway.config import PathwayConfig
 from pathway.rules import intake
 from pathway.state import CaseState
@@ -113,12 +117,17 @@ def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) 
             case.do(cmd.ReEnter, source="gp", referrer_org_id="practice-01")
         else:
             return
-    case.do(cmd.AcceptReferral, link_worker_id=f"lw-{rng.randint(1, 40)}")
+    worker = f"lw-{rng.randint(1, 40)}"
+    case.do(cmd.AcceptReferral, link_worker_id=worker)
+    # The link worker's time log, from its own seeded stream (the rest of the year is
+    # the same with or without it).
+    log = Log(case, worker, random.Random(f"activity-{rid}"))
     attempts = rng.choice((1, 1, 1, 2, 2, 3)) if rng.random() > 0.07 else None
     for attempt in range(config.contact_attempts):
         case.later(rng, 0.2, 3)
         reached = attempts is not None and attempt + 1 >= attempts
         case.do(cmd.RecordContactAttempt, outcome="contacted" if reached else "no_answer")
+        log("phone", True, 5, 20)
         if reached:
             break
     if case.state.episode.stage != "assessment":
@@ -135,6 +144,8 @@ def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) 
         measures=measures,
         consent=consent,
     )
+    log("home_visit" if log.rng.random() < 0.15 else "one_to_one", True, 40, 90)
+    log("admin", False, 10, 30)
     case.later(rng, 0, 7)
     chosen = rng.sample(SERVICES, rng.choice((1, 1, 2)))
     if config.level(case.state.episode.support_level).signposting_only:
@@ -158,7 +169,33 @@ def referral(n: int, rng: random.Random, config: PathwayConfig, out: list[Any]) 
         return
     measured = bool(measures) and rng.random() > 0.07  # a few reviews record none
     measures = [wemwbs(rng, baseline + rng.randint(-4, 10))] if measured else []
+    log("one_to_one", True, 30, 60)
     case.do(cmd.RecordReview, decision="dormant", measures=measures)
+
+
+class Log:
+    """A link worker logging their time on one case: now and then a correction (a
+    different length) or a deletion (logged in error)."""
+
+    def __init__(self, case: Referral, worker: str, rng: random.Random) -> None:
+        self.case, self.worker, self.rng = case, worker, rng
+
+    def __call__(self, kind: str, direct: bool, low: int, high: int) -> None:
+        fields = {
+            "activity_type": kind,
+            "direct": direct,
+            "started_at": self.case.now,
+            "minutes": self.rng.randint(low, high),
+            "link_worker_id": self.worker,
+        }
+        self.case.do(cmd.LogActivity, **fields)
+        activity_id = self.case.out[-1][1].activity_id
+        chance = self.rng.random()
+        if chance < 0.05:
+            fields["minutes"] = self.rng.randint(low, high)
+            self.case.do(cmd.CorrectActivity, activity_id=activity_id, **fields)
+        elif chance < 0.07:
+            self.case.do(cmd.DeleteActivity, activity_id=activity_id, reason_code="logged_in_error")
 
 
 def provide(case: Referral, handoff_id: str, provider_id: str, rng: random.Random) -> None:
@@ -208,6 +245,53 @@ def provide(case: Referral, handoff_id: str, provider_id: str, rng: random.Rando
             )
 
 
+DISTAL = ("ae_attendances", "out_of_hours_contacts", "non_elective_admissions")
+FEED_TODAY = date(2028, 1, 1)  # every synthetic after-window has closed by then
+
+
+def distal_changes(raised: list[Any], rng: random.Random, config: PathwayConfig) -> None:
+    """What the distal feed's outcome rule (``pathway.distal``) states for the engaged
+    episodes of people the commissioner's feed covers (about half): monthly counts drawn
+    with a little less use after the referral than before."""
+    engaged = [(event_id, d) for event_id, d in raised if isinstance(d, outcome.EngagementAchieved)]
+    received = {
+        d.episode: d.occurred_at
+        for _, d in raised
+        if isinstance(d, referral_events.ReferralReceived | referral_events.ReferralReentered)
+    }
+    months = config.distal_window_months
+    for event_id, e in engaged:
+        if rng.random() < 0.5 or e.episode not in received:
+            continue
+        span = distal.windows(received[e.episode].date(), months)
+        for measure in DISTAL:
+            rate = {"ae_attendances": 0.3, "out_of_hours_contacts": 0.4}.get(measure, 0.05)
+            counts = {m: int(rng.random() < rate) for m in span.before}
+            counts |= {m: int(rng.random() < rate * 0.8) for m in span.after}
+            change = distal.change(counts, received[e.episode].date(), months, FEED_TODAY)
+            if change is None:
+                continue
+            fact = outcome.DistalChange(
+                referral_id=e.referral_id,
+                episode=e.episode,
+                partner_id=e.partner_id,
+                locality=e.locality,
+                occurred_at=datetime.combine(span.closes_on, time(0), tzinfo=UTC),
+                evidence_event_ids=[event_id],
+                consent_recorded=e.consent_recorded,
+                consent_purposes=e.consent_purposes,
+                measure=measure,
+                window_months=months,
+                before_from=distal.first_day(span.before[0]),
+                before_to=distal.last_day(span.before[-1]),
+                after_from=distal.first_day(span.after[0]),
+                after_to=distal.last_day(span.after[-1]),
+                before_count=change.before_count,
+                after_count=change.after_count,
+            )
+            raised.append((f"{event_id}-{measure}", fact))
+
+
 def events(
     count: int, config: PathwayConfig, seed: int = 1
 ) -> Iterator[tuple[CloudEvent, EventData]]:
@@ -217,6 +301,7 @@ def events(
     for n in range(count):
         raised: list[tuple[str, EventData]] = []
         referral(n, rng, config, raised)
+        distal_changes(raised, random.Random(f"distal-{n}"), config)
         for event_id, data in raised:
             subject = str(getattr(data, "referral_id", ""))
             event = new_event(

@@ -70,6 +70,9 @@ class ReportEpisode(SQLModel, table=True):
     # True given, False refused, None never asked. Every statement of it must say given
     # (an assessment's, each outcome's), so the order events arrive in does not matter.
     evaluation_consent: bool | None = None
+    # The link worker assigned now (the latest ``referral.link_worker_assigned``; the
+    # referral's events are in order on its partition). None: never assigned.
+    link_worker_id: str | None = Field(default=None, max_length=64)
 
 
 class ReportHandoff(SQLModel, table=True):
@@ -190,6 +193,57 @@ class ReportDeadLetter(SQLModel, table=True):
     month: str = Field(max_length=7)
 
 
+SUMMED = ("referral_id", "episode", "deleted", "direct", "minutes", "started_at")
+
+
+class ReportActivity(SQLModel, table=True):
+    """One row per logged link worker activity, as its latest fact says: logged, then each
+    correction (every field again, the latest by time counts); a deletion marks it
+    deleted for good (a tombstone, so that the order topics are read in cannot bring it
+    back) and the KPIs leave it out."""
+
+    __tablename__ = "reporting_activities"
+    __table_args__ = (
+        Index("ix_reporting_activities_episode", "referral_id", "episode"),
+        # The activity KPIs read these alone (reporting.kpis.casework): rows already in
+        # the order they are grouped and counted in, with every column they add up.
+        Index("ix_reporting_activities_partner", "partner_id", "referral_id", "episode", "deleted"),
+        Index("ix_reporting_activities_worker", "partner_id", "link_worker_id", *SUMMED),
+        Index("ix_reporting_activities_type", "partner_id", "activity_type", *SUMMED),
+    )
+
+    activity_id: str = Field(primary_key=True, max_length=64)
+    referral_id: str = Field(max_length=64)
+    episode: int
+    partner_id: str = Field(max_length=64)
+    locality: str = Field(max_length=64)
+    link_worker_id: str = Field(max_length=64)
+    activity_type: str = Field(max_length=16)
+    direct: bool
+    started_at: datetime
+    minutes: int
+    deleted: bool = False
+    corrections: int = 0  # how many corrections it had
+    stated_at: datetime  # when the fact counted now was recorded (the latest wins)
+
+
+class ReportDistal(SQLModel, table=True):
+    """One row per episode and distal measure: the counts before and after the referral
+    (``linkway.outcome.distal_change.v1``, stated once; a restatement keeps the first)."""
+
+    __tablename__ = "reporting_distal"
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    episode: int = Field(primary_key=True)
+    measure: str = Field(primary_key=True, max_length=32)
+    partner_id: str = Field(max_length=64)
+    window_months: int
+    before_count: int
+    after_count: int
+    occurred_at: datetime
+    month: str = Field(max_length=7)
+
+
 TABLES = (
     ReportReferral,
     ReportEpisode,
@@ -200,5 +254,7 @@ TABLES = (
     ReportOutcome,
     ReportClaim,
     ReportDeadLetter,
+    ReportActivity,
+    ReportDistal,
 )
 TABLE_NAMES = tuple(str(t.__tablename__) for t in TABLES)

@@ -1,6 +1,8 @@
 """The reporting consumer (``linkway consume reporting``, group ``linkway.reporting``):
 the lifecycle, outcome and payment topics and every dead-letter topic, folded into the
-reporting read models (``reporting.project``).
+reporting read models (``reporting.project``). While ``linkway rebuild reporting`` runs it
+applies nothing (``reporting.lease``): each record is retried after a back-off, its offset
+kept, until the rebuild is done.
 
 Each record's effect and its processed-event record commit in one transaction before
 the offset commits, so a redelivered record applies once; ``linkway rebuild reporting``
@@ -20,7 +22,7 @@ from infra.db import get_engine, transaction
 from infra.health import Health
 from infra.settings import Settings
 from messaging.consumer import Backoff, Inbound, make_broker, subscribe, watch
-from reporting import project
+from reporting import lease, project
 
 GROUP_ID = "linkway.reporting"
 
@@ -28,12 +30,18 @@ GROUP_ID = "linkway.reporting"
 class ReportingConsumer:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._row = False
 
     async def __call__(self, inbound: Inbound) -> None:
         await asyncio.to_thread(self._apply, inbound)
 
     def _apply(self, inbound: Inbound) -> None:
+        if not self._row:
+            lease.ensure_row(self.engine)
+            self._row = True
         with transaction(self.engine) as session:
+            # While a rebuild runs this raises: retried after a back-off, offset kept.
+            lease.hold_off(session)
             project.apply(session, inbound.topic, inbound.value or b"", inbound.headers)
 
 

@@ -10,8 +10,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-PanelName = Literal["funnel", "trajectory", "time_to_contact", "wemwbs_change", "payments"]
-Unit = Literal["episodes", "people", "pounds"]
+PanelName = Literal[
+    "funnel",
+    "trajectory",
+    "time_to_contact",
+    "wemwbs_change",
+    "payments",
+    "activity",
+    "caseload",
+    "distal",
+]
+Unit = Literal["episodes", "people", "pounds", "minutes", "per_person"]
 # Small-number suppression: a count from 1 to 4 in a breakdown could identify a person.
 SUPPRESS_BELOW = 5
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+from urllib.parse import urlencode
 
 from sqlmodel import Session
 
@@ -20,13 +22,28 @@ from api.dashboard.panels import Panel, PanelName, Series
 from api.deps import Deps
 from pathway.measures import default_registry
 from reporting import kpis
+from reporting.suppression import TOTAL
 
 Report = dict[str, Any]
 
 
-def report(deps: Deps, caller: Caller, kpi: str) -> Report:
-    """The KPI as ``GET /reports/{kpi}`` serves it to this caller."""
-    filters = kpis.Filters(partner=caller.partner_id if caller.role == "tier_one" else None)
+def scoped(caller: Caller, filters: kpis.Filters) -> kpis.Filters:
+    """The filters as this caller may have them: a Tier One partner's partner is its own,
+    whatever it picked (the page shows its own numbers, never a refusal)."""
+    if caller.role == "tier_one":
+        return replace(filters, partner=caller.partner_id)
+    return filters
+
+
+def query(filters: kpis.Filters) -> str:
+    """The filters as the query string ``GET /reports/{kpi}`` takes (empty: none)."""
+    given = {k: v for k, v in filters.as_dict().items() if v is not None}
+    return "?" + urlencode(given) if given else ""
+
+
+def report(deps: Deps, caller: Caller, kpi: str, filters: kpis.Filters | None = None) -> Report:
+    """The KPI as ``GET /reports/{kpi}`` serves it to this caller, filtered."""
+    filters = scoped(caller, filters or kpis.Filters())
     ctx = kpis.Context(deps.config, deps.payments.book, default_registry())
     with Session(deps.engine) as session:
         table = kpis.answer(session, kpi, filters, ctx).suppressed()
@@ -118,6 +135,69 @@ def from_payments(r: Report) -> dict[str, Any]:
     }
 
 
+def _per_row(rows: list[dict[str, Any]], key: str) -> tuple[list[dict[str, Any]], bool]:
+    """The rows of one link worker each (the partner's ``all`` rows left out), and
+    whether they come from several partners (then each label names its partner)."""
+    mine = [row for row in rows if row[key] != TOTAL]
+    return mine, len({row["partner_id"] for row in mine}) > 1
+
+
+def _label(row: dict[str, Any], key: str, several: bool) -> str:
+    return f"{row['partner_id']} {row[key]}" if several else str(row[key])
+
+
+def from_activity(r: Report) -> dict[str, Any]:
+    """Minutes per link worker, direct and indirect (withheld with a count under 5)."""
+    rows, several = _per_row(r["rows"], "link_worker_id")
+    direct = [_count(row["direct_minutes"]) for row in rows]
+    indirect = [_count(row["indirect_minutes"]) for row in rows]
+    return {
+        "labels": [_label(row, "link_worker_id", several) for row in rows],
+        "series": [
+            Series(name="direct", values=direct),
+            Series(name="indirect", values=indirect),
+        ],
+        "suppressed": _hidden(direct),
+    }
+
+
+def from_caseload(r: Report) -> dict[str, Any]:
+    """Per link worker: people started in 12 months and open cases, against capacity."""
+    rows, several = _per_row(r["rows"], "link_worker_id")
+    started = [_count(row["started_last_12_months"]) for row in rows]
+    return {
+        "labels": [_label(row, "link_worker_id", several) for row in rows],
+        "series": [
+            Series(name="started in 12 months", values=started),
+            Series(name="open cases", values=[_count(row["open_cases"]) for row in rows]),
+            Series(
+                name="annual capacity",
+                kind="limit",
+                values=[_count(row["annual_capacity"]) for row in rows],
+            ),
+        ],
+        "suppressed": _hidden(started),
+        "notes": [f"As of {rows[0]['as_of']}."] if rows else [],
+    }
+
+
+def from_distal(r: Report) -> dict[str, Any]:
+    """Per measure: the mean use per person before the referral and after it."""
+    rows = r["rows"]
+    before = [_count(row["mean_before"]) for row in rows]
+    return {
+        "labels": [
+            str(row["measure"]).replace("_", " ") + f" ({row['window_months']} months)"
+            for row in rows
+        ],
+        "series": [
+            Series(name="before", values=before),
+            Series(name="after", values=[_count(row["mean_after"]) for row in rows]),
+        ],
+        "suppressed": _hidden(before),
+    }
+
+
 # panel -> (the reporting KPI it draws, how)
 KPIS: dict[PanelName, tuple[str, Callable[[Report], dict[str, Any]]]] = {
     "funnel": ("funnel", from_funnel),
@@ -125,11 +205,22 @@ KPIS: dict[PanelName, tuple[str, Callable[[Report], dict[str, Any]]]] = {
     "time_to_contact": ("time_to_contact_distribution", from_days),
     "wemwbs_change": ("measure_change_distribution", from_wemwbs),
     "payments": ("payments", from_payments),
+    "activity": ("link_worker_activity", from_activity),
+    "caseload": ("caseload", from_caseload),
+    "distal": ("distal_outcomes", from_distal),
 }
 
 
-def panel(name: PanelName, deps: Deps, caller: Caller, make: Callable[..., Panel]) -> Panel:
-    """The panel from its reporting KPI."""
+def panel(
+    name: PanelName,
+    deps: Deps,
+    caller: Caller,
+    make: Callable[..., Panel],
+    filters: kpis.Filters,
+) -> Panel:
+    """The panel from its reporting KPI; its CSV link carries the filters it was drawn
+    with (as the caller may have them)."""
     kpi, adapt = KPIS[name]
-    found = report(deps, caller, kpi)
-    return make(name, csv=f"/reports/{kpi}.csv", source=f"GET /reports/{kpi}", **adapt(found))
+    found = report(deps, caller, kpi, filters)
+    csv = f"/reports/{kpi}.csv" + query(scoped(caller, filters))
+    return make(name, csv=csv, source=f"GET /reports/{kpi}", **adapt(found))

@@ -5,7 +5,9 @@
   every fetch (docs/reporting.md, "Signing in"). Never a cookie, so no request can carry
   it without the page's script asking, and never a URL, so no log can hold it.
 - ``GET /dashboard/panels/{panel}``: one KPI panel as chart-ready JSON, for a contract
-  manager (everything) or a Tier One partner (its own); ``.csv`` the same numbers as CSV.
+  manager (everything) or a Tier One partner (its own), with the reports' filters
+  (contract, partner, locality, source, practice, support level, period); ``.csv`` the
+  same numbers as CSV. The page's filter form re-fetches every panel with them.
 - ``GET /dashboard/definitions``: docs/reporting.md, rendered (``api.dashboard.definitions``).
 - ``/dashboard/static/...``: the script, the stylesheet and the vendored chart library
   (mounted by ``api.app``), all shipped in the package: nothing loads from elsewhere.
@@ -30,6 +32,7 @@ from api.dashboard.panels import Panel, PanelName, as_csv
 from api.dashboard.sources import SOURCES, definition_url, load
 from api.deps import deps
 from api.problems import Problem, responses
+from api.reporting import FiltersDep
 
 STATIC = Path(__file__).parent / "static"
 CSP = "; ".join(
@@ -55,6 +58,18 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(["html"]),
 )
 
+# The filter form: each field is the query parameter GET /reports/{kpi} takes.
+FILTERS = [
+    {"name": "contract", "label": "Contract", "type": "text"},
+    {"name": "partner", "label": "Partner", "type": "text"},
+    {"name": "locality", "label": "Locality", "type": "text"},
+    {"name": "source", "label": "Referral source", "type": "text"},
+    {"name": "practice", "label": "Referring practice", "type": "text"},
+    {"name": "support_level", "label": "Support level", "type": "text"},
+    {"name": "from", "label": "From", "type": "date"},
+    {"name": "to", "label": "To", "type": "date"},
+]
+
 router = APIRouter(prefix="/dashboard", tags=["dashboard"])
 Viewer = Annotated[Caller, Depends(require("contract_manager", "tier_one"))]
 HTML: dict[int | str, dict[str, Any]] = {
@@ -69,7 +84,7 @@ def dashboard_page(request: Request) -> HTMLResponse:
         {"name": name, "title": s.title, "definition": definition_url(name)}
         for name, s in SOURCES.items()
     ]
-    html = TEMPLATES.get_template("dashboard.html").render(panels=panels)
+    html = TEMPLATES.get_template("dashboard.html").render(panels=panels, filters=FILTERS)
     return HTMLResponse(html, headers=PAGE_HEADERS)
 
 
@@ -89,8 +104,10 @@ def dashboard_definitions() -> HTMLResponse:
         **responses(401, 403, 404, 422, 429),
     },
 )
-def dashboard_panel_csv(panel: PanelName, caller: Viewer, request: Request) -> Response:
-    found = load(panel, deps(request), caller)
+def dashboard_panel_csv(
+    panel: PanelName, caller: Viewer, request: Request, filters: FiltersDep
+) -> Response:
+    found = load(panel, deps(request), caller, filters)
     if not found.available:
         raise Problem(404, "Not available", "this KPI's source is not on this server yet")
     return Response(
@@ -101,7 +118,10 @@ def dashboard_panel_csv(panel: PanelName, caller: Viewer, request: Request) -> R
 
 
 @router.get("/panels/{panel}", response_model=Panel, responses=responses(401, 403, 422, 429))
-def dashboard_panel(panel: PanelName, caller: Viewer, request: Request) -> Panel:
-    """One KPI panel, scoped to the caller: ``available`` false (with ``reason``) when
-    its source is not on this server yet."""
-    return load(panel, deps(request), caller)
+def dashboard_panel(
+    panel: PanelName, caller: Viewer, request: Request, filters: FiltersDep
+) -> Panel:
+    """One KPI panel, scoped to the caller and filtered as ``GET /reports/{kpi}`` is (a
+    Tier One partner's ``partner`` is its own, whatever it asks): ``available`` false
+    (with ``reason``) when its source is not on this server yet."""
+    return load(panel, deps(request), caller, filters)

@@ -15,6 +15,7 @@ from api.auth import Caller
 from api.dashboard import reports
 from api.dashboard.panels import Panel, PanelName, Unit
 from api.deps import Deps
+from reporting import kpis
 
 DEFINITIONS = "/dashboard/definitions"
 
@@ -31,6 +32,9 @@ SOURCES: dict[PanelName, Source] = {
     "time_to_contact": Source("Days to first contact and to assessment", "episodes"),
     "wemwbs_change": Source("WEMWBS change from baseline to review", "people"),
     "payments": Source("Outcome payments against the monthly cap", "pounds"),
+    "activity": Source("Link worker time, direct and indirect", "minutes"),
+    "caseload": Source("People started in 12 months against capacity", "people"),
+    "distal": Source("Distal outcomes: use per person before and after", "per_person"),
 }
 
 
@@ -55,6 +59,6 @@ def panel_of(name: PanelName, **fields: object) -> Panel:
     )
 
 
-def load(name: PanelName, deps: Deps, caller: Caller) -> Panel:
-    """The panel from its reporting KPI, as this caller may see it."""
-    return reports.panel(name, deps, caller, panel_of)
+def load(name: PanelName, deps: Deps, caller: Caller, filters: kpis.Filters | None = None) -> Panel:
+    """The panel from its reporting KPI, as this caller may see it, filtered."""
+    return reports.panel(name, deps, caller, panel_of, filters or kpis.Filters())

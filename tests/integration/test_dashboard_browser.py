@@ -1,7 +1,8 @@
 """The dashboard in a real browser (Debian's chromium, driven by Playwright), against the
 whole embedded stack with the payment cohort's referrals driven through it: a contract
 manager sees the funnel and the payments chart drawn with the cohort's numbers and saves
-a CSV; a Tier One partner sees only its own; and no request leaves the machine.
+a CSV, then filters to one partner and sees the numbers and the CSV link follow; a Tier
+One partner sees only its own; and no request leaves the machine.
 
 Chromium is Debian's package (``apt-get install chromium``; .ci/run installs it), never a
 browser Playwright downloads. Without it the test skips, except in CI (``CI=true``),
@@ -247,6 +248,15 @@ async def test_dashboard_in_a_browser(dev_env, own_broker, tmp_path, database_ur
                     assert Path(await download.path()).read_bytes() == csv_of[name], name
                 assert all(len(body.splitlines()) >= 2 for body in csv_of.values())  # header, rows
 
+                # Filters: south only. Every panel is fetched again; the funnel draws
+                # south's referrals and its CSV link carries the filter.
+                await page.fill("#filter-partner", "south-wellbeing")
+                await page.click("#filters button[type=submit]")
+                await page.wait_for_selector("#panel-funnel[aria-busy=false]", timeout=15_000)
+                assert (await funnel(page))["received"] == SOUTH_REFERRALS
+                href = await page.get_attribute("#panel-funnel a.csv", "href")
+                assert href is not None and "partner=south-wellbeing" in href
+
                 # A Tier One partner: its own localities and its own payments only. (Here
                 # the trajectory's endpoint is missing, as on a server without it: that
                 # panel says so and the others still draw.)
@@ -255,6 +265,7 @@ async def test_dashboard_in_a_browser(dev_env, own_broker, tmp_path, database_ur
                 await page.click("#sign-out")
                 await sign_in(page, base, stack.tokens["tier_one:south-wellbeing"])
                 assert (await funnel(page))["received"] == SOUTH_REFERRALS
+                assert await page.is_disabled("#filter-partner")  # its own, whatever it asks
                 gone = await page.inner_text("#panel-trajectory")
                 assert "Not available on this server" in gone and "answered 404" in gone
                 await page.unroute(missing)

@@ -7,7 +7,7 @@ import itertools
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from events import handoff, outcome, payment, referral, topics
+from events import casework, handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, topic_for
 from events.envelope import new_event
 from messaging import deadletters
@@ -206,6 +206,63 @@ class Person:
                 evidence_event_ids=[],
                 consent_recorded=True,
                 baseline=[wemwbs_scores(40, days)],
+            )
+        )
+
+    def assign(self, days: float, link_worker: str) -> Record:
+        return record(referral.LinkWorkerAssigned(**self._common(days), link_worker_id=link_worker))
+
+    def activity(
+        self,
+        days: float,
+        activity_id: str,
+        link_worker: str,
+        kind: str = "one_to_one",
+        minutes: int = 30,
+        direct: bool = True,
+        corrected: bool = False,
+        started: float | None = None,
+    ) -> Record:
+        """An activity logged (or, ``corrected``, a correction with every field again)."""
+        event = casework.ActivityCorrected if corrected else casework.ActivityLogged
+        return record(
+            event(
+                **self._common(days),
+                activity_id=activity_id,
+                link_worker_id=link_worker,
+                activity_type=kind,  # type: ignore[arg-type]
+                direct=direct,
+                started_at=at(days if started is None else started),
+                minutes=minutes,
+                note_recorded=False,
+            )
+        )
+
+    def delete_activity(self, days: float, activity_id: str) -> Record:
+        return record(
+            casework.ActivityDeleted(
+                **self._common(days), activity_id=activity_id, reason_code="logged_in_error"
+            )
+        )
+
+    def distal(self, days: float, measure: str, before: int, after: int) -> Record:
+        return record(
+            outcome.DistalChange(
+                referral_id=self.id,
+                episode=self.episode,
+                partner_id=self.partner,
+                locality=self.locality,
+                occurred_at=at(days),
+                evidence_event_ids=[],
+                consent_recorded=True,
+                measure=measure,  # type: ignore[arg-type]
+                window_months=6,
+                before_from=date(2025, 11, 1),
+                before_to=date(2026, 4, 30),
+                after_from=date(2026, 6, 1),
+                after_to=date(2026, 11, 30),
+                before_count=before,
+                after_count=after,
             )
         )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import cast
@@ -23,7 +23,7 @@ from api.dashboard.sources import SOURCES, definition_url, load
 from api.deps import Deps
 from pathway.config import load as load_profile
 from payments.ratebook import RateCardBook
-from reporting import rebuild
+from reporting import kpis, rebuild
 from tests.unit.test_reporting import cohort
 
 pytestmark = pytest.mark.both_databases  # the panels' queries, on SQLite and PostgreSQL
@@ -58,6 +58,17 @@ def test_a_panel_is_its_reporting_kpi_scoped_to_the_caller(deps):
     assert steps(load("funnel", deps, SOUTH))["received"] is None  # one person
     payments = load("payments", deps, MANAGER)
     assert {s.name: s.values for s in payments.series}["payable"] == [250.0, 0.0]
+
+
+def test_a_panel_is_filtered_and_its_csv_link_carries_the_filters(deps):
+    north = kpis.Filters(partner="north-wellbeing", start=date(2026, 5, 1))
+    got = load("funnel", deps, MANAGER, north)
+    assert steps(got)["received"] == 5
+    assert got.csv == "/reports/funnel.csv?partner=north-wellbeing&from=2026-05-01"
+    # A Tier One partner sees its own, whatever it picks; its CSV link says so.
+    south = load("funnel", deps, SOUTH, north)
+    assert steps(south)["received"] is None  # south's one person, not north's five
+    assert south.csv == "/reports/funnel.csv?partner=south-wellbeing&from=2026-05-01"
 
 
 def test_suppression_and_csv_of_a_chart():

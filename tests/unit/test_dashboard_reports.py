@@ -90,3 +90,72 @@ def test_payments_are_pounds_per_month_against_the_partner_cap():
         ("paid", [250.0]),
         ("cap", [150_000.0]),
     ]
+
+
+def test_link_worker_time_is_drawn_per_worker_without_the_partner_totals():
+    row = {"partner_id": "north", "people": 6, "sessions": 9}
+    got = panel_of(
+        "activity",
+        **reports.from_activity(
+            report(
+                "link_worker_activity",
+                [
+                    {
+                        **row,
+                        "link_worker_id": "lw-1",
+                        "direct_minutes": 300,
+                        "indirect_minutes": 40,
+                    },
+                    {**row, "link_worker_id": "lw-2", "direct_minutes": None, "people": "<5"}
+                    | {"indirect_minutes": None},
+                    {**row, "link_worker_id": "all", "direct_minutes": 390, "indirect_minutes": 60},
+                ],
+            )
+        ),
+    )
+    assert got.labels == ["lw-1", "lw-2"] and got.unit == "minutes"
+    assert drawn(got) == {"direct": [300.0, None], "indirect": [40.0, None]}
+    assert got.suppressed == 1
+
+
+def test_caseload_against_capacity_and_distal_before_and_after():
+    caseload = panel_of(
+        "caseload",
+        **reports.from_caseload(
+            report(
+                "caseload",
+                [
+                    {
+                        "partner_id": p,
+                        "link_worker_id": "lw-1",
+                        "as_of": "2026-05-31",
+                        "open_cases": 7,
+                        "started_last_12_months": 120,
+                        "annual_capacity": 250,
+                    }
+                    for p in ("north", "south")
+                ],
+            )
+        ),
+    )
+    assert caseload.labels == ["north lw-1", "south lw-1"]  # two partners: each named
+    assert drawn(caseload)["annual capacity"] == [250.0, 250.0]
+    assert caseload.notes == ["As of 2026-05-31."]
+    distal = panel_of(
+        "distal",
+        **reports.from_distal(
+            report(
+                "distal_outcomes",
+                [
+                    {
+                        "measure": "ae_attendances",
+                        "window_months": 6,
+                        "mean_before": 0.8,
+                        "mean_after": 0.5,
+                    }
+                ],
+            )
+        ),
+    )
+    assert distal.labels == ["ae attendances (6 months)"]
+    assert drawn(distal) == {"before": [0.8], "after": [0.5]}

@@ -11,6 +11,8 @@
     pounds: (v) => "£" + Number(v).toLocaleString("en-GB", { minimumFractionDigits: 2, maximumFractionDigits: 2 }),
     episodes: (v) => Number(v).toLocaleString("en-GB"),
     people: (v) => Number(v).toLocaleString("en-GB"),
+    minutes: (v) => Number(v).toLocaleString("en-GB") + " min",
+    per_person: (v) => Number(v).toLocaleString("en-GB", { maximumFractionDigits: 2 }),
   };
   const COLOURS = ["#005eb8", "#41b6e6", "#007f3b", "#d5281b", "#ffb81c", "#330072"];
 
@@ -37,8 +39,21 @@
     });
   }
 
+  function filterQuery() {
+    // The filter form as GET /reports/{kpi}'s query string (a disabled field is not sent).
+    const query = new URLSearchParams();
+    for (const [name, value] of new FormData($("#filters"))) {
+      const text = String(value).trim();
+      if (text) query.set(name, text);
+    }
+    const text = query.toString();
+    return text ? "?" + text : "";
+  }
+
   function signOut(message) {
     sessionStorage.removeItem(KEY);
+    $("#filters").reset();
+    $("#filter-partner").disabled = false;
     $("#board").hidden = true;
     $("#who").hidden = true;
     $("#sign-out").hidden = true;
@@ -58,6 +73,21 @@
     if (state !== "ready") {
       $(".chart", section).hidden = true;
     }
+  }
+
+  function reset(section) {
+    // Before a panel is fetched again (other filters): no old chart, table or links.
+    const old = typeof Chart === "undefined" ? null : Chart.getChart($("canvas", section));
+    if (old) old.destroy();
+    section.setAttribute("aria-busy", "true");
+    section.dataset.state = "loading";
+    const line = $(".status", section);
+    line.textContent = "Loading\u2026";
+    line.hidden = false;
+    line.className = "status";
+    $(".chart", section).hidden = false;
+    $("table.numbers", section).hidden = true;
+    $(".links", section).replaceChildren();
   }
 
   function link(href, text, cls) {
@@ -145,7 +175,8 @@
   }
 
   async function loadPanel(section) {
-    const url = "/dashboard/panels/" + section.dataset.panel;
+    reset(section);
+    const url = "/dashboard/panels/" + section.dataset.panel + filterQuery();
     let answer;
     try {
       answer = await get(url);
@@ -154,6 +185,13 @@
     }
     if (answer.status === 401) return signOut("Your token has expired or is not valid: sign in again.");
     if (answer.status === 403) return status(section, "error", "Not open to your role.");
+    if (answer.status === 422) {
+      let detail = "";
+      try {
+        detail = (await answer.json()).detail || "";
+      } catch (e) {}
+      return status(section, "error", "The filters were not accepted: " + detail);
+    }
     if (!answer.ok) {
       return status(section, "unavailable", "Not available on this server (GET " + url + " answered " + answer.status + ").");
     }
@@ -187,14 +225,27 @@
     table(section, panel);
   }
 
+  function loadAll() {
+    document.querySelectorAll("section.panel").forEach(loadPanel);
+  }
+
   function showBoard() {
     const who = claims(token());
     $("#who").textContent = "Signed in: " + (who.role || "?") + " · " + (who.partner || "?");
+    // A Tier One partner sees its own partner whatever is asked (the server decides);
+    // the field says so rather than offering a choice that changes nothing.
+    const partner = $("#filter-partner");
+    const own = who.role === "tier_one";
+    partner.disabled = own;
+    partner.value = own ? who.partner || "" : partner.value;
+    const note = $("#filters-note");
+    note.textContent = own ? "Your own partner's numbers only." : "";
+    note.hidden = !own;
     $("#who").hidden = false;
     $("#sign-out").hidden = false;
     $("#sign-in").hidden = true;
     $("#board").hidden = false;
-    document.querySelectorAll("section.panel").forEach(loadPanel);
+    loadAll();
   }
 
   $("#sign-in").addEventListener("submit", (event) => {
@@ -208,6 +259,18 @@
     showBoard();
   });
   $("#sign-out").addEventListener("click", () => signOut());
+  $("#filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadAll();
+  });
+  $("#filters").addEventListener("reset", () => {
+    // After the form has cleared its fields (a Tier One partner keeps its own).
+    setTimeout(() => {
+      if (!token()) return; // signed out: nothing to fetch
+      if ($("#filter-partner").disabled) $("#filter-partner").value = claims(token()).partner || "";
+      loadAll();
+    });
+  });
 
   if (token()) showBoard();
 })();

@@ -1,0 +1,51 @@
+"""What every fold into the reporting read models shares: times in UTC and months in the
+reporting time zone, and rows found by key in the transaction's own cache before the
+database (``reporting.project`` explains why)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, SQLModel
+
+# Months are counted in the commissioner's time zone, as the rate cards count them.
+TIME_ZONE = ZoneInfo("Europe/London")
+CACHE = "reporting.rows"  # session.info: rows this transaction added or read, by key
+LOADED = "reporting.loaded"  # session.info: referral ids whose rows are all in the cache
+
+T = TypeVar("T", bound=SQLModel)
+
+
+def utc(at: datetime) -> datetime:
+    # SQLite hands datetimes back without their zone; they were stored as UTC.
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def month_of(at: datetime) -> str:
+    return utc(at).astimezone(TIME_ZONE).strftime("%Y-%m")
+
+
+def earliest(current: datetime | None, at: datetime) -> datetime:
+    return at if current is None or utc(at) < utc(current) else current
+
+
+def get(session: Session, model: type[T], key: Any, referral_id: str | None = None) -> T | None:
+    """A row by key: one this transaction added (not flushed yet) or the database's (not
+    asked again when a batch preloaded that referral's rows, ``project.preload``)."""
+    cache = session.info.setdefault(CACHE, {})
+    found = cache.get((model, key))
+    if found is None and referral_id in session.info.get(LOADED, ()):
+        return None
+    if found is None:
+        found = session.get(model, key)
+        if found is not None:
+            cache[model, key] = found
+    return found
+
+
+def put(session: Session, model: type[T], key: Any, row: T) -> T:
+    session.add(row)
+    session.info.setdefault(CACHE, {})[model, key] = row
+    return row
