@@ -46,22 +46,36 @@ class TransitionActivities:
     def _record(self, input: RecordTransitionInput) -> RecordTransitionResult:
         written = 0
         with transaction(self.engine) as session:
-            if _upsert_referral(session, input.view):
-                for summary in input.episodes:
-                    _upsert_episode(session, input.view.referral_id, summary)
-                for handoff in input.view.handoffs:
-                    _upsert_handoff(session, input.view, handoff)
+            # Every read before any write. On SQLite a transaction takes the database's
+            # one write lock at its first write and keeps it to the commit; with the
+            # session's autoflush, each read after the referral's row changed wrote
+            # first, so the lock was held while this activity queried and built its
+            # rows, and every other writer (the other referrals' activities, the relay
+            # marking what it published) slept in SQLite's busy handler meanwhile
+            # (docs/benchmarks.md, P1). Now the writes go out together at the commit.
+            # None of these reads looks for a row this batch adds: episodes, handoffs,
+            # event ids and measurement ids are each distinct within one batch.
+            with session.no_autoflush:
+                if _upsert_referral(session, input.view):
+                    for summary in input.episodes:
+                        _upsert_episode(session, input.view.referral_id, summary)
+                    for handoff in input.view.handoffs:
+                        _upsert_handoff(session, input.view, handoff)
+                for e in input.events:
+                    envelope = new_event(
+                        e.type,
+                        input.view.referral_id,
+                        e.data,
+                        self.source,
+                        event_id=e.event_id,
+                        time=e.occurred_at,
+                    )
+                    written += outbox.add(session, envelope, e.topic)
+                    rows = measurement_rows(input.view.referral_id, e.type, e.data)
+                    add_measurements(session, rows)
+            # Logged activities last, with the autoflush: one batch may log an activity
+            # and correct it, and the correction must find the row the log just added.
             for e in input.events:
-                envelope = new_event(
-                    e.type,
-                    input.view.referral_id,
-                    e.data,
-                    self.source,
-                    event_id=e.event_id,
-                    time=e.occurred_at,
-                )
-                written += outbox.add(session, envelope, e.topic)
-                add_measurements(session, measurement_rows(input.view.referral_id, e.type, e.data))
                 apply_activity(session, e.event_id, e.type, e.data)
         return RecordTransitionResult(events_written=written)
 

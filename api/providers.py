@@ -2,9 +2,9 @@
 
 Every route needs the ``tier_two`` role; the token's partner is the provider. A provider
 lists its own handoffs, accepts, rejects (with a reason code) or waitlists one (with a
-band), reports one completed (with what was delivered), and reports attendance one
-session at a time or as a CSV upload of a week's sessions (``api.attendance_csv``). A
-handoff made to another provider answers 404, the same as one that does not exist.
+band), says a service has started, reports one completed (with what was delivered), and
+reports attendance (``api.provider_attendance``, mounted here). A handoff made to
+another provider answers 404, the same as one that does not exist.
 
 Reports are the same facts as the Kafka events ``linkway.provider.response.v1`` and
 ``linkway.provider.attendance.v1`` and go through the same code
@@ -18,31 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import APIRouter, Query, Request
 from sqlmodel import Session, col, select
 
 from activities.readmodel import HandoffRow, ReferralRow
-from api import attendance_csv
-from api.auth import Caller, require
+from api import provider_attendance
+from api.auth import Caller
 from api.cursor import Instant, utc
 from api.deps import deps
 from api.params import IdPath
 from api.people import audit_failed
 from api.personal_data import Access, AuditFailed
-from api.problems import Problem, responses
+from api.problems import responses
+from api.provider_common import ACCEPTED, TierTwo, facts_of, handoff_of, not_found, submit
 from api.provider_schemas import (
-    Attendance,
-    BatchReport,
     Completion,
     Contact,
     ProviderHandoff,
     Rejection,
-    RowError,
-    RowResult,
     Submitted,
     Waitlist,
     WaitlistBand,
@@ -51,27 +47,10 @@ from api.strict import check_strictly
 from events import provider
 from events.ids import CODE_PATTERN
 from inbound.provider_facts import (
-    FactRefused,
-    ImplausibleDate,
-    ProviderEvent,
-    ProviderFacts,
-    attendance_event_id,
-    implausible_date,
     response_event_id,
-    to_fact,
 )
 
 router = APIRouter(prefix="/provider", tags=["provider"])
-TierTwo = Annotated[Caller, Depends(require("tier_two"))]
-
-
-def _facts(request: Request) -> ProviderFacts:
-    d = deps(request)
-    return ProviderFacts(d.client, d.engine)
-
-
-def _not_found() -> Problem:
-    return Problem(404, "Not found", "no handoff with that id is visible to you")
 
 
 # Reads ---------------------------------------------------------------------------------------
@@ -123,7 +102,7 @@ def get_handoff(handoff_id: IdPath, request: Request, caller: TierTwo) -> Provid
     with Session(deps(request).engine) as session:
         row = session.get(HandoffRow, handoff_id)
         if row is None or row.provider_id != caller.partner_id:
-            raise _not_found()
+            raise not_found()
         return _shown(row, session.get(ReferralRow, row.referral_id))
 
 
@@ -151,7 +130,7 @@ _CONTACTABLE = ("requested", "accepted", "in-progress", "on-hold")
     summary="The person's contact details for a live handoff (audited)",
 )
 async def contact(handoff_id: IdPath, request: Request, caller: TierTwo) -> Contact:
-    row = await _handoff(_facts(request), caller, handoff_id)
+    row = await handoff_of(facts_of(request), caller, handoff_id)
     access = Access(caller.actor_id, caller.partner_id, "provider_contact")
     if row.status not in _CONTACTABLE:
         # The provider's access ended with its handoff: refuse as if there were none,
@@ -160,26 +139,24 @@ async def contact(handoff_id: IdPath, request: Request, caller: TierTwo) -> Cont
             await asyncio.to_thread(deps(request).people.refused, row.referral_id, access)
         except AuditFailed:
             raise audit_failed() from None
-        raise _not_found()
+        raise not_found()
     try:
         person = await asyncio.to_thread(deps(request).people.get, row.referral_id, access)
     except AuditFailed:
         raise audit_failed() from None
     if person is None:
-        raise _not_found()
+        raise not_found()
     return Contact(**{name: person.get(name) for name in Contact.model_fields})
 
 
 # Responses -----------------------------------------------------------------------------------
-
-_ACCEPTED = responses(400, 401, 403, 404, 413, 422, 429)
 
 
 @router.post(
     "/handoffs/{handoff_id}/accept",
     status_code=202,
     response_model=Submitted,
-    responses=_ACCEPTED,
+    responses=ACCEPTED,
     summary="Accept a handoff",
 )
 async def accept(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submitted:
@@ -190,7 +167,7 @@ async def accept(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submi
     "/handoffs/{handoff_id}/start",
     status_code=202,
     response_model=Submitted,
-    responses=_ACCEPTED,
+    responses=ACCEPTED,
     summary="Say the service has started for the person (the handoff is in progress)",
 )
 async def start(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submitted:
@@ -203,7 +180,7 @@ async def start(handoff_id: IdPath, request: Request, caller: TierTwo) -> Submit
     "/handoffs/{handoff_id}/reject",
     status_code=202,
     response_model=Submitted,
-    responses=_ACCEPTED,
+    responses=ACCEPTED,
     summary="Reject a handoff, with a reason code",
 )
 async def reject(
@@ -217,7 +194,7 @@ async def reject(
     "/handoffs/{handoff_id}/waitlist",
     status_code=202,
     response_model=Submitted,
-    responses=_ACCEPTED,
+    responses=ACCEPTED,
     summary="Put a handoff on the waiting list, with the expected wait's band",
 )
 async def waitlist(
@@ -231,7 +208,7 @@ async def waitlist(
     "/handoffs/{handoff_id}/complete",
     status_code=202,
     response_model=Submitted,
-    responses=_ACCEPTED,
+    responses=ACCEPTED,
     summary="Report a handoff completed, with what was delivered",
 )
 async def complete(
@@ -258,8 +235,8 @@ async def respond(
     delivered_code: str | None = None,
     sessions_delivered: int | None = None,
 ) -> Submitted:
-    facts = _facts(request)
-    row = await _handoff(facts, caller, handoff_id)
+    facts = facts_of(request)
+    row = await handoff_of(facts, caller, handoff_id)
     data = provider.ProviderResponse(
         handoff_id=handoff_id,
         referral_id=row.referral_id,
@@ -280,137 +257,8 @@ async def respond(
         delivered_code,
         sessions_delivered,
     )
-    return await _submit(facts, event_id, data)
+    return await submit(facts, event_id, data)
 
 
-# Attendance ----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/handoffs/{handoff_id}/attendance",
-    status_code=202,
-    response_model=Submitted,
-    responses=_ACCEPTED,
-    summary="Report one session's attendance",
-)
-async def report_attendance(
-    handoff_id: IdPath, body: Attendance, request: Request, caller: TierTwo
-) -> Submitted:
-    await check_strictly(request, Attendance)
-    facts = _facts(request)
-    row = await _handoff(facts, caller, handoff_id)
-    implausible = implausible_date(body.session_date, utc(row.requested_at))
-    if implausible:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "session_date"), "msg": implausible}]
-        )
-    event_id, data = _attendance(
-        caller, row.referral_id, handoff_id, body.session_date, body.status
-    )
-    return await _submit(facts, event_id, data)
-
-
-@router.post(
-    "/attendance",
-    response_model=BatchReport,
-    responses={
-        **responses(400, 401, 403, 413, 422, 429),
-        415: {"description": "The upload is not Content-Type: text/csv"},
-    },
-    summary="Upload a CSV of sessions: good rows are applied, each bad row is reported",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "text/csv": {
-                    "schema": {"type": "string"},
-                    "example": "handoff_id,session_date,status\nh-1,2026-06-01,attended\n",
-                }
-            },
-        }
-    },
-)
-async def upload_attendance(request: Request, caller: TierTwo) -> BatchReport:
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in ("text/csv", "text/plain"):
-        raise Problem(415, "Unsupported media type", "send the CSV as Content-Type: text/csv")
-    try:
-        rows, bad = attendance_csv.parse(await request.body())
-    except attendance_csv.CsvRejected as exc:
-        raise Problem(422, "Unreadable upload", str(exc)) from None
-    facts = _facts(request)
-    errors = [RowError(line=e.line, handoff_id=e.handoff_id, error=e.error) for e in bad]
-    results: list[RowResult] = []
-    # In file order, one at a time: a later row for the same session is a correction.
-    for row in rows:
-        try:
-            handoff = await _handoff(facts, caller, row.handoff_id)
-            if row.referral_id not in (None, handoff.referral_id):
-                raise _not_found()
-        except Problem as problem:
-            errors.append(RowError(line=row.line, handoff_id=row.handoff_id, error=problem.detail))
-            continue
-        implausible = implausible_date(row.session_date, utc(handoff.requested_at))
-        if implausible:
-            errors.append(
-                RowError(
-                    line=row.line, handoff_id=row.handoff_id, error=f"session_date {implausible}"
-                )
-            )
-            continue
-        event_id, data = _attendance(
-            caller, handoff.referral_id, row.handoff_id, row.session_date, row.status
-        )
-        submitted = await _submit(facts, event_id, data)
-        results.append(
-            RowResult(
-                line=row.line,
-                handoff_id=row.handoff_id,
-                session_date=row.session_date,
-                status=row.status,
-                event_id=event_id,
-                duplicate=submitted.duplicate,
-            )
-        )
-    return BatchReport(
-        applied=sum(not r.duplicate for r in results),
-        duplicates=sum(r.duplicate for r in results),
-        rejected=len(errors),
-        rows=results,
-        errors=sorted(errors, key=lambda e: e.line),
-    )
-
-
-def _attendance(
-    caller: Caller, referral_id: str, handoff_id: str, session_date: date, status: str
-) -> tuple[str, provider.AttendanceReported]:
-    data = provider.AttendanceReported.model_validate(
-        {
-            "handoff_id": handoff_id,
-            "referral_id": referral_id,
-            "provider_id": caller.partner_id,
-            "session_date": session_date,
-            "status": status,
-            "occurred_at": datetime.now(UTC),
-        }
-    )
-    return attendance_event_id(caller.partner_id, handoff_id, session_date, status), data
-
-
-async def _handoff(facts: ProviderFacts, caller: Caller, handoff_id: str) -> HandoffRow:
-    try:
-        return await asyncio.to_thread(facts.handoff, caller.partner_id, handoff_id)
-    except FactRefused:
-        raise _not_found() from None
-
-
-async def _submit(facts: ProviderFacts, event_id: str, data: ProviderEvent) -> Submitted:
-    try:
-        applied = await facts.submit(to_fact(event_id, data), data)
-    except FactRefused:  # the handoff changed hands between the read and the submit
-        raise _not_found() from None
-    except ImplausibleDate as exc:  # checked before; reached only across a midnight
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": ("body", "session_date"), "msg": str(exc)}]
-        ) from None
-    return Submitted(event_id=event_id, duplicate=not applied)
+# Attendance: its own module, under this prefix.
+router.include_router(provider_attendance.router)

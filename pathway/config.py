@@ -169,6 +169,27 @@ class PathwayConfig(BaseModel):
 
 _FULL = LevelSettings()
 
+# Equal configurations decoded from workflow inputs, held once (see ``shared``). A
+# profile changes a few times a year, so a handful of entries; bounded all the same.
+_SHARED: dict[str, PathwayConfig] = {}
+_SHARED_MAX = 64
+
+
+def shared(config: PathwayConfig) -> PathwayConfig:
+    """One instance per distinct configuration: every referral carries its pathway's
+    configuration (in its workflow input, in its state), and a worker caching a thousand
+    referrals decoded as many equal copies of it from their inputs (about 6 KiB each).
+    The configuration is frozen and nothing changes it in place, so an equal instance
+    can stand for it; which instance a referral holds changes nothing it decides."""
+    key = config.model_dump_json()
+    found = _SHARED.get(key)
+    if found is not None:
+        return found
+    if len(_SHARED) >= _SHARED_MAX:
+        _SHARED.clear()
+    _SHARED[key] = config
+    return config
+
 
 def load(profile: str) -> PathwayConfig:
     path = Path(profile) if profile.endswith(".toml") else PROFILES_DIR / f"{profile}.toml"

@@ -10,11 +10,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from events.completion import CompletionReported
 from events.referral import Stage
-from pathway.config import PathwayConfig
+from pathway.config import PathwayConfig, shared
 from pathway.versions import STATE_VERSION, upcast_state
 
 MAX_SEEN_REQUESTS = 256
@@ -142,6 +149,11 @@ class CaseState(Model):
     seen_events: list[str] = Field(default_factory=list)
     # Logged activities that can still be corrected or deleted: id -> episode number.
     activities: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("config", mode="after")
+    @classmethod
+    def _shared_config(cls, config: PathwayConfig) -> PathwayConfig:
+        return shared(config)  # decoded per referral, held once per worker
 
     @model_validator(mode="before")
     @classmethod

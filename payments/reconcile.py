@@ -103,17 +103,47 @@ def expected_claims(
     events, given as ``(event id, outcome)``; ``episode_starts`` maps (referral, episode)
     to when a re-entered episode began, as the live engine was told; ``reversals`` is
     ``reversals_after`` the ledger, taken back at the same points."""
-    starts = episode_starts or {}
-    undo = reversals or {}
-    expected: dict[ClaimKey, ClaimDecision] = {}
+    decisions = _replay(outcomes, book, episode_starts or {}, registry, reversals or {})
+    return {decision.key: decision for decision in decisions if decision.key is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """What reconciliation compares of an expected claim: all it keeps of each, so that
+    a million outcome events do not hold a million full decisions (their reasons and
+    evidence) at once."""
+
+    status: str
+    cap: str | None
+    amount_pence: int
+    shares: tuple[tuple[str, int], ...]
+    rate_card_version: str | None
+
+    @classmethod
+    def of(cls, d: ClaimDecision) -> Want:
+        return cls(d.status, d.cap, d.amount_pence, d.shares, d.rate_card_version)
+
+
+def _replay(
+    outcomes: Iterable[tuple[str, OutcomeEvent]],
+    book: RateCardBook,
+    starts: Mapping[tuple[str, int], datetime],
+    registry: Registry | None,
+    undo: Mapping[str, Sequence[ClaimKey]],
+) -> Iterator[ClaimDecision]:
+    """Each recorded decision in order; a later one for the same key replaces it."""
     # Running totals, not a re-sum of every earlier claim per outcome: that was quadratic
     # (a million outcome events would never have reconciled).
     totals = Totals()
+    # The latest decision of each claim the ledger reversed, to take back when it did.
+    reversible = {key for keys in undo.values() for key in keys}
+    latest: dict[ClaimKey, ClaimRecord] = {}
 
     def take_back(after: str) -> None:
         for key in undo.get(after, ()):
-            if key in expected and expected[key].status == "claimed":
-                totals.reverse(_as_record(expected[key]))
+            record = latest.get(key)
+            if record is not None and record.status == "claimed":
+                totals.reverse(record)
 
     take_back(BEFORE_ANY)
     for event_id, outcome in outcomes:
@@ -124,10 +154,12 @@ def expected_claims(
             )
             if not decision.recorded or decision.key is None:
                 continue
-            expected[decision.key] = decision
-            totals.add(_as_record(decision))
+            record = _as_record(decision)
+            if decision.key in reversible:
+                latest[decision.key] = record
+            totals.add(record)
+            yield decision
         take_back(event_id)
-    return expected
 
 
 def reconcile(
@@ -141,7 +173,8 @@ def reconcile(
     """Every difference between the recomputed claims and the ledger's
     (``entries.current_claims``), sorted by claim; pass ``reversals_after`` the same
     ledger's entries whenever it holds reversals."""
-    expected = expected_claims(outcomes, book, episode_starts, registry, reversals)
+    decisions = _replay(outcomes, book, episode_starts or {}, registry, reversals or {})
+    expected = {d.key: Want.of(d) for d in decisions if d.key is not None}
     found: list[Discrepancy] = []
     for key in sorted(set(expected) | set(ledger_claims)):
         want, have = expected.get(key), ledger_claims.get(key)
@@ -154,7 +187,7 @@ def reconcile(
     return found
 
 
-def _compare(key: ClaimKey, want: ClaimDecision, have: ClaimRecord) -> list[Discrepancy]:
+def _compare(key: ClaimKey, want: Want, have: ClaimRecord) -> list[Discrepancy]:
     rows: list[Discrepancy] = []
     if (want.status == "capped") != (have.status == "capped"):
         detail = f"should be {want.status}" + (f" ({want.cap})" if want.cap else "")
@@ -178,7 +211,7 @@ def _compare(key: ClaimKey, want: ClaimDecision, have: ClaimRecord) -> list[Disc
 def _row(
     key: ClaimKey,
     problem: Problem,
-    want: ClaimDecision | None,
+    want: Want | None,
     have: ClaimRecord | None,
     detail: str,
 ) -> Discrepancy:

@@ -32,7 +32,7 @@ from payments.ratecard import Metric, RateCard, pounds
 Status = Literal["claimed", "capped", "not_eligible"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClaimDecision:
     status: Status
     reason: str  # the evidence that met the rule, the cap exceeded, or why not eligible

@@ -13,6 +13,7 @@ from infra.settings import Settings
 from workers.tracing import CommandTraceInterceptor
 from workflows import TASK_QUEUE
 from workflows.referral import ReferralWorkflow
+from workflows.sandbox import RUNNER
 
 # A workflow's next task goes first to the worker that ran its last one (its sticky
 # queue, where the workflow is cached). If that worker was killed, the task waits this
@@ -30,6 +31,7 @@ def build_worker(client: Client, settings: Settings, task_queue: str = TASK_QUEU
         client,
         task_queue=task_queue,
         workflows=[ReferralWorkflow],
+        workflow_runner=RUNNER,
         activities=[transitions.record_transition],
         # After the client's TracingInterceptor (the worker puts those first): a later
         # command's activity joins its request's trace (workers.tracing).

@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationInfo, model_validator
+from pydantic import BaseModel, ValidationInfo, field_validator, model_validator
 
-from pathway.config import PathwayConfig
+from pathway.config import PathwayConfig, shared
 from pathway.state import CaseState, EpisodeSummary
 from pathway.versions import INPUT_VERSION, upcast_input
 from pathway.views import ReferralView
@@ -37,6 +37,13 @@ class NewReferral(BaseModel):
     reason_codes: list[str]
     consent_to_share: bool
     config: PathwayConfig
+
+    @field_validator("config", mode="after")
+    @classmethod
+    def _shared_config(cls, config: PathwayConfig) -> PathwayConfig:
+        # Every new referral's input carries its configuration: the workflow's state then
+        # holds the worker's one instance of it, not a copy per cached referral.
+        return shared(config)
 
 
 class OutgoingEvent(BaseModel):

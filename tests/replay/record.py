@@ -39,6 +39,7 @@ from tests.workflow.helpers import (
 )
 from workers.tracing import CommandTraceInterceptor
 from workflows.referral import ReferralWorkflow
+from workflows.sandbox import RUNNER
 
 HISTORIES = Path(__file__).parent / "histories"
 QUEUE = "replay-recording"
@@ -276,6 +277,7 @@ async def record(names: list[str] | None = None, suffix: str = "v1") -> None:
                 client,
                 task_queue=QUEUE,
                 workflows=[ReferralWorkflow],
+                workflow_runner=RUNNER,
                 activities=[activities.record_transition],
                 interceptors=[CommandTraceInterceptor()],
             ):

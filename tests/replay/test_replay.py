@@ -18,6 +18,7 @@ from workers.tracing import CommandTraceInterceptor
 from workflows import patches
 from workflows.models import HISTORY_BOUND_EVENTS
 from workflows.referral import ReferralWorkflow
+from workflows.sandbox import RUNNER
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
@@ -111,6 +112,7 @@ async def test_recorded_history_replays(path: Path):
     # With the interceptors the worker runs (the client's, then the worker's own).
     replayer = Replayer(
         workflows=[ReferralWorkflow],
+        workflow_runner=RUNNER,
         data_converter=pydantic_data_converter,
         interceptors=[TracingInterceptor(), CommandTraceInterceptor()],
     )
@@ -122,5 +124,7 @@ async def test_the_traced_history_replays_without_the_tracing_interceptors():
     (one rolled back past workers.tracing) replays a history recorded with them."""
     path = next(p for p in HISTORIES if p.name.startswith("traced_commands"))
     history = WorkflowHistory.from_json("replay-untraced", path.read_text())
-    replayer = Replayer(workflows=[ReferralWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=[ReferralWorkflow], workflow_runner=RUNNER, data_converter=pydantic_data_converter
+    )
     await replayer.replay_workflow(history)

@@ -17,6 +17,7 @@ from pathway.state import CaseState
 from workflows import referral_workflow_id
 from workflows.models import CommandResult, NewReferral, ReferralInput
 from workflows.referral import ReferralWorkflow
+from workflows.sandbox import RUNNER
 
 WEMWBS_LOW = {str(i): 2 for i in range(1, 15)}  # total 28
 WEMWBS_HIGH = {str(i): 3 for i in range(1, 15)}  # total 42
@@ -28,6 +29,7 @@ def make_worker(client: Client, engine: Engine, task_queue: str) -> Worker:
         client,
         task_queue=task_queue,
         workflows=[ReferralWorkflow],
+        workflow_runner=RUNNER,
         activities=[activities.record_transition],
     )
 

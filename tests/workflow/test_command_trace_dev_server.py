@@ -24,6 +24,7 @@ from tests.workflow.helpers import command, contact_assess_and_plan, start_refer
 from workers.tracing import CommandTraceInterceptor
 from workflows import RECORD_TRANSITION
 from workflows.referral import ReferralWorkflow
+from workflows.sandbox import RUNNER
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +49,7 @@ async def test_an_update_and_a_signal_have_their_activity_in_their_callers_trace
         client,
         task_queue=task_queue,
         workflows=[ReferralWorkflow],
+        workflow_runner=RUNNER,
         activities=[activities.record_transition],
         interceptors=[CommandTraceInterceptor()],
     ):
