@@ -13,7 +13,7 @@ importer, adds nothing: the outbox is idempotent by event id.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime
 from uuid import NAMESPACE_URL, uuid5
 
 from sqlalchemy.engine import Engine
@@ -61,7 +61,7 @@ class DistalOutcomes:
                     )
                     if change is None:
                         continue
-                    fact = _fact(engagement, event_id, measure, change, self.window_months)
+                    fact = distal.fact(engagement, event_id, measure, change, self.window_months)
                     envelope = outbox.to_envelope(
                         fact,
                         referral_id,
@@ -89,34 +89,6 @@ class DistalOutcomes:
                 if data.measure == measure and first <= month <= last:
                     return True
         return False
-
-
-def _fact(
-    engagement: EngagementAchieved,
-    engagement_id: str,
-    measure: str,
-    change: distal.Change,
-    months: int,
-) -> DistalChange:
-    span = change.windows
-    return DistalChange(
-        referral_id=engagement.referral_id,
-        episode=engagement.episode,
-        partner_id=engagement.partner_id,
-        locality=engagement.locality,
-        occurred_at=datetime.combine(span.closes_on, time(0), tzinfo=UTC),
-        evidence_event_ids=[engagement_id],
-        consent_recorded=engagement.consent_recorded,
-        consent_purposes=engagement.consent_purposes,
-        measure=measure,
-        window_months=months,
-        before_from=distal.first_day(span.before[0]),
-        before_to=distal.last_day(span.before[-1]),
-        after_from=distal.first_day(span.after[0]),
-        after_to=distal.last_day(span.after[-1]),
-        before_count=change.before_count,
-        after_count=change.after_count,
-    )
 
 
 def _engagements(

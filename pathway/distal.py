@@ -15,7 +15,9 @@ stated until every month of both windows is in. Pure functions; no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, time
+
+from events.outcome import DistalChange, EngagementAchieved
 
 
 def month_of(day: date) -> str:
@@ -89,3 +91,33 @@ def missing_months(counts: dict[str, int], referred_on: date, months: int) -> li
     """The months of both windows the feed has not delivered, for the import report."""
     span = windows(referred_on, months)
     return [m for m in (*span.before, *span.after) if m not in counts]
+
+
+def fact(
+    engagement: EngagementAchieved,
+    engagement_id: str,
+    measure: str,
+    change: Change,
+    months: int,
+) -> DistalChange:
+    """The distal outcome fact an engaged episode earns for ``measure`` once its
+    after-window has closed (``change``), evidenced by its engagement event."""
+    span = change.windows
+    return DistalChange(
+        referral_id=engagement.referral_id,
+        episode=engagement.episode,
+        partner_id=engagement.partner_id,
+        locality=engagement.locality,
+        occurred_at=datetime.combine(span.closes_on, time(0), tzinfo=UTC),
+        evidence_event_ids=[engagement_id],
+        consent_recorded=engagement.consent_recorded,
+        consent_purposes=engagement.consent_purposes,
+        measure=measure,
+        window_months=months,
+        before_from=first_day(span.before[0]),
+        before_to=last_day(span.before[-1]),
+        after_from=first_day(span.after[0]),
+        after_to=last_day(span.after[-1]),
+        before_count=change.before_count,
+        after_count=change.after_count,
+    )

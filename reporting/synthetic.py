@@ -20,7 +20,7 @@ import itertools
 import random
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -271,24 +271,7 @@ def distal_changes(raised: list[Any], rng: random.Random, config: PathwayConfig)
             change = distal.change(counts, received[e.episode].date(), months, FEED_TODAY)
             if change is None:
                 continue
-            fact = outcome.DistalChange(
-                referral_id=e.referral_id,
-                episode=e.episode,
-                partner_id=e.partner_id,
-                locality=e.locality,
-                occurred_at=datetime.combine(span.closes_on, time(0), tzinfo=UTC),
-                evidence_event_ids=[event_id],
-                consent_recorded=e.consent_recorded,
-                consent_purposes=e.consent_purposes,
-                measure=measure,
-                window_months=months,
-                before_from=distal.first_day(span.before[0]),
-                before_to=distal.last_day(span.before[-1]),
-                after_from=distal.first_day(span.after[0]),
-                after_to=distal.last_day(span.after[-1]),
-                before_count=change.before_count,
-                after_count=change.after_count,
-            )
+            fact = distal.fact(e, event_id, measure, change, months)
             raised.append((f"{event_id}-{measure}", fact))
 
 
