@@ -26,7 +26,7 @@ Admin = Annotated[Caller, Depends(require("admin"))]
     responses=responses(401, 403, 422, 429),
     summary="Personal-data access records, newest first",
 )
-async def audit_log(
+def audit_log(
     request: Request,
     caller: Admin,
     referral_id: IdQuery = None,

@@ -39,7 +39,7 @@ NEVER = datetime(9999, 12, 31, tzinfo=UTC)
     responses=responses(401, 403, 422, 429),
     summary="A caseload: referrals soonest due first, filtered and paged",
 )
-async def caseload(
+def caseload(
     request: Request,
     caller: Worker,
     partner_id: IdQuery = None,

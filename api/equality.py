@@ -78,7 +78,7 @@ async def put_equality(
     responses=responses(400, 401, 403, 404, 422, 429, 503),
     summary="The person's equality monitoring answers (audited read)",
 )
-async def get_equality(
+def get_equality(
     referral_id: IdPath, request: Request, caller: LinkWorker, purpose: PurposeQuery = None
 ) -> EqualityAnswers:
     d = deps(request)
@@ -104,7 +104,7 @@ async def get_equality(
     responses=responses(400, 401, 403, 422, 429, 503),
     summary="Equality monitoring counts, with small-number suppression",
 )
-async def get_report(request: Request, caller: Reader, partner: IdQuery = None) -> BaseModel:
+def get_report(request: Request, caller: Reader, partner: IdQuery = None) -> BaseModel:
     """Counts under 5 are shown as "<5", and further cells are hidden where the total
     would otherwise give a hidden one away (docs/equality.md)."""
     d = deps(request)

@@ -77,7 +77,7 @@ def unwritten() -> Problem:
     responses=responses(400, 401, 403, 404, 422, 429, 503),
     summary="The person's details (audited read)",
 )
-async def get_person(
+def get_person(
     referral_id: IdPath, request: Request, caller: LinkWorker, purpose: PurposeQuery = None
 ) -> schemas.Person:
     d = deps(request)
@@ -160,7 +160,7 @@ async def add_note(
     responses=responses(400, 401, 403, 404, 422, 429, 503),
     summary="The case notes, oldest first (audited read)",
 )
-async def list_notes(
+def list_notes(
     referral_id: IdPath, request: Request, caller: LinkWorker, purpose: PurposeQuery = None
 ) -> schemas.NoteList:
     d = deps(request)

@@ -219,7 +219,7 @@ def _link_referrer(d: Deps, caller: Caller, referral_id: str) -> None:
     responses=responses(401, 403, 422, 429),
     summary="The status of every referral visible to the caller",
 )
-async def list_referrals(
+def list_referrals(
     request: Request,
     caller: Reader,
     stage: Stage | None = None,
@@ -248,9 +248,7 @@ async def list_referrals(
     responses=responses(401, 403, 404, 429),
     summary="A referral's status (what a referrer may see)",
 )
-async def get_status(
-    referral_id: IdPath, request: Request, caller: Reader
-) -> schemas.ReferralStatus:
+def get_status(referral_id: IdPath, request: Request, caller: Reader) -> schemas.ReferralStatus:
     with Session(deps(request).engine) as session:
         row = visible(session, caller, referral_id)
         episode = session.get(EpisodeRow, (row.referral_id, row.episode))
@@ -264,7 +262,7 @@ async def get_status(
     responses=responses(401, 403, 404, 429),
     summary="A referral with its episodes, handoffs, measures and due dates",
 )
-async def get_referral(referral_id: IdPath, request: Request, caller: Viewer) -> schemas.Referral:
+def get_referral(referral_id: IdPath, request: Request, caller: Viewer) -> schemas.Referral:
     with Session(deps(request).engine) as session:
         row = visible(session, caller, referral_id)
         episodes = session.exec(

@@ -58,7 +58,7 @@ YEAR = timedelta(days=365)
     responses=responses(401, 403, 404, 429),
     summary="The activities logged for one person, newest first, and their time summary",
 )
-async def referral_activities(
+def referral_activities(
     referral_id: IdPath, request: Request, caller: Viewer
 ) -> schemas.ActivityList:
     with Session(deps(request).engine) as session:
@@ -83,7 +83,7 @@ async def referral_activities(
     responses=responses(401, 403, 422, 429),
     summary="Time spent, sessions and mix per person, link worker or partner",
 )
-async def activity_summary(
+def activity_summary(
     request: Request,
     caller: Viewer,
     by: Annotated[
@@ -132,7 +132,7 @@ async def activity_summary(
     responses=responses(401, 403, 422, 429),
     summary="Caseload capacity per link worker: open cases, actions, starts, time",
 )
-async def capacity(
+def capacity(
     request: Request, caller: Viewer, link_worker_id: WorkerQuery = None
 ) -> schemas.CapacityList:
     d = deps(request)
