@@ -217,7 +217,7 @@ class Person:
         days: float,
         activity_id: str,
         link_worker: str,
-        kind: str = "one_to_one",
+        kind: casework.ActivityType = "one_to_one",
         minutes: int = 30,
         direct: bool = True,
         corrected: bool = False,
@@ -230,7 +230,7 @@ class Person:
                 **self._common(days),
                 activity_id=activity_id,
                 link_worker_id=link_worker,
-                activity_type=kind,  # type: ignore[arg-type]
+                activity_type=kind,
                 direct=direct,
                 started_at=at(days if started is None else started),
                 minutes=minutes,
@@ -245,7 +245,9 @@ class Person:
             )
         )
 
-    def distal(self, days: float, measure: str, before: int, after: int) -> Record:
+    def distal(
+        self, days: float, measure: outcome.DistalMeasure, before: int, after: int
+    ) -> Record:
         return record(
             outcome.DistalChange(
                 referral_id=self.id,
@@ -255,7 +257,7 @@ class Person:
                 occurred_at=at(days),
                 evidence_event_ids=[],
                 consent_recorded=True,
-                measure=measure,  # type: ignore[arg-type]
+                measure=measure,
                 window_months=6,
                 before_from=date(2025, 11, 1),
                 before_to=date(2026, 4, 30),
