@@ -22,9 +22,7 @@ caller's per-client rate limit is charged here, once verified.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -43,6 +41,7 @@ from api.limits import RateLimiter, SharedRateLimiter
 from api.problems import Problem
 from api.tenancy import ROLES, Role, Tenancy
 from events.ids import is_id
+from infra.keyfile import generated_once
 from infra.settings import Settings, get_settings
 
 __all__ = [
@@ -86,23 +85,15 @@ def _unauthenticated(detail: str, error: str | None = "invalid_token") -> Proble
 def _signing_key(settings: Settings) -> ec.EllipticCurvePrivateKey:
     """The embedded default's key: generated on first use, kept beside the data."""
     path = Path(settings.data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
+
+    def generate() -> bytes:
+        return ec.generate_private_key(ec.SECP256R1()).private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        # Several processes may start at once (`linkway dev`): link, don't overwrite, so
-        # every one of them ends up with the first key written.
-        draft = path.with_name(f".{KEY_FILE}.{uuid.uuid4().hex}")
-        draft.write_bytes(pem)
-        draft.chmod(0o600)
-        with contextlib.suppress(FileExistsError):
-            os.link(draft, path)
-        draft.unlink()
-    loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+
+    loaded = serialization.load_pem_private_key(generated_once(path, generate), password=None)
     if not isinstance(loaded, ec.EllipticCurvePrivateKey):
         raise ValueError(f"{path} does not hold an EC private key")
     return loaded

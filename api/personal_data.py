@@ -34,6 +34,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.nhs_number import ascii_nhs_number, nhs_number_is_valid
 from infra.db import transaction
+from infra.keyfile import generated_once
 from infra.settings import Settings
 
 
@@ -123,12 +124,7 @@ def load_keys(settings: Settings) -> list[bytes]:
     if settings.pii_keys:
         return [k.strip().encode() for k in settings.pii_keys.split(",") if k.strip()]
     # Embedded default only: one key generated on first run, kept beside the data.
-    path = Path(settings.data_dir) / "pii.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(Fernet.generate_key())
-        path.chmod(0o600)
-    return [path.read_bytes().strip()]
+    return [generated_once(Path(settings.data_dir) / "pii.key", Fernet.generate_key).strip()]
 
 
 class PersonalDataStore:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from infra.keyfile import generated_once
 from infra.settings import PaymentSettings
 from payments.integrity import LedgerIntegrity
 from payments.lifecycle import ClaimLifecycle
@@ -60,9 +61,4 @@ def checkpoint_key(settings: PaymentSettings, data_dir: Path) -> bytes:
     generated once under ``data_dir``."""
     if settings.checkpoint_key:
         return settings.checkpoint_key.encode()
-    path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)  # never readable by others, not even briefly
-        path.write_text(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return generated_once(Path(data_dir) / KEY_FILE, lambda: secrets.token_hex(32).encode()).strip()

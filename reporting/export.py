@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from infra.keyfile import generated_once
 from reporting.kpis import (
     DAY,
     EP,
@@ -119,12 +120,7 @@ def evaluation_key(configured: str, data_dir: Path) -> bytes:
     default one generated once under ``data_dir``."""
     if configured:
         return configured.encode()
-    path = Path(data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)  # never readable by others, not even briefly
-        path.write_text(secrets.token_hex(32))
-    return path.read_text().strip().encode()
+    return generated_once(Path(data_dir) / KEY_FILE, lambda: secrets.token_hex(32).encode()).strip()
 
 
 def evaluation_rows(v: View, key: bytes) -> list[dict[str, Any]]:
