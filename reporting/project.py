@@ -17,34 +17,21 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
-from pydantic import ValidationError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from events import casework, completion, handoff, outcome, payment, referral, topics
 from events.catalogue import EventData, EventRejected, parse
 from events.envelope import CloudEvent
-from messaging.consumer import ProcessedEvent, is_processed, record_processed
-from messaging.deadletters import (
-    CONSUMER_HEADER,
-    OFFSET_HEADER,
-    PARTITION_HEADER,
-    TIME_HEADER,
-    TOPIC_HEADER,
-    reason_category,
-)
-from messaging.deadletters import REASON_HEADER as DLQ_REASON_HEADER
-from reporting import project_casework
-from reporting.rows import CACHE, LOADED, earliest, month_of, utc
+from messaging.consumer import is_processed, record_processed
+from reporting import project_casework, project_deadletters
+from reporting.rows import CHECKED, SEEN, earliest, month_of, utc
 from reporting.rows import get as _get
 from reporting.rows import put as _put
 from reporting.tables import (
     ReportAction,
-    ReportActivity,
     ReportClaim,
-    ReportDeadLetter,
-    ReportDistal,
     ReportEpisode,
     ReportHandoff,
     ReportMeasure,
@@ -65,14 +52,13 @@ OUTCOME_NAMES = {
     outcome.WellbeingReviewed.TYPE: "wellbeing_reviewed",
     outcome.SustainedReviewed.TYPE: "sustained_reviewed",
 }
-PROVIDER_SOURCE = "urn:linkway:provider:"
 
 
 def apply(session: Session, topic: str, value: bytes, headers: dict[str, bytes]) -> bool:
     """Fold one record into the read models; returns False if it was skipped (already
     applied, or nothing reporting counts)."""
     if topics.is_dead_letter(topic):
-        return _dead_letter(session, topic, value, headers)
+        return project_deadletters.fold(session, topic, value, headers)
     try:
         envelope, data = parse(value)
     except EventRejected as rejected:
@@ -104,9 +90,6 @@ def fold(session: Session, envelope: CloudEvent, data: EventData) -> None:
             project_casework.distal(session, data)
     elif isinstance(data, payment.ClaimStatusChanged):
         _claim(session, data)
-
-
-SEEN = "reporting.seen"  # session.info: event ids this transaction applied
 
 
 def _episode(
@@ -366,104 +349,3 @@ def _claim(session: Session, data: payment.ClaimStatusChanged) -> None:
         row.first_at, row.month = at, month_of(at)
     if at >= utc(row.last_at):  # the claim's lifecycle in time order; ties: topic order
         row.status, row.amount_pence, row.last_at = data.status, data.amount_pence, at
-
-
-def _dead_letter(session: Session, topic: str, value: bytes, headers: dict[str, bytes]) -> bool:
-    def header(name: str) -> str:
-        return (headers.get(name) or b"").decode(errors="replace")
-
-    original = header(TOPIC_HEADER) or topic.removesuffix(topics.DEAD_LETTER_SUFFIX)
-    try:
-        partition, offset = int(header(PARTITION_HEADER)), int(header(OFFSET_HEADER))
-    except ValueError:
-        return False  # not a dead letter Linkway wrote
-    consumer = header(CONSUMER_HEADER)[:64] or "unknown"
-    key = (original[:120], partition, offset, consumer)
-    if _get(session, ReportDeadLetter, key) is not None:
-        return False
-    try:
-        at = utc(datetime.fromisoformat(header(TIME_HEADER)))
-    except ValueError:
-        at = datetime(1970, 1, 1, tzinfo=UTC)
-    _put(
-        session,
-        ReportDeadLetter,
-        key,
-        ReportDeadLetter(
-            topic=key[0],
-            partition=partition,
-            offset=offset,
-            consumer=consumer,
-            partner_id=_sender(value),
-            reason=reason_category(header(DLQ_REASON_HEADER)),
-            at=at,
-            month=month_of(at),
-        ),
-    )
-    return True
-
-
-def _sender(value: bytes) -> str:
-    """The provider a dead letter came from, as far as its bytes say: the data's
-    ``provider_id`` or the envelope's provider source; else ``unknown``."""
-    try:
-        envelope = CloudEvent.model_validate(json.loads(value))
-    except (ValueError, ValidationError):
-        return "unknown"
-    named = envelope.data.get("provider_id")
-    if isinstance(named, str) and 0 < len(named) <= 64 and named.replace("-", "").isalnum():
-        return named
-    if envelope.source.startswith(PROVIDER_SOURCE):
-        found = envelope.source.removeprefix(PROVIDER_SOURCE)
-        if 0 < len(found) <= 64 and found.replace("-", "").isalnum():
-            return found
-    return "unknown"
-
-
-KEYED_BY_REFERRAL = (
-    ReportEpisode,
-    ReportActivity,
-    ReportDistal,
-    ReportHandoff,
-    ReportSession,
-    ReportMeasure,
-    ReportOutcome,
-    ReportClaim,
-)
-
-
-def preload(session: Session, values: list[bytes]) -> None:
-    """Before a batch: read every row of the batch's referrals and the event ids already
-    applied, a query per table instead of one per event. Records that are not events are
-    left to ``apply``."""
-    ids: set[str] = set()
-    referrals: set[str] = set()
-    for value in values:
-        try:
-            raw = json.loads(value)
-            ids.add(str(raw["id"]))
-            referrals.add(str(raw["subject"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    cache = session.info.setdefault(CACHE, {})
-    wanted = sorted(referrals)
-    for model in KEYED_BY_REFERRAL:
-        keys = [c.name for c in model.__table__.primary_key.columns]  # type: ignore[union-attr]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            query = select(model).where(col(model.referral_id).in_(chunk))
-            for row in session.exec(query):
-                key = tuple(getattr(row, k) for k in keys)
-                cache[model, key[0] if len(key) == 1 else key] = row
-    done = session.info.setdefault(SEEN, set())
-    for start in range(0, len(ids), 500):
-        chunk = sorted(ids)[start : start + 500]
-        applied = select(ProcessedEvent.event_id).where(
-            ProcessedEvent.consumer == CONSUMER, col(ProcessedEvent.event_id).in_(chunk)
-        )
-        done.update(session.exec(applied))
-    session.info[LOADED] = referrals
-    session.info[CHECKED] = ids
-
-
-CHECKED = "reporting.checked"  # session.info: event ids whose processed record was read

@@ -25,7 +25,7 @@ from infra.db import transaction
 from messaging import reader
 from messaging.consumer import ProcessedEvent
 from messaging.lease import Lease, LeaseRow
-from reporting import lease, project
+from reporting import lease, project, rows
 from reporting.tables import TABLE_NAMES, TABLES
 
 log = logging.getLogger("linkway.reporting")
@@ -83,7 +83,7 @@ def _apply(engine: Engine, batch: list[Record], held: Lease | None = None) -> in
         # Rows and event ids this batch added are found by key in the session's own
         # cache (reporting.project), so nothing needs flushing until the commit.
         session.autoflush = False
-        project.preload(session, [value for _, value, _ in batch])
+        rows.preload(session, [value for _, value, _ in batch], project.CONSUMER)
         for topic, value, headers in batch:
             applied += project.apply(session, topic, value, headers)
     return applied

@@ -36,6 +36,7 @@ from pathway.config import PathwayConfig
 from pathway.rules import intake
 from pathway.state import CaseState
 from reporting import project
+from reporting.rows import LOADED
 from reporting.tables import TABLES
 
 Record = tuple[str, bytes, dict[str, bytes]]
@@ -332,7 +333,7 @@ def fill(
 
 def _fold(engine: Engine, batch: list[tuple[CloudEvent, EventData]]) -> None:
     with Session(engine, autoflush=False) as session:
-        session.info[project.LOADED] = {e.subject for e, _ in batch}  # none in the database
+        session.info[LOADED] = {e.subject for e, _ in batch}  # none in the database
         for event, data in batch:
             project.fold(session, event, data)
         by_table: dict[Any, list[dict[str, Any]]] = defaultdict(list)
