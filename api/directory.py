@@ -13,6 +13,7 @@ created (``linkway topics``) before a plan prescribes its services.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Annotated, Literal, TypeVar
 
@@ -28,7 +29,7 @@ from api.problems import Problem, responses
 from api.strict import check_strictly
 from directory import hsds
 from directory.errors import DirectoryError
-from directory.importer import import_directory
+from directory.importer import ImportResult, import_directory
 from directory.repository import DirectoryRepository
 from events.ids import CODE_PATTERN, MAX_ID_LENGTH
 from infra.db import transaction
@@ -136,10 +137,14 @@ async def put_organization(
 ) -> hsds.Organization:
     await check_strictly(request, OrganizationBody)
     organization = _valid(lambda: hsds.Organization(id=organization_id, **body.model_dump()))
-    with transaction(_engine(request)) as session:
-        repo = DirectoryRepository(session)
-        _valid(lambda: repo.save_organization(organization))
-        saved = repo.organization(organization_id)
+
+    def save() -> hsds.Organization | None:
+        with transaction(_engine(request)) as session:
+            repo = DirectoryRepository(session)
+            _valid(lambda: repo.save_organization(organization))
+            return repo.organization(organization_id)
+
+    saved = await asyncio.to_thread(save)
     assert saved is not None
     return saved.model_copy(update={"services": [_shown(s) for s in saved.services]})
 
@@ -156,10 +161,14 @@ async def put_service(
     await check_strictly(request, hsds.Service)
     if body.id != service_id:
         raise Problem(422, "Invalid request", "the body's id must be the service id in the path")
-    with transaction(_engine(request)) as session:
-        repo = DirectoryRepository(session)
-        _valid(lambda: repo.save_service(body))
-        saved = repo.service(service_id)
+
+    def save() -> hsds.Service | None:
+        with transaction(_engine(request)) as session:
+            repo = DirectoryRepository(session)
+            _valid(lambda: repo.save_service(body))
+            return repo.service(service_id)
+
+    saved = await asyncio.to_thread(save)
     assert saved is not None
     return _shown(saved)
 
@@ -174,8 +183,12 @@ async def put_capacity(
     service_id: IdPath, body: hsds.Capacity, request: Request, _: Admin
 ) -> hsds.Service:
     await check_strictly(request, hsds.Capacity)
-    with transaction(_engine(request)) as session:
-        saved = DirectoryRepository(session).set_capacity(service_id, body)
+
+    def save() -> hsds.Service | None:
+        with transaction(_engine(request)) as session:
+            return DirectoryRepository(session).set_capacity(service_id, body)
+
+    saved = await asyncio.to_thread(save)
     if saved is None:
         raise _not_found("service")
     return _shown(saved)
@@ -190,8 +203,12 @@ async def put_capacity(
 async def import_hsds(body: hsds.Directory, request: Request, _: Admin) -> Imported:
     # Strict JSON: a number given as a string is an error, not silently converted.
     await check_strictly(request, hsds.Directory)
-    with transaction(_engine(request)) as session:
-        result = _valid(lambda: import_directory(session, body))
+
+    def save() -> ImportResult:
+        with transaction(_engine(request)) as session:
+            return _valid(lambda: import_directory(session, body))
+
+    result = await asyncio.to_thread(save)
     return Imported(organizations=result.organizations, services=result.services)
 
 

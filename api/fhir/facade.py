@@ -18,6 +18,7 @@ Errors are ``OperationOutcome`` (``api.fhir.outcome``). docs/fhir.md is the guid
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -210,10 +211,13 @@ async def read_service_request(referral_id: IdPath, request: Request, caller: Re
 
 
 async def _read(request: Request, caller: Caller, referral_id: str) -> Response:
-    with Session(deps(request).engine) as session:
-        row = visible(session, caller, referral_id)
-        view = referrer.views(session, [row])[row.referral_id]
-    return fhir(service_request(row, view))
+    def read() -> Response:  # in a worker thread: the query must not hold up the loop
+        with Session(deps(request).engine) as session:
+            row = visible(session, caller, referral_id)
+            view = referrer.views(session, [row])[row.referral_id]
+        return fhir(service_request(row, view))
+
+    return await asyncio.to_thread(read)
 
 
 @router.get(
