@@ -115,14 +115,41 @@ class History:
         )
 
 
-@dataclass
 class _Person:
-    pence: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    # metric -> episode -> when the person last earned it in that episode
-    earned_at: dict[str, dict[int, datetime]] = field(default_factory=dict)
-    # episode -> metrics met in it (claimed or capped, not reversed)
-    met: dict[int, set[str]] = field(default_factory=dict)
+    """One person's earnings under one contract. Slotted, with the episode's metrics as
+    bits: reconciliation holds one per referral, by the million."""
+
+    __slots__ = ("counts", "earned_at", "episodes", "pence")
+
+    def __init__(self) -> None:
+        self.pence = 0
+        self.counts: dict[str, int] = {}  # metric -> earning claims
+        # (metric, episode) -> when the person last earned it in that episode
+        self.earned_at: dict[tuple[str, int], datetime] = {}
+        # episode -> the bits of its metrics met (claimed or capped, not reversed) and
+        # claimed (not capped; kept after a reversal), as ``_Metrics`` numbers them
+        self.episodes: dict[int, int] = {}
+
+
+class _Metrics:
+    """Two bits per metric name, for ``_Person.episodes``: met, and claimed."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def met(self, metric: str) -> int:
+        index = self._index.get(metric)
+        if index is None:
+            index = self._index[metric] = len(self._names)
+            self._names.append(metric)
+        return 1 << (2 * index)
+
+    def claimed(self, metric: str) -> int:
+        return self.met(metric) << 1
+
+    def met_in(self, bits: int) -> frozenset[str]:
+        return frozenset(name for i, name in enumerate(self._names) if bits >> (2 * i) & 1)
 
 
 @dataclass
@@ -133,7 +160,6 @@ class _Contract:
     partner_period: dict[tuple[str, str], int] = field(default_factory=dict)
     payers: dict[str, int] = field(default_factory=dict)
     people: defaultdict[str, _Person] = field(default_factory=lambda: defaultdict(_Person))
-    claimed: set[ClaimKey] = field(default_factory=set)  # keys with a claim not capped
 
 
 class Totals:
@@ -143,17 +169,23 @@ class Totals:
     One difference, which no decision can see: ``History.of`` leaves the very claim's
     own earlier records out of its sums, these keep them in. Such a record only earns
     when it is not capped, and then ``already_claimed`` holds and the rules stop there.
+
+    It keeps sums per contract and per person, never a claim or its key: what a person
+    has met and claimed in an episode is two bits per metric.
     """
 
     def __init__(self) -> None:
         self._contracts: defaultdict[str, _Contract] = defaultdict(_Contract)
+        self._metrics = _Metrics()
 
     def add(self, claim: ClaimRecord) -> None:
         k = claim.key
         c = self._contracts[k.contract_id]
+        person = c.people[k.referral_id]
+        bits = self._metrics.met(k.metric)
         if claim.status != "capped":
-            c.claimed.add(k)
-        c.people[k.referral_id].met.setdefault(k.episode, set()).add(k.metric)
+            bits |= self._metrics.claimed(k.metric)
+        person.episodes[k.episode] = person.episodes.get(k.episode, 0) | bits
         earned = claim.earning_pence
         if not earned:
             return
@@ -164,12 +196,12 @@ class Totals:
         c.metric_pence[k.metric] = c.metric_pence.get(k.metric, 0) + earned
         at = (claim.partner_id, claim.period)
         c.partner_period[at] = c.partner_period.get(at, 0) + earned
-        person = c.people[k.referral_id]
         person.pence += earned
         person.counts[k.metric] = person.counts.get(k.metric, 0) + 1
-        episodes = person.earned_at.setdefault(k.metric, {})
-        previous = episodes.get(k.episode)
-        episodes[k.episode] = max(previous or claim.occurred_at, claim.occurred_at)
+        previous = person.earned_at.get((k.metric, k.episode))
+        person.earned_at[(k.metric, k.episode)] = max(
+            previous or claim.occurred_at, claim.occurred_at
+        )
 
     def reverse(self, claim: ClaimRecord) -> None:
         """Take back a claim that ``add`` counted, as a reversal in the ledger does: it
@@ -179,7 +211,8 @@ class Totals:
         k = claim.key
         c = self._contracts[k.contract_id]
         person = c.people[k.referral_id]
-        person.met.get(k.episode, set()).discard(k.metric)
+        if k.episode in person.episodes:
+            person.episodes[k.episode] &= ~self._metrics.met(k.metric)
         earned = claim.earning_pence
         if not earned:
             return
@@ -193,7 +226,7 @@ class Totals:
         person.counts[k.metric] -= 1
         # History.of keeps the latest earning claim per metric; an episode has at most
         # one claim per metric, so dropping this episode's date is exact.
-        person.earned_at.get(k.metric, {}).pop(k.episode, None)
+        person.earned_at.pop((k.metric, k.episode), None)
 
     def history(
         self,
@@ -204,14 +237,14 @@ class Totals:
     ) -> History:
         c = self._contracts[key.contract_id]
         person = c.people.get(key.referral_id) or _Person()
-        last = {
-            metric: max(at for episode, at in episodes.items() if episode != key.episode)
-            for metric, episodes in person.earned_at.items()
-            if any(episode != key.episode for episode in episodes)
-        }
+        last: dict[str, datetime] = {}
+        for (metric, episode), at in person.earned_at.items():
+            if episode != key.episode and (metric not in last or at > last[metric]):
+                last[metric] = at
+        bits = person.episodes.get(key.episode, 0)
         # Read-only views of the running sums: a History is used before the next add.
         return History(
-            already_claimed=key in c.claimed,
+            already_claimed=bool(bits & self._metrics.claimed(key.metric)),
             person_pence=person.pence,
             person_counts=MappingProxyType(person.counts),
             person_last_earned=MappingProxyType(last),
@@ -220,6 +253,6 @@ class Totals:
             contract_pence=c.pence,
             partner_period_pence=c.partner_period.get((partner_id, period), 0),
             episode_started_at=episode_started_at,
-            episode_metrics=frozenset(person.met.get(key.episode, ())),
+            episode_metrics=self._metrics.met_in(bits),
             payer_pence=MappingProxyType(c.payers),
         )

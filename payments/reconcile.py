@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from sys import intern
+from typing import Literal, NamedTuple, Protocol
 
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry
-from payments.claims import ClaimKey, ClaimRecord, idempotency_key
-from payments.entries import current_claims
+from payments.claims import FIRST_APPROVAL, ClaimKey, ClaimRecord, idempotency_key
 from payments.history import Totals
 from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
@@ -72,11 +72,34 @@ def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
 
 def claims_and_reversals(
     entries: Iterable[EntryBody],
-) -> tuple[dict[ClaimKey, ClaimRecord], dict[str, list[ClaimKey]]]:
-    """``current_claims`` and ``reversals_after`` in one pass, so the ledger can be
-    streamed once rather than held whole."""
+) -> tuple[dict[ClaimKey, Have], dict[str, list[ClaimKey]]]:
+    """What reconciliation compares of each claim as it stands (``Have``, folded as
+    ``entries.current_claims`` folds the records) and ``reversals_after``, in one pass, so
+    the ledger can be streamed once rather than held whole."""
     after: dict[str, list[ClaimKey]] = {}
-    return current_claims(_watching(entries, after)), after
+    return ledger_claims(_watching(entries, after)), after
+
+
+def ledger_claims(entries: Iterable[EntryBody]) -> dict[ClaimKey, Have]:
+    """``entries.current_claims``, keeping of each claim only what is compared: its
+    status, amount, split and rate card version, one shared ``Have`` per distinct value
+    and one string per distinct name (ids, metrics, versions) however many claims."""
+    claims: dict[ClaimKey, Have] = {}
+    pool: dict[Have, Have] = {}
+    for entry in entries:
+        key = _key(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
+        found = claims.get(key)
+        if entry.kind in ("claimed", "capped") and (found is None or found.status == "capped"):
+            # a new claim, or a capped one re-evaluated: the entry states it afresh
+            have = Have(entry.kind, entry.amount_pence, entry.shares, entry.rate_card_version)
+        elif found is None:
+            raise ValueError(f"a {entry.kind} entry for {key} comes before the claim itself")
+        elif entry.kind == FIRST_APPROVAL:
+            continue
+        else:
+            have = found._replace(status=entry.kind)
+        claims[key] = pool.setdefault(have, have)
+    return claims
 
 
 def _watching(
@@ -107,11 +130,10 @@ def expected_claims(
     return {decision.key: decision for decision in decisions if decision.key is not None}
 
 
-@dataclass(frozen=True, slots=True)
-class Want:
+class Want(NamedTuple):
     """What reconciliation compares of an expected claim: all it keeps of each, so that
     a million outcome events do not hold a million full decisions (their reasons and
-    evidence) at once."""
+    evidence) at once; equal ones are shared (``_Pool``)."""
 
     status: str
     cap: str | None
@@ -122,6 +144,34 @@ class Want:
     @classmethod
     def of(cls, d: ClaimDecision) -> Want:
         return cls(d.status, d.cap, d.amount_pence, d.shares, d.rate_card_version)
+
+
+class Have(NamedTuple):
+    """What reconciliation compares of a claim in the ledger (``ledger_claims``)."""
+
+    status: str
+    amount_pence: int
+    shares: tuple[tuple[str, int], ...]
+    rate_card_version: str
+
+
+class Compared(Protocol):
+    """The ledger's side of a comparison: a ``Have``, or a whole ``ClaimRecord``."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount_pence(self) -> int: ...
+    @property
+    def shares(self) -> tuple[tuple[str, int], ...]: ...
+    @property
+    def rate_card_version(self) -> str: ...
+
+
+def _key(contract_id: str, referral_id: str, episode: int, metric: str) -> ClaimKey:
+    """A claim key whose strings are shared with every other key naming them (a referral
+    has several claims, and both sides of reconciliation hold each)."""
+    return ClaimKey(intern(contract_id), intern(referral_id), episode, intern(metric))
 
 
 def _replay(
@@ -165,29 +215,36 @@ def _replay(
 def reconcile(
     outcomes: Iterable[tuple[str, OutcomeEvent]],
     book: RateCardBook,
-    ledger_claims: Mapping[ClaimKey, ClaimRecord],
+    ledger_claims: Mapping[ClaimKey, Compared],
     episode_starts: Mapping[tuple[str, int], datetime] | None = None,
     registry: Registry | None = None,
     reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> list[Discrepancy]:
     """Every difference between the recomputed claims and the ledger's
-    (``entries.current_claims``), sorted by claim; pass ``reversals_after`` the same
-    ledger's entries whenever it holds reversals."""
+    (``ledger_claims``, or ``entries.current_claims``), sorted by claim; pass
+    ``reversals_after`` the same ledger's entries whenever it holds reversals."""
     decisions = _replay(outcomes, book, episode_starts or {}, registry, reversals or {})
-    expected = {d.key: Want.of(d) for d in decisions if d.key is not None}
+    expected: dict[ClaimKey, Want] = {}
+    pool: dict[Want, Want] = {}
+    for d in decisions:
+        assert d.key is not None  # _replay yields recorded decisions only
+        want = Want.of(d)
+        expected[_key(*d.key)] = pool.setdefault(want, want)
     found: list[Discrepancy] = []
-    for key in sorted(set(expected) | set(ledger_claims)):
-        want, have = expected.get(key), ledger_claims.get(key)
-        if want is None and have is not None:
-            found.append(_row(key, "unexpected", None, have, "no outcome event earns this claim"))
-        elif want is not None and have is None:
+    for key, want in expected.items():
+        have = ledger_claims.get(key)
+        if have is None:
             found.append(_row(key, "missing", want, None, f"should be {want.status}"))
-        elif want is not None and have is not None:
+        else:
             found.extend(_compare(key, want, have))
-    return found
+    for key, have in ledger_claims.items():
+        if key not in expected:
+            found.append(_row(key, "unexpected", None, have, "no outcome event earns this claim"))
+    # Stable: a claim's own rows keep the order ``_compare`` gave them.
+    return sorted(found, key=lambda d: d.key)
 
 
-def _compare(key: ClaimKey, want: Want, have: ClaimRecord) -> list[Discrepancy]:
+def _compare(key: ClaimKey, want: Want, have: Compared) -> list[Discrepancy]:
     rows: list[Discrepancy] = []
     if (want.status == "capped") != (have.status == "capped"):
         detail = f"should be {want.status}" + (f" ({want.cap})" if want.cap else "")
@@ -212,7 +269,7 @@ def _row(
     key: ClaimKey,
     problem: Problem,
     want: Want | None,
-    have: ClaimRecord | None,
+    have: Compared | None,
     detail: str,
 ) -> Discrepancy:
     return Discrepancy(
