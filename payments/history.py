@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import NamedTuple
 
 from payments.claims import ClaimKey, ClaimRecord
 
@@ -115,41 +116,37 @@ class History:
         )
 
 
-class _Person:
-    """One person's earnings under one contract. Slotted, with the episode's metrics as
-    bits: reconciliation holds one per referral, by the million."""
+class _Fact(NamedTuple):
+    """What a person's running totals keep of one claim key (the metric in one episode)."""
 
-    __slots__ = ("counts", "earned_at", "episodes", "pence")
+    metric: str
+    episode: int
+    met: bool  # claimed or capped, and not reversed: for a metric that ``requires`` it
+    claimed: bool  # not capped; still true after a reversal
+    earning: int  # earning claims of this key (one, unless a caller adds it twice)
+    earned_at: datetime | None  # when it last earned; None once reversed
+
+
+class _Person:
+    """One person's earnings under one contract: slotted, and a tuple of one ``_Fact``
+    per claim key, as reconciliation holds one per referral, by the million (a dict per
+    sum would cost several times as much)."""
+
+    __slots__ = ("facts", "pence")
 
     def __init__(self) -> None:
         self.pence = 0
-        self.counts: dict[str, int] = {}  # metric -> earning claims
-        # (metric, episode) -> when the person last earned it in that episode
-        self.earned_at: dict[tuple[str, int], datetime] = {}
-        # episode -> the bits of its metrics met (claimed or capped, not reversed) and
-        # claimed (not capped; kept after a reversal), as ``_Metrics`` numbers them
-        self.episodes: dict[int, int] = {}
+        self.facts: tuple[_Fact, ...] = ()
 
+    def fact(self, metric: str, episode: int) -> _Fact:
+        for f in self.facts:
+            if f.metric == metric and f.episode == episode:
+                return f
+        return _Fact(metric, episode, False, False, 0, None)
 
-class _Metrics:
-    """Two bits per metric name, for ``_Person.episodes``: met, and claimed."""
-
-    def __init__(self) -> None:
-        self._index: dict[str, int] = {}
-        self._names: list[str] = []
-
-    def met(self, metric: str) -> int:
-        index = self._index.get(metric)
-        if index is None:
-            index = self._index[metric] = len(self._names)
-            self._names.append(metric)
-        return 1 << (2 * index)
-
-    def claimed(self, metric: str) -> int:
-        return self.met(metric) << 1
-
-    def met_in(self, bits: int) -> frozenset[str]:
-        return frozenset(name for i, name in enumerate(self._names) if bits >> (2 * i) & 1)
+    def put(self, new: _Fact) -> None:
+        kept = tuple(f for f in self.facts if (f.metric, f.episode) != (new.metric, new.episode))
+        self.facts = (*kept, new)
 
 
 @dataclass
@@ -170,23 +167,23 @@ class Totals:
     own earlier records out of its sums, these keep them in. Such a record only earns
     when it is not capped, and then ``already_claimed`` holds and the rules stop there.
 
-    It keeps sums per contract and per person, never a claim or its key: what a person
-    has met and claimed in an episode is two bits per metric.
+    It keeps sums per contract and, per person, one small ``_Fact`` per claim key.
     """
 
     def __init__(self) -> None:
         self._contracts: defaultdict[str, _Contract] = defaultdict(_Contract)
-        self._metrics = _Metrics()
 
     def add(self, claim: ClaimRecord) -> None:
         k = claim.key
         c = self._contracts[k.contract_id]
         person = c.people[k.referral_id]
-        bits = self._metrics.met(k.metric)
-        if claim.status != "capped":
-            bits |= self._metrics.claimed(k.metric)
-        person.episodes[k.episode] = person.episodes.get(k.episode, 0) | bits
+        fact = person.fact(k.metric, k.episode)
+        fact = fact._replace(met=True, claimed=fact.claimed or claim.status != "capped")
         earned = claim.earning_pence
+        if earned:
+            at = max(fact.earned_at or claim.occurred_at, claim.occurred_at)
+            fact = fact._replace(earning=fact.earning + 1, earned_at=at)
+        person.put(fact)
         if not earned:
             return
         c.pence += earned
@@ -194,14 +191,9 @@ class Totals:
             c.payers[pid] = c.payers.get(pid, 0) + part
         c.metric_counts[k.metric] = c.metric_counts.get(k.metric, 0) + 1
         c.metric_pence[k.metric] = c.metric_pence.get(k.metric, 0) + earned
-        at = (claim.partner_id, claim.period)
-        c.partner_period[at] = c.partner_period.get(at, 0) + earned
+        month = (claim.partner_id, claim.period)
+        c.partner_period[month] = c.partner_period.get(month, 0) + earned
         person.pence += earned
-        person.counts[k.metric] = person.counts.get(k.metric, 0) + 1
-        previous = person.earned_at.get((k.metric, k.episode))
-        person.earned_at[(k.metric, k.episode)] = max(
-            previous or claim.occurred_at, claim.occurred_at
-        )
 
     def reverse(self, claim: ClaimRecord) -> None:
         """Take back a claim that ``add`` counted, as a reversal in the ledger does: it
@@ -211,9 +203,13 @@ class Totals:
         k = claim.key
         c = self._contracts[k.contract_id]
         person = c.people[k.referral_id]
-        if k.episode in person.episodes:
-            person.episodes[k.episode] &= ~self._metrics.met(k.metric)
+        fact = person.fact(k.metric, k.episode)._replace(met=False)
         earned = claim.earning_pence
+        if earned:
+            # History.of keeps the latest earning claim per metric; an episode has at
+            # most one claim per metric, so forgetting this one's date is exact.
+            fact = fact._replace(earning=fact.earning - 1, earned_at=None)
+        person.put(fact)
         if not earned:
             return
         c.pence -= earned
@@ -223,10 +219,6 @@ class Totals:
         c.metric_pence[k.metric] -= earned
         c.partner_period[(claim.partner_id, claim.period)] -= earned
         person.pence -= earned
-        person.counts[k.metric] -= 1
-        # History.of keeps the latest earning claim per metric; an episode has at most
-        # one claim per metric, so dropping this episode's date is exact.
-        person.earned_at.pop((k.metric, k.episode), None)
 
     def history(
         self,
@@ -237,22 +229,28 @@ class Totals:
     ) -> History:
         c = self._contracts[key.contract_id]
         person = c.people.get(key.referral_id) or _Person()
+        counts: dict[str, int] = {}
         last: dict[str, datetime] = {}
-        for (metric, episode), at in person.earned_at.items():
-            if episode != key.episode and (metric not in last or at > last[metric]):
-                last[metric] = at
-        bits = person.episodes.get(key.episode, 0)
+        met: set[str] = set()
+        for f in person.facts:
+            if f.earning:
+                counts[f.metric] = counts.get(f.metric, 0) + f.earning
+            at = f.earned_at
+            if at is not None and f.episode != key.episode:
+                last[f.metric] = max(last.get(f.metric) or at, at)
+            if f.met and f.episode == key.episode:
+                met.add(f.metric)
         # Read-only views of the running sums: a History is used before the next add.
         return History(
-            already_claimed=bool(bits & self._metrics.claimed(key.metric)),
+            already_claimed=person.fact(key.metric, key.episode).claimed,
             person_pence=person.pence,
-            person_counts=MappingProxyType(person.counts),
+            person_counts=MappingProxyType(counts),
             person_last_earned=MappingProxyType(last),
             metric_counts=MappingProxyType(c.metric_counts),
             metric_pence=MappingProxyType(c.metric_pence),
             contract_pence=c.pence,
             partner_period_pence=c.partner_period.get((partner_id, period), 0),
             episode_started_at=episode_started_at,
-            episode_metrics=self._metrics.met_in(bits),
+            episode_metrics=frozenset(met),
             payer_pence=MappingProxyType(c.payers),
         )
