@@ -15,7 +15,7 @@ One pass, linear in events plus ledger entries.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from sys import intern
@@ -88,18 +88,41 @@ def ledger_claims(entries: Iterable[EntryBody]) -> dict[ClaimKey, Have]:
     pool: dict[Have, Have] = {}
     for entry in entries:
         key = _key(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
-        found = claims.get(key)
-        if entry.kind in ("claimed", "capped") and (found is None or found.status == "capped"):
-            # a new claim, or a capped one re-evaluated: the entry states it afresh
-            have = Have(entry.kind, entry.amount_pence, entry.shares, entry.rate_card_version)
-        elif found is None:
-            raise ValueError(f"a {entry.kind} entry for {key} comes before the claim itself")
-        elif entry.kind == FIRST_APPROVAL:
-            continue
-        else:
-            have = found._replace(status=entry.kind)
+        have = _fold(key, claims.get(key), entry)
         claims[key] = pool.setdefault(have, have)
     return claims
+
+
+def claims_in_key_order(entries: Iterable[EntryBody]) -> Iterator[tuple[ClaimKey, Have]]:
+    """``ledger_claims`` one claim at a time, holding none, from entries sorted by claim
+    key (each claim's own entries in ledger order: ``LedgerRepository.by_claim_key``).
+    Raises ``ValueError`` if they are not in that order."""
+    key: ClaimKey | None = None
+    have: Have | None = None
+    for entry in entries:
+        k = ClaimKey(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
+        if k != key:
+            if key is not None and have is not None:
+                if k < key:
+                    raise ValueError(f"the ledger is not in claim-key order: {k} after {key}")
+                yield key, have
+            key, have = k, None
+        have = _fold(k, have, entry)
+    if key is not None and have is not None:
+        yield key, have
+
+
+def _fold(key: ClaimKey, found: Have | None, entry: EntryBody) -> Have:
+    """One entry applied to what is kept of its claim, as ``current_claims`` applies it
+    to the whole record."""
+    if entry.kind in ("claimed", "capped") and (found is None or found.status == "capped"):
+        # a new claim, or a capped one re-evaluated: the entry states it afresh
+        return Have(entry.kind, entry.amount_pence, entry.shares, entry.rate_card_version)
+    if found is None:
+        raise ValueError(f"a {entry.kind} entry for {key} comes before the claim itself")
+    if entry.kind == FIRST_APPROVAL:
+        return found
+    return found._replace(status=entry.kind)
 
 
 def _watching(
@@ -223,25 +246,74 @@ def reconcile(
     """Every difference between the recomputed claims and the ledger's
     (``ledger_claims``, or ``entries.current_claims``), sorted by claim; pass
     ``reversals_after`` the same ledger's entries whenever it holds reversals."""
-    decisions = _replay(outcomes, book, episode_starts or {}, registry, reversals or {})
+    expected = _expected(outcomes, book, episode_starts, registry, reversals)
+    found: list[Discrepancy] = []
+    for key, want in expected.items():
+        found.extend(_rows(key, want, ledger_claims.get(key)))
+    for key, have in ledger_claims.items():
+        if key not in expected:
+            found.extend(_rows(key, None, have))
+    # Stable: a claim's own rows keep the order ``_compare`` gave them.
+    return sorted(found, key=lambda d: d.key)
+
+
+def reconcile_in_key_order(
+    outcomes: Iterable[tuple[str, OutcomeEvent]],
+    book: RateCardBook,
+    ledger_in_key_order: Callable[[], Iterable[EntryBody]],
+    episode_starts: Mapping[tuple[str, int], datetime] | None = None,
+    registry: Registry | None = None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
+) -> tuple[list[Discrepancy], int]:
+    """``reconcile`` against the ledger's entries sorted by claim key, read (by calling
+    ``ledger_in_key_order``) once the outcomes are decided, and merged with the expected
+    claims in the same order: each ledger claim is folded, compared and dropped, so only
+    the expected side is held. Returns the discrepancies and the ledger's claim count."""
+    expected = _expected(outcomes, book, episode_starts, registry, reversals)
+    keys = sorted(expected)
+    found: list[Discrepancy] = []
+    claims = at = 0
+    for key, have in claims_in_key_order(ledger_in_key_order()):
+        claims += 1
+        while at < len(keys) and keys[at] < key:  # expected, and not in the ledger
+            found.extend(_rows(keys[at], expected[keys[at]], None))
+            at += 1
+        if at < len(keys) and keys[at] == key:
+            found.extend(_rows(key, expected[key], have))
+            at += 1
+        else:
+            found.extend(_rows(key, None, have))
+    for key in keys[at:]:
+        found.extend(_rows(key, expected[key], None))
+    return found, claims
+
+
+def _expected(
+    outcomes: Iterable[tuple[str, OutcomeEvent]],
+    book: RateCardBook,
+    episode_starts: Mapping[tuple[str, int], datetime] | None,
+    registry: Registry | None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None,
+) -> dict[ClaimKey, Want]:
+    """What is compared of each expected claim, the latest decision for each key, equal
+    ``Want``s shared."""
     expected: dict[ClaimKey, Want] = {}
     pool: dict[Want, Want] = {}
-    for d in decisions:
+    for d in _replay(outcomes, book, episode_starts or {}, registry, reversals or {}):
         assert d.key is not None  # _replay yields recorded decisions only
         want = Want.of(d)
         expected[_key(*d.key)] = pool.setdefault(want, want)
-    found: list[Discrepancy] = []
-    for key, want in expected.items():
-        have = ledger_claims.get(key)
+    return expected
+
+
+def _rows(key: ClaimKey, want: Want | None, have: Compared | None) -> list[Discrepancy]:
+    if want is None:
         if have is None:
-            found.append(_row(key, "missing", want, None, f"should be {want.status}"))
-        else:
-            found.extend(_compare(key, want, have))
-    for key, have in ledger_claims.items():
-        if key not in expected:
-            found.append(_row(key, "unexpected", None, have, "no outcome event earns this claim"))
-    # Stable: a claim's own rows keep the order ``_compare`` gave them.
-    return sorted(found, key=lambda d: d.key)
+            return []
+        return [_row(key, "unexpected", None, have, "no outcome event earns this claim")]
+    if have is None:
+        return [_row(key, "missing", want, None, f"should be {want.status}")]
+    return _compare(key, want, have)
 
 
 def _compare(key: ClaimKey, want: Want, have: Compared) -> list[Discrepancy]:

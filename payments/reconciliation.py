@@ -19,7 +19,7 @@ from events.referral import ReferralReentered
 from payments import event_store
 from payments.base import EngineBase
 from payments.claims import claim_id
-from payments.reconcile import claims_and_reversals, reconcile
+from payments.reconcile import reconcile_in_key_order, reversals_after
 from payments.views import DiscrepancyView, Reconciliation
 
 # Called with (events decided so far, events in all) as the run goes.
@@ -34,7 +34,9 @@ class Reconciling(EngineBase):
         read = 0
         with Session(self.engine) as session:
             starts = event_store.episode_starts(session, ReferralReentered.TYPE)
-            ledger, undo = claims_and_reversals(self._ledger.stream(session, trusted=True))
+            # Where the ledger reversed claims, in its own order, for the replay to take
+            # them back at the same points; the claims themselves are read after it.
+            undo = reversals_after(self._ledger.stream(session, trusted=True))
             total = event_store.count_consumed(session, OUTCOME_TYPES) if progress else 0
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:
@@ -47,7 +49,14 @@ class Reconciling(EngineBase):
                     if isinstance(data, OutcomeEvent):
                         yield event_id, data
 
-            found = reconcile(outcomes(), self.book, ledger, starts, self.registry, undo)
+            found, claims = reconcile_in_key_order(
+                outcomes(),
+                self.book,
+                lambda: self._ledger.by_claim_key(session),
+                starts,
+                self.registry,
+                undo,
+            )
         if progress:
             progress(read, total)
         rows = [
@@ -57,8 +66,8 @@ class Reconciling(EngineBase):
         return Reconciliation(
             ok=not rows,
             outcome_events=read,
-            expected_claims=len(ledger) - problems.count("unexpected") + problems.count("missing"),
-            ledger_claims=len(ledger),
+            expected_claims=claims - problems.count("unexpected") + problems.count("missing"),
+            ledger_claims=claims,
             discrepancies=rows,
         )
 

@@ -166,6 +166,27 @@ class LedgerRepository:
         for row in rows.mappings():
             yield _entry(row, trusted)
 
+    def by_claim_key(self, session: Session, batch: int = 5_000) -> Iterator[LedgerEntry]:
+        """``stream(trusted=True)`` sorted by claim key (contract, referral, episode,
+        metric: as Python orders ``ClaimKey``s, so byte order on PostgreSQL), each claim's
+        entries in ledger order: reconciliation merges it with the expected claims rather
+        than holding the ledger's. The database sorts it (spilling to disk, not memory)."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+
+        def text(column: Any) -> Any:
+            return col(column).collate("C") if postgres else col(column)
+
+        stmt = _entry_columns().order_by(
+            text(LedgerRow.contract_id),
+            text(LedgerRow.referral_id),
+            col(LedgerRow.episode),
+            text(LedgerRow.metric),
+            col(LedgerRow.seq),
+        )
+        rows = session.connection().execution_options(yield_per=batch).execute(stmt)
+        for row in rows.mappings():
+            yield _entry(row, trusted=True)
+
     def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
         """The chain in order (one claim's entries when ``claim`` is given); raises
         ``UnreadableEntry`` for a row that is not a valid entry."""

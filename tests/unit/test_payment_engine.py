@@ -488,6 +488,29 @@ def test_reconciliation_of_an_honest_ledger_is_clean(engine: Engine) -> None:
     assert (report.ok, report.outcome_events, report.expected_claims) == (True, 7, 6)
 
 
+# Referral ids whose byte order (Python's, which reconciliation merges the ledger in)
+# differs from a linguistic collation's, which first ignores punctuation and case.
+AWKWARD_IDS = ("r-b", "r_a", "R-c", "ra", "r.b", "r-B", "rB")
+
+
+def reads_the_ledger_in_claim_key_order(pe: PaymentEngine) -> None:
+    for referral in AWKWARD_IDS:
+        made = (engagement(referral=referral), connection(referral=referral))
+        deliver(pe, *((envelope(o), o) for o in made))
+    with Session(pe.engine) as session:
+        keys = [
+            ClaimKey(e.contract_id, e.referral_id, e.episode, e.metric)
+            for e in store.LedgerRepository().by_claim_key(session)
+        ]
+    assert keys == sorted(keys) and len(set(keys)) == 2 * len(AWKWARD_IDS)
+    report = pe.reconcile()
+    assert (report.ok, report.ledger_claims) == (True, 2 * len(AWKWARD_IDS))
+
+
+def test_reconciliation_reads_the_ledger_in_claim_key_order(other_engine: Engine) -> None:
+    reads_the_ledger_in_claim_key_order(payments(other_engine))
+
+
 def test_reconciliation_finds_exactly_the_seeded_discrepancies(engine: Engine) -> None:
     pe = payments(engine, RateCardBook([card(**{"caps.per_partner_per_month_pence": 50_000})]))
     for n in range(3):  # r-2's M1 is capped
@@ -696,6 +719,12 @@ def test_postgres_refuses_to_change_the_ledger(pg_engine: Engine) -> None:
             conn.execute(text(statement))
     guards.install_append_only_guards(pg_engine)  # idempotent
     assert pe.verify().ok and ledger(pg_engine)[0].amount_pence == 25_000
+
+
+def test_postgres_reads_the_ledger_in_claim_key_order_whatever_its_collation(
+    pg_engine: Engine,
+) -> None:
+    reads_the_ledger_in_claim_key_order(payments(pg_engine))
 
 
 def test_postgres_serialises_concurrent_appends(pg_engine: Engine) -> None:

@@ -10,7 +10,10 @@ import random
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
+
+import pytest
 
 from events.outcome import OutcomeEvent
 from payments.claims import ClaimKey, ClaimRecord
@@ -26,6 +29,7 @@ from payments.reconcile import (
     _row,
     claims_and_reversals,
     reconcile,
+    reconcile_in_key_order,
     reversals_after,
 )
 from payments.rules import ClaimDecision, decide_in_book
@@ -150,6 +154,22 @@ def tampered(rng: random.Random, bodies: list[EntryBody]) -> list[EntryBody]:
     return [*out, ghost]
 
 
+def by_key(entries: list[EntryBody]) -> list[EntryBody]:
+    """The entries as ``LedgerRepository.by_claim_key`` reads them (a stable sort)."""
+    return sorted(entries, key=_key)
+
+
+def test_a_ledger_out_of_claim_key_order_is_refused_rather_than_misread() -> None:
+    rng = random.Random(3)
+    book = rates(rng)
+    events, starts = outcomes(rng, 40)
+    ordered = by_key(live_ledger(rng, events, book, starts))
+    first = [e for e in ordered if _key(e) == _key(ordered[0])]
+    later = ordered[len(first) :] + first  # the first claim's entries moved to the end
+    with pytest.raises(ValueError, match="not in claim-key order"):
+        reconcile_in_key_order(events, book, lambda: later, starts)
+
+
 def _key(body: EntryBody) -> ClaimKey:
     return ClaimKey(body.contract_id, body.referral_id, body.episode, body.metric)
 
@@ -212,6 +232,8 @@ def test_the_compact_path_finds_what_the_plain_one_does_field_for_field() -> Non
         ledger, undo = claims_and_reversals(entries)
         found = reconcile(events, book, ledger, starts, None, undo)
         assert found == reference(events, book, entries, starts), f"seed {seed}"
+        merged = reconcile_in_key_order(events, book, partial(by_key, entries), starts, None, undo)
+        assert merged == (found, len(ledger)), f"seed {seed}"
         whole = current_claims(entries)
         assert {
             k: (c.status, c.amount_pence, c.shares, c.rate_card_version) for k, c in whole.items()
@@ -243,6 +265,7 @@ def test_a_reversed_claim_no_longer_meets_what_a_later_metric_requires() -> None
     ledger, undo = claims_and_reversals(entries)
     found = reconcile(events, book, ledger, {}, None, undo)
     assert found == reference(events, book, entries, {}) == []
+    assert reconcile_in_key_order(events, book, lambda: entries, {}, None, undo) == ([], 1)
 
 
 def test_the_ledger_side_shares_its_values_and_names_across_claims() -> None:
