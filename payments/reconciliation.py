@@ -36,7 +36,7 @@ class Reconciling(EngineBase):
             starts = event_store.episode_starts(session, ReferralReentered.TYPE)
             # Where the ledger reversed claims, in its own order, for the replay to take
             # them back at the same points; the claims themselves are read after it.
-            undo = reversals_after(self._ledger.stream(session, trusted=True))
+            undo = reversals_after(self._ledger.reversals(session))
             total = event_store.count_consumed(session, OUTCOME_TYPES) if progress else 0
 
             def outcomes() -> Iterator[tuple[str, OutcomeEvent]]:

@@ -36,6 +36,7 @@ from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
 from payments.errors import ClaimInvalid, DutyConflict, IllegalTransition, UnknownClaim
 from payments.ledger import EntryBody
 from payments.ratebook import PACKAGED_DIR, RateCardBook
+from payments.reconcile import reversals_after
 from payments.statements import statements
 from tests.unit.test_payment_rules import (
     CONTRACT,
@@ -494,17 +495,27 @@ AWKWARD_IDS = ("r-b", "r_a", "R-c", "ra", "r.b", "r-B", "rB")
 
 
 def reads_the_ledger_in_claim_key_order(pe: PaymentEngine) -> None:
-    for referral in AWKWARD_IDS:
+    """The two reads reconciliation makes of the ledger besides the events: every entry
+    in claim-key order, and the reversals with the claim entry before each."""
+    for n, referral in enumerate(AWKWARD_IDS):
         made = (engagement(referral=referral), connection(referral=referral))
         deliver(pe, *((envelope(o), o) for o in made))
+        if n % 3 == 0:  # reversed between later outcomes: each placed where it was made
+            claim = claim_id(ClaimKey(CONTRACT, referral, 1, "M1"))
+            pe.dispute(claim, "cm-ann", "audit_query")
+            pe.resolve(claim, "cm-bob", "reversed")
+    repo = store.LedgerRepository()
     with Session(pe.engine) as session:
         keys = [
             ClaimKey(e.contract_id, e.referral_id, e.episode, e.metric)
-            for e in store.LedgerRepository().by_claim_key(session)
+            for e in repo.by_claim_key(session)
         ]
-    assert keys == sorted(keys) and len(set(keys)) == 2 * len(AWKWARD_IDS)
+        undo = reversals_after(repo.reversals(session))
+        assert undo == reversals_after(repo.stream(session)) and len(undo) == 3
+    claims = 2 * len(AWKWARD_IDS)
+    assert keys == sorted(keys) and len(set(keys)) == claims and len(keys) == claims + 6
     report = pe.reconcile()
-    assert (report.ok, report.ledger_claims) == (True, 2 * len(AWKWARD_IDS))
+    assert (report.ok, report.ledger_claims) == (True, claims)
 
 
 def test_reconciliation_reads_the_ledger_in_claim_key_order(other_engine: Engine) -> None:
