@@ -4,7 +4,9 @@ The rules never query anything: the caller (the database layer, or reconciliatio
 passes this read-only summary. ``History.of`` builds it from claim records, one pass
 over them all; ``Totals`` keeps the same sums running as claims are added, so a caller
 deciding outcome after outcome (reconciliation) pays for each claim once, not once per
-later outcome. The database layer may build the same thing with SQL aggregates instead.
+later outcome, and holds sums, not claims (one small fact per claim key per person), as
+reconciliation keeps them for every person in a contract year. The database layer may
+build the same thing with SQL aggregates instead.
 """
 
 from __future__ import annotations

@@ -11,6 +11,12 @@ A reversal is such a decision, but it frees room under the caps, so a later outc
 earn what it would otherwise not: the replay takes each reversal back at the point the
 ledger made it (``reversals_after``), or it would report a false "should be capped".
 One pass, linear in events plus ledger entries.
+
+Memory, for a national contract year of millions of claims: each side keeps only what
+it compares (``Want``, ``Have``; equal ones shared, key strings interned), the running
+totals keep no claim (``history.Totals``), and ``reconcile_in_key_order`` holds the
+expected side alone: the ledger, read sorted by claim key, is folded and compared one
+claim at a time. About 300 bytes a claim (docs/benchmarks.md, P5).
 """
 
 from __future__ import annotations
