@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -40,7 +40,14 @@ from temporalio.client import Client
 
 from events import catalogue, provider, topics
 from events.catalogue import EventRejected
-from inbound.provider_facts import CONSUMER, ProviderEvent, ProviderFacts, to_fact
+from inbound.provider_facts import (
+    CONSUMER,
+    Fact,
+    FactBatch,
+    ProviderEvent,
+    ProviderFacts,
+    to_fact,
+)
 from infra.db import get_engine
 from infra.health import Health
 from infra.settings import Settings
@@ -63,7 +70,8 @@ def referral_of(message: Inbound) -> Hashable:
 
 class ProviderInbound:
     """The handler: validate the event and its envelope, then hand the fact to
-    ``ProviderFacts`` (deduplicate, authorise, signal, record), as the HTTP API does."""
+    ``ProviderFacts`` (deduplicate, authorise, signal, record), as the HTTP API does; a
+    polled batch goes through ``prepare`` to one ``FactBatch`` (module docstring)."""
 
     def __init__(self, client: Client, engine: Engine, topic_prefix: str = "") -> None:
         self.facts = ProviderFacts(client, engine)
@@ -80,7 +88,9 @@ class ProviderInbound:
     def topic_names(self) -> list[str]:
         return list(self.allowed)
 
-    async def __call__(self, message: Inbound) -> None:
+    def read(self, message: Inbound) -> tuple[Fact, ProviderEvent]:
+        """The fact a message carries and its data; ``EventRejected`` if it carries none
+        this provider may send."""
         envelope, data = catalogue.parse(message.value, self.allowed[message.topic])
         assert isinstance(data, ProviderEvent)
         if envelope.subject != data.referral_id:
@@ -95,7 +105,52 @@ class ProviderInbound:
         except ValidationError:
             # Only the envelope's id can fail here: the data's ids have the facts' pattern already.
             raise EventRejected("bad envelope: id must be letters, digits and _.:-") from None
-        await self.facts.submit(fact, data)
+        return fact, data
+
+    async def __call__(self, message: Inbound) -> None:
+        await self.facts.submit(*self.read(message))
+
+    async def prepare(self, messages: Sequence[Inbound]) -> ProviderBatch:
+        """Read the batch's messages once, and screen the facts of those that are readable
+        in one transaction; the others are rejected when their lane reaches them."""
+        readable: dict[Position, tuple[Fact, ProviderEvent]] = {}
+        for message in messages:
+            try:
+                readable[_position(message)] = self.read(message)
+            except Exception:  # its lane reads it again, and rejects it
+                continue
+        batch = await FactBatch.screen(self.facts, list(readable.values()))
+        return ProviderBatch(self, readable, batch)
+
+
+Position = tuple[str, int, int]
+
+
+def _position(message: Inbound) -> Position:
+    return message.topic, message.partition, message.offset
+
+
+class ProviderBatch:
+    """One polled batch (``messaging.consumer.BatchScope``): each record's fact applied
+    through the batch's ``FactBatch``; at the end, the facts it signalled recorded in one
+    transaction, before the batch's offsets commit."""
+
+    def __init__(
+        self,
+        handler: ProviderInbound,
+        readable: dict[Position, tuple[Fact, ProviderEvent]],
+        facts: FactBatch,
+    ) -> None:
+        self.handler = handler
+        self.readable = readable
+        self.facts = facts
+
+    async def __call__(self, message: Inbound) -> None:
+        read = self.readable.get(_position(message))
+        await self.facts.submit(*(read or self.handler.read(message)))
+
+    async def finish(self) -> None:
+        await self.facts.record()
 
 
 def build(
