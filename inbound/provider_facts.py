@@ -11,9 +11,19 @@ same way and give the same result:
    where the pure rules in ``pathway.rules.providers`` decide what the fact changes;
 4. **record** the event id as processed.
 
+The HTTP door applies one fact per request (``ProviderFacts.submit``: steps 1 and 2 in
+one transaction, the signal, step 4 in another). The Kafka consumer applies a polled
+batch through a ``FactBatch``: steps 1 and 2 for the whole batch in one transaction up
+front, the signals as they come, and step 4 for every fact the batch signalled in one
+transaction at the end, before the offsets commit. Both go through the same
+``authorised``, ``ProviderFacts.signal`` and ``ProviderFacts.record``. A record that
+finds one of its facts recorded already (it came by both doors at once) records the
+others one by one; the workflow applied it once, by event id.
+
 Attendance must be on a plausible date (``implausible_date``): not before the handoff
 was requested, not in the future beyond a day's clock skew. The HTTP routes check it
-first and answer 422 per report or CSV row; ``submit`` checks it again for both doors, so
+first and answer 422 per report or CSV row; ``ProviderFacts.signal`` checks it again for
+both doors, so
 a Kafka report dated 9999-12-31 is dead-lettered rather than counted towards an outcome
 the contract pays for.
 

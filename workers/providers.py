@@ -12,6 +12,12 @@ when every fact in it has been applied and recorded, or dead-lettered
 (``messaging.consumer``: batches). One referral's facts never overlap, which the workflow
 also relies on: it can continue as new only between them.
 
+A poll costs the database two transactions, not two per fact (``ProviderInbound.prepare``,
+the consumer's batch hook): every readable message is read once and all their event ids
+and handoffs are screened in one transaction before the lanes start; the facts the
+batch signalled are recorded as processed in one transaction after the lanes finish
+(failed or not) and before the offsets commit (``inbound.provider_facts.FactBatch``).
+
 Who may speak for a handoff: the handoff must exist, belong to the event's referral and
 have been made to the event's ``provider_id``, and the CloudEvents ``source`` must be
 ``urn:linkway:provider:<provider_id>`` for that same provider. ``source`` is only what the
@@ -22,9 +28,10 @@ check here is the second line of defence, not the first.
 
 Everything after validating the message (deduplicate, authorise against the handoff,
 signal, record) is ``inbound.provider_facts``, shared with the HTTP API for providers
-without Kafka, so both doors give the same result. The workflow also ignores a fact whose
-event id it has seen, so a crash between the signal and the processed-event commit
-applies nothing twice.
+without Kafka (which screens and records per request), so both doors give the same
+result. The workflow also ignores a fact whose event id it has seen, so a crash between
+the batch's signals and its processed-event commit redelivers the batch and applies
+nothing twice.
 """
 
 from __future__ import annotations
