@@ -23,9 +23,8 @@ others one by one; the workflow applied it once, by event id.
 Attendance must be on a plausible date (``implausible_date``): not before the handoff
 was requested, not in the future beyond a day's clock skew. The HTTP routes check it
 first and answer 422 per report or CSV row; ``ProviderFacts.signal`` checks it again for
-both doors, so
-a Kafka report dated 9999-12-31 is dead-lettered rather than counted towards an outcome
-the contract pays for.
+both doors, so a Kafka report dated 9999-12-31 is dead-lettered rather than counted
+towards an outcome the contract pays for.
 
 Errors, drawn once::
 
