@@ -29,7 +29,7 @@ from api.problems import Problem, responses
 from api.strict import check_strictly
 from directory import hsds
 from directory.errors import DirectoryError
-from directory.importer import ImportResult, import_directory
+from directory.importer import import_directory
 from directory.repository import DirectoryRepository
 from events.ids import CODE_PATTERN, MAX_ID_LENGTH
 from infra.db import transaction
@@ -138,13 +138,11 @@ async def put_organization(
     await check_strictly(request, OrganizationBody)
     organization = _valid(lambda: hsds.Organization(id=organization_id, **body.model_dump()))
 
-    def save() -> hsds.Organization | None:
-        with transaction(_engine(request)) as session:
-            repo = DirectoryRepository(session)
-            _valid(lambda: repo.save_organization(organization))
-            return repo.organization(organization_id)
+    def save(session: Session) -> hsds.Organization | None:
+        DirectoryRepository(session).save_organization(organization)
+        return DirectoryRepository(session).organization(organization_id)
 
-    saved = await asyncio.to_thread(save)
+    saved = await _written(request, save)
     assert saved is not None
     return saved.model_copy(update={"services": [_shown(s) for s in saved.services]})
 
@@ -162,13 +160,11 @@ async def put_service(
     if body.id != service_id:
         raise Problem(422, "Invalid request", "the body's id must be the service id in the path")
 
-    def save() -> hsds.Service | None:
-        with transaction(_engine(request)) as session:
-            repo = DirectoryRepository(session)
-            _valid(lambda: repo.save_service(body))
-            return repo.service(service_id)
+    def save(session: Session) -> hsds.Service | None:
+        DirectoryRepository(session).save_service(body)
+        return DirectoryRepository(session).service(service_id)
 
-    saved = await asyncio.to_thread(save)
+    saved = await _written(request, save)
     assert saved is not None
     return _shown(saved)
 
@@ -183,12 +179,9 @@ async def put_capacity(
     service_id: IdPath, body: hsds.Capacity, request: Request, _: Admin
 ) -> hsds.Service:
     await check_strictly(request, hsds.Capacity)
-
-    def save() -> hsds.Service | None:
-        with transaction(_engine(request)) as session:
-            return DirectoryRepository(session).set_capacity(service_id, body)
-
-    saved = await asyncio.to_thread(save)
+    saved = await _written(
+        request, lambda session: DirectoryRepository(session).set_capacity(service_id, body)
+    )
     if saved is None:
         raise _not_found("service")
     return _shown(saved)
@@ -203,13 +196,19 @@ async def put_capacity(
 async def import_hsds(body: hsds.Directory, request: Request, _: Admin) -> Imported:
     # Strict JSON: a number given as a string is an error, not silently converted.
     await check_strictly(request, hsds.Directory)
-
-    def save() -> ImportResult:
-        with transaction(_engine(request)) as session:
-            return _valid(lambda: import_directory(session, body))
-
-    result = await asyncio.to_thread(save)
+    result = await _written(request, lambda session: import_directory(session, body))
     return Imported(organizations=result.organizations, services=result.services)
+
+
+async def _written(request: Request, write: Callable[[Session], T]) -> T:
+    """``write`` in one transaction, in a worker thread (the database work must not hold
+    up the event loop every other request shares); invalid data is a 422 (``_valid``)."""
+
+    def run() -> T:
+        with transaction(_engine(request)) as session:
+            return _valid(lambda: write(session))
+
+    return await asyncio.to_thread(run)
 
 
 def _valid(action: Callable[[], T]) -> T:

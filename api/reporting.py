@@ -30,6 +30,7 @@ from events.ids import Code, Id
 from infra.settings import get_settings
 from pathway.measures import default_registry
 from reporting import export, kpis
+from reporting.kpis.choices import choices
 
 router = APIRouter(tags=["reports"], responses=responses(401, 403, 404, 422, 429))
 
@@ -126,6 +127,29 @@ def list_reports(caller: Reader) -> list[KpiLink]:
         )
         for name in kpis.KPIS
     ]
+
+
+class FilterChoices(BaseModel):
+    """The values each filter of ``GET /reports/{kpi}`` can take, as the read models hold
+    them (a Tier One partner: its own referrals' only), each sorted, at most 500. A filter
+    accepts any well-formed value; these are what a form offers."""
+
+    contract: list[str]
+    partner: list[str]
+    locality: list[str]
+    source: list[str]
+    practice: list[str] = Field(description="Referring organisations' ids")
+    support_level: list[str]
+
+
+@router.get("/reports/filters", response_model=FilterChoices)
+def get_filter_choices(request: Request, caller: Reader) -> FilterChoices:
+    """What the reports' filters can be set to, for the caller: the dashboard's form
+    offers them."""
+    d = deps(request)
+    own = caller.partner_id if caller.role == "tier_one" else None
+    with Session(d.engine) as session:
+        return FilterChoices(**choices(session, d.payments.book, own))
 
 
 @cache

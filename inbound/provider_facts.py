@@ -11,11 +11,20 @@ same way and give the same result:
    where the pure rules in ``pathway.rules.providers`` decide what the fact changes;
 4. **record** the event id as processed.
 
+The HTTP door applies one fact per request (``ProviderFacts.submit``: steps 1 and 2 in
+one transaction, the signal, step 4 in another). The Kafka consumer applies a polled
+batch through a ``FactBatch``: steps 1 and 2 for the whole batch in one transaction up
+front, the signals as they come, and step 4 for every fact the batch signalled in one
+transaction at the end, before the offsets commit. Both go through the same
+``authorised``, ``ProviderFacts.signal`` and ``ProviderFacts.record``. A record that
+finds one of its facts recorded already (it came by both doors at once) records the
+others one by one; the workflow applied it once, by event id.
+
 Attendance must be on a plausible date (``implausible_date``): not before the handoff
 was requested, not in the future beyond a day's clock skew. The HTTP routes check it
-first and answer 422 per report or CSV row; ``submit`` checks it again for both doors, so
-a Kafka report dated 9999-12-31 is dead-lettered rather than counted towards an outcome
-the contract pays for.
+first and answer 422 per report or CSV row; ``ProviderFacts.signal`` checks it again for
+both doors, so a Kafka report dated 9999-12-31 is dead-lettered rather than counted
+towards an outcome the contract pays for.
 
 Errors, drawn once::
 
@@ -37,17 +46,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 from temporalio.client import Client
 
 from activities.readmodel import HandoffRow
 from events import provider
 from events.catalogue import EventRejected
 from infra.db import transaction
-from messaging.consumer import is_processed, record_processed
+from messaging.consumer import chunks, is_processed, processed_among, record_processed
 from pathway import commands as cmd
 from workflows import referral_workflow_id
 from workflows.referral import ReferralWorkflow
@@ -143,7 +154,7 @@ def to_fact(event_id: str, data: ProviderEvent) -> Fact:
 
 
 class ProviderFacts:
-    """Authorise, deduplicate and signal provider facts (see the module docstring)."""
+    """Authorise, deduplicate, signal and record provider facts (the module docstring)."""
 
     def __init__(self, client: Client, engine: Engine) -> None:
         self.client = client
@@ -165,15 +176,37 @@ class ProviderFacts:
             if is_processed(session, CONSUMER, event_id):
                 return None
             row = session.get(HandoffRow, data.handoff_id)
-        return _part_of(_made_to(row, data.provider_id, data.handoff_id), data)
+        return authorised(row, data)
+
+    def screen_many(
+        self, event_ids: Collection[str], handoff_ids: Collection[str]
+    ) -> tuple[set[str], dict[str, HandoffRow]]:
+        """``screen``'s two reads for many facts in one transaction: which of
+        ``event_ids`` were applied before, and the handoff rows among ``handoff_ids``."""
+        with transaction(self.engine) as session:
+            processed = processed_among(session, CONSUMER, event_ids)
+            rows: dict[str, HandoffRow] = {}
+            for chunk in chunks(handoff_ids):
+                found = session.exec(
+                    select(HandoffRow).where(col(HandoffRow.handoff_id).in_(chunk))
+                )
+                rows.update((row.handoff_id, row) for row in found)
+        return processed, rows
 
     async def submit(self, fact: Fact, data: ProviderEvent) -> bool:
         """Apply one fact; returns False when its event id was applied before."""
         row = await asyncio.to_thread(self.screen, fact.event_id, data)
         if row is None:
             return False
+        await self.signal(fact, data, row)
+        await asyncio.to_thread(self.record, [fact.event_id])
+        return True
+
+    async def signal(self, fact: Fact, data: ProviderEvent, handoff: HandoffRow) -> None:
+        """Signal the fact to its referral's workflow, ``handoff`` being the authorised
+        handoff it reports on; ``ImplausibleDate`` for a session it cannot have held."""
         if isinstance(data, provider.AttendanceReported):
-            implausible = implausible_date(data.session_date, _utc(row.requested_at))
+            implausible = implausible_date(data.session_date, _utc(handoff.requested_at))
             if implausible:
                 # The reason names the field and the rule, never the value sent.
                 raise ImplausibleDate(f"implausible date: session_date {implausible}")
@@ -188,17 +221,93 @@ class ProviderFacts:
             await handle.signal(
                 ReferralWorkflow.attendance_reported, fact, rpc_timeout=SIGNAL_TIMEOUT
             )
-        await asyncio.to_thread(self._record, fact.event_id)
-        return True
 
-    def _record(self, event_id: str) -> None:
+    def record(self, event_ids: Sequence[str]) -> None:
+        """Record signalled facts as processed, all in one transaction. If one of them was
+        recorded first (the same fact came through the other door, or a retry, at the
+        same moment: the workflow applied it once, by event id), the others are recorded
+        one transaction each, so none of them is lost."""
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return
         try:
             with transaction(self.engine) as session:
-                record_processed(session, CONSUMER, event_id)
+                for event_id in ids:
+                    record_processed(session, CONSUMER, event_id)
         except IntegrityError:
-            # The same fact came through the other door (or a retry) at the same moment
-            # and was recorded first; the workflow applied it once, by event id.
-            pass
+            if len(ids) > 1:
+                for event_id in ids:
+                    self.record([event_id])
+
+
+class FactBatch:
+    """The Kafka consumer's facts from one polled batch (``workers.providers``), applied as
+    ``ProviderFacts.submit`` applies one, but screened together up front (``screen``:
+    one transaction for the whole batch) and recorded together at the end (``record``:
+    one transaction), with the same authorisation, date check and signal.
+
+    A fact whose event id was recorded before the batch, or was already signalled in
+    this batch, is not signalled. One the batch's screen did not cover (a handoff it did
+    not find: unknown, or not yet committed then) is screened alone, as the HTTP door
+    does. Until ``record`` commits, the batch's facts are signalled but not recorded: a
+    crash in between redelivers the batch and signals them again, and the workflow
+    ignores a fact whose event id it has seen (``pathway.rules.apply_fact``)."""
+
+    def __init__(
+        self,
+        facts: ProviderFacts,
+        screened: set[str],
+        processed: set[str],
+        rows: dict[str, HandoffRow],
+    ) -> None:
+        self.facts = facts
+        self.screened = screened
+        self.processed = processed
+        self.rows = rows
+        self.applied: list[str] = []  # signalled, in order; recorded by ``record``
+        self._claimed: set[str] = set()
+
+    @classmethod
+    async def screen(
+        cls, facts: ProviderFacts, events: Sequence[tuple[Fact, ProviderEvent]]
+    ) -> FactBatch:
+        event_ids = {fact.event_id for fact, _ in events}
+        processed, rows = await asyncio.to_thread(
+            facts.screen_many, event_ids, {data.handoff_id for _, data in events}
+        )
+        return cls(facts, event_ids, processed, rows)
+
+    async def submit(self, fact: Fact, data: ProviderEvent) -> bool:
+        """Apply one of the batch's facts; False when its event id was applied before."""
+        event_id = fact.event_id
+        if event_id in self.processed or event_id in self._claimed:
+            return False
+        row = self.rows.get(data.handoff_id)
+        if row is None or event_id not in self.screened:
+            row = await asyncio.to_thread(self.facts.screen, event_id, data)
+            if row is None:
+                return False
+        else:
+            row = authorised(row, data)
+        self._claimed.add(event_id)  # a second lane with the same id must not signal it too
+        try:
+            await self.facts.signal(fact, data, row)
+        except BaseException:
+            self._claimed.discard(event_id)
+            raise
+        self.applied.append(event_id)
+        return True
+
+    async def record(self) -> None:
+        """Record every fact this batch signalled, in one transaction."""
+        if self.applied:
+            await asyncio.to_thread(self.facts.record, self.applied)
+
+
+def authorised(row: HandoffRow | None, data: ProviderEvent) -> HandoffRow:
+    """``row`` (the handoff ``data`` names, None if there is none) if ``data``'s provider
+    may report on it for ``data``'s referral; else ``FactRefused``."""
+    return _part_of(_made_to(row, data.provider_id, data.handoff_id), data)
 
 
 def _made_to(row: HandoffRow | None, provider_id: str, handoff_id: str) -> HandoffRow:

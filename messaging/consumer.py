@@ -25,7 +25,17 @@ partition of the batch is rewound to the batch's first record. What the other re
 already did is applied once again by event id (the processed-event records), so a
 redelivered batch changes nothing twice.
 
-Dead letters themselves (their topic, headers and metric) are ``messaging.deadletters``.
+A batch handler may also see the whole batch (``BatchHandler``): before any lane runs, the
+runner calls its ``prepare`` with every record of the batch, and the ``BatchScope`` it
+returns handles the batch's records in place of the handler, so it can read what they
+need in one transaction instead of one per record. After the lanes finish, failed or
+not, the runner awaits the scope's ``finish`` (e.g. to record what the batch applied in
+one transaction) and only then commits the offsets. A ``prepare`` or ``finish`` that
+raises fails the batch like a record would: back-off, then the batch is rewound and comes
+again, so a ``finish`` must leave nothing half-done that a redelivery would apply twice.
+
+Dead letters themselves (their topic, headers and metric) are ``messaging.deadletters``;
+headers a partner sent that are not UTF-8 are dropped first (``messaging.headers``).
 """
 
 from __future__ import annotations
@@ -33,23 +43,27 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
-from opentelemetry import propagate, trace
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.catalogue import EventRejected
 from infra.health import Health
 from infra.settings import Settings
 from messaging.deadletters import DeadLetters
+from messaging.headers import (
+    parse_batch_tolerating_headers,
+    parse_tolerating_headers,
+    record_span,
+)
 
 log = logging.getLogger("linkway.consumer")
 
@@ -66,6 +80,31 @@ class ProcessedEvent(SQLModel, table=True):
 
 def is_processed(session: Session, consumer: str, event_id: str) -> bool:
     return session.get(ProcessedEvent, (consumer, event_id)) is not None
+
+
+def processed_among(session: Session, consumer: str, event_ids: Collection[str]) -> set[str]:
+    """Which of ``event_ids`` the consumer has applied: ``is_processed`` for many at once."""
+    found: set[str] = set()
+    for chunk in chunks(event_ids):
+        found.update(
+            session.exec(
+                select(ProcessedEvent.event_id)
+                .where(ProcessedEvent.consumer == consumer)
+                .where(col(ProcessedEvent.event_id).in_(chunk))
+            )
+        )
+    return found
+
+
+# Values per IN list: well under SQLite's and PostgreSQL's limits on bound parameters.
+CHUNK = 500
+
+
+def chunks(values: Collection[str], size: int = CHUNK) -> Iterator[list[str]]:
+    """``values`` sorted and cut into lists of at most ``size``, for ``IN`` queries."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 def record_processed(session: Session, consumer: str, event_id: str) -> None:
@@ -91,6 +130,26 @@ class Inbound:
 
 Handler = Callable[[Inbound], Awaitable[None]]
 OrderKey = Callable[[Inbound], Hashable]
+
+
+class BatchScope(Protocol):
+    """One polled batch as a ``BatchHandler`` handles it (module docstring)."""
+
+    async def __call__(self, message: Inbound) -> None:
+        """Handle one of the batch's records, as the handler would."""
+
+    async def finish(self) -> None:
+        """The batch's lanes are done (some may have failed); its offsets commit next."""
+
+
+@runtime_checkable
+class BatchHandler(Protocol):
+    """A handler that also takes a polled batch whole (``subscribe(..., concurrency=n)``);
+    handled one record at a time, it is called as a plain ``Handler``."""
+
+    async def __call__(self, message: Inbound) -> None: ...
+
+    async def prepare(self, messages: Sequence[Inbound]) -> BatchScope: ...
 
 
 def kafka_key(message: Inbound) -> Hashable:
@@ -127,15 +186,15 @@ class Runner:
         inbound = _inbound(record, msg.body)
         where = (inbound.topic, inbound.partition)
         try:
-            await self._handle(inbound)
+            await self._handle(inbound, self.handler)
         except Exception as exc:  # not the message's fault: keep it and try again later
             await self._back_off(where, str(inbound), exc)
             raise NackMessage() from exc
         self._failures.pop(where, None)
 
-    async def _handle(self, inbound: Inbound) -> None:
+    async def _handle(self, inbound: Inbound, handler: Handler) -> None:
         try:
-            await self.handler(inbound)
+            await handler(inbound)
         except EventRejected as rejected:
             log.warning("%s: dead-lettering %s: %s", self.name, inbound, rejected)
             await self.dead_letters.publish(inbound, str(rejected))
@@ -172,10 +231,21 @@ class BatchRunner(Runner):
         assert isinstance(records, tuple), "subscribed in batches"
         if not records:
             return
+        # The poll returns each partition's records in offset order.
+        received = [_inbound(record, record.value or b"") for record in records]
         lanes: dict[Hashable, list[Inbound]] = {}
-        for record in records:  # the poll returns each partition's records in offset order
-            inbound = _inbound(record, record.value or b"")
+        for inbound in received:
             lanes.setdefault(self._key(inbound), []).append(inbound)
+        where = ("batch", 0)  # one back-off for the consumer: a batch spans partitions
+        handler: Handler = self.handler
+        scope: BatchScope | None = None
+        if isinstance(self.handler, BatchHandler):
+            try:
+                scope = await self.handler.prepare(received)
+            except Exception as error:  # nothing ran: the whole batch comes again
+                await self._back_off(where, f"{received[0]} (preparing the batch)", error)
+                raise NackMessage() from error
+            handler = scope
         gate = asyncio.Semaphore(self.concurrency)
         failed: list[tuple[Inbound, Exception]] = []
 
@@ -183,14 +253,20 @@ class BatchRunner(Runner):
             async with gate:
                 for message in messages:
                     try:
-                        with _record_span(message):
-                            await self._handle(message)
+                        with record_span(
+                            message.topic, message.partition, message.offset, message.headers
+                        ):
+                            await self._handle(message, handler)
                     except Exception as exc:  # this key stops here: nothing after it runs
                         failed.append((message, exc))
                         return
 
         await asyncio.gather(*(lane(messages) for messages in lanes.values()))
-        where = ("batch", 0)  # one back-off for the consumer: a batch spans partitions
+        if scope is not None:
+            try:
+                await scope.finish()
+            except Exception as error:  # the offsets must not commit past what it left undone
+                failed.append((received[0], error))
         if failed:
             message, exc = min(failed, key=lambda f: (f[0].topic, f[0].partition, f[0].offset))
             others = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
@@ -205,58 +281,9 @@ class BatchRunner(Runner):
             return inbound.key
 
 
-_tracer = trace.get_tracer("linkway.messaging")
-
-
-def _record_span(message: Inbound) -> Any:
-    """A batch arrives under one span of the telemetry middleware's; each record is handled
-    in its own consumer span that continues the trace its producer put in its headers, as a
-    record consumed alone is."""
-    carrier = {k: v.decode("utf-8", "replace") for k, v in message.headers.items()}
-    return _tracer.start_as_current_span(
-        f"{message.topic} process",
-        context=propagate.extract(carrier),
-        kind=trace.SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": message.topic,
-            "messaging.kafka.partition": message.partition,
-            "messaging.kafka.offset": message.offset,
-        },
-    )
-
-
 def _inbound(record: Any, value: bytes) -> Inbound:
     headers = {k: v or b"" for k, v in record.headers or ()}
     return Inbound(record.topic, record.partition, record.offset, record.key, value, headers)
-
-
-async def _parse_tolerating_headers(record: Any, original: Callable[[Any], Awaitable[Any]]) -> Any:
-    # faststream decodes every header as UTF-8. A partner's binary header would fail before
-    # the handler runs and the record would be skipped with no dead letter: drop such headers.
-    return await original(_utf8_headers_only(record))
-
-
-async def _parse_batch_tolerating_headers(
-    records: Any, original: Callable[[Any], Awaitable[Any]]
-) -> Any:
-    # The same for a batch.
-    return await original(tuple(_utf8_headers_only(r) for r in records))
-
-
-def _utf8_headers_only(record: Any) -> Any:
-    headers = [(k, v) for k, v in record.headers if _is_utf8(v)]
-    if len(headers) != len(record.headers):
-        record = dataclasses.replace(record, headers=headers)
-    return record
-
-
-def _is_utf8(value: bytes | None) -> bool:
-    try:
-        (value or b"").decode()
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def make_broker(settings: Settings, client_id: str) -> KafkaBroker:
@@ -306,11 +333,11 @@ def subscribe(
             "batch": True,
             "max_records": BATCH_RECORDS,
             "batch_timeout_ms": BATCH_WAIT_MS,
-            "parser": _parse_batch_tolerating_headers,
+            "parser": parse_batch_tolerating_headers,
         }
     else:
         runner = Runner(name, handler, dead_letters, backoff)
-        options = {"parser": _parse_tolerating_headers}
+        options = {"parser": parse_tolerating_headers}
 
     async def consume(msg: KafkaMessage) -> None:
         await runner.settle(msg)

@@ -12,6 +12,12 @@ when every fact in it has been applied and recorded, or dead-lettered
 (``messaging.consumer``: batches). One referral's facts never overlap, which the workflow
 also relies on: it can continue as new only between them.
 
+A poll costs the database two transactions, not two per fact (``ProviderInbound.prepare``,
+the consumer's batch hook): every readable message is read once and all their event ids
+and handoffs are screened in one transaction before the lanes start; the facts the
+batch signalled are recorded as processed in one transaction after the lanes finish
+(failed or not) and before the offsets commit (``inbound.provider_facts.FactBatch``).
+
 Who may speak for a handoff: the handoff must exist, belong to the event's referral and
 have been made to the event's ``provider_id``, and the CloudEvents ``source`` must be
 ``urn:linkway:provider:<provider_id>`` for that same provider. ``source`` is only what the
@@ -22,16 +28,17 @@ check here is the second line of defence, not the first.
 
 Everything after validating the message (deduplicate, authorise against the handoff,
 signal, record) is ``inbound.provider_facts``, shared with the HTTP API for providers
-without Kafka, so both doors give the same result. The workflow also ignores a fact whose
-event id it has seen, so a crash between the signal and the processed-event commit
-applies nothing twice.
+without Kafka (which screens and records per request), so both doors give the same
+result. The workflow also ignores a fact whose event id it has seen, so a crash between
+the batch's signals and its processed-event commit redelivers the batch and applies
+nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 
 from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
@@ -40,7 +47,14 @@ from temporalio.client import Client
 
 from events import catalogue, provider, topics
 from events.catalogue import EventRejected
-from inbound.provider_facts import CONSUMER, ProviderEvent, ProviderFacts, to_fact
+from inbound.provider_facts import (
+    CONSUMER,
+    Fact,
+    FactBatch,
+    ProviderEvent,
+    ProviderFacts,
+    to_fact,
+)
 from infra.db import get_engine
 from infra.health import Health
 from infra.settings import Settings
@@ -63,7 +77,8 @@ def referral_of(message: Inbound) -> Hashable:
 
 class ProviderInbound:
     """The handler: validate the event and its envelope, then hand the fact to
-    ``ProviderFacts`` (deduplicate, authorise, signal, record), as the HTTP API does."""
+    ``ProviderFacts`` (deduplicate, authorise, signal, record), as the HTTP API does; a
+    polled batch goes through ``prepare`` to one ``FactBatch`` (module docstring)."""
 
     def __init__(self, client: Client, engine: Engine, topic_prefix: str = "") -> None:
         self.facts = ProviderFacts(client, engine)
@@ -80,7 +95,9 @@ class ProviderInbound:
     def topic_names(self) -> list[str]:
         return list(self.allowed)
 
-    async def __call__(self, message: Inbound) -> None:
+    def read(self, message: Inbound) -> tuple[Fact, ProviderEvent]:
+        """The fact a message carries and its data; ``EventRejected`` if it carries none
+        this provider may send."""
         envelope, data = catalogue.parse(message.value, self.allowed[message.topic])
         assert isinstance(data, ProviderEvent)
         if envelope.subject != data.referral_id:
@@ -95,7 +112,52 @@ class ProviderInbound:
         except ValidationError:
             # Only the envelope's id can fail here: the data's ids have the facts' pattern already.
             raise EventRejected("bad envelope: id must be letters, digits and _.:-") from None
-        await self.facts.submit(fact, data)
+        return fact, data
+
+    async def __call__(self, message: Inbound) -> None:
+        await self.facts.submit(*self.read(message))
+
+    async def prepare(self, messages: Sequence[Inbound]) -> ProviderBatch:
+        """Read the batch's messages once, and screen the facts of those that are readable
+        in one transaction; the others are rejected when their lane reaches them."""
+        readable: dict[Position, tuple[Fact, ProviderEvent]] = {}
+        for message in messages:
+            try:
+                readable[_position(message)] = self.read(message)
+            except Exception:  # its lane reads it again, and rejects it
+                continue
+        batch = await FactBatch.screen(self.facts, list(readable.values()))
+        return ProviderBatch(self, readable, batch)
+
+
+Position = tuple[str, int, int]
+
+
+def _position(message: Inbound) -> Position:
+    return message.topic, message.partition, message.offset
+
+
+class ProviderBatch:
+    """One polled batch (``messaging.consumer.BatchScope``): each record's fact applied
+    through the batch's ``FactBatch``; at the end, the facts it signalled recorded in one
+    transaction, before the batch's offsets commit."""
+
+    def __init__(
+        self,
+        handler: ProviderInbound,
+        readable: dict[Position, tuple[Fact, ProviderEvent]],
+        facts: FactBatch,
+    ) -> None:
+        self.handler = handler
+        self.readable = readable
+        self.facts = facts
+
+    async def __call__(self, message: Inbound) -> None:
+        read = self.readable.get(_position(message))
+        await self.facts.submit(*(read or self.handler.read(message)))
+
+    async def finish(self) -> None:
+        await self.facts.record()
 
 
 def build(

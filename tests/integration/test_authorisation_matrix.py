@@ -170,6 +170,7 @@ def operations() -> list[Op]:
             ]
         ],
         ("GET", "/reports", frozenset({"contract_manager", "tier_one"})),
+        ("GET", "/reports/filters", frozenset({"contract_manager", "tier_one"})),
         ("GET", "/reports/{kpi}", frozenset({"contract_manager", "tier_one"})),
         ("GET", "/reports/{kpi}.csv", frozenset({"contract_manager", "tier_one"})),
         ("GET", "/evaluation/episodes.csv", frozenset({"contract_manager"})),

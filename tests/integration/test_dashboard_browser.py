@@ -163,6 +163,13 @@ async def labels(page: Any, panel: str) -> list[str]:
     )
 
 
+async def offered(page: Any, field: str) -> list[str]:
+    """The values a filter field suggests, once the page has fetched them."""
+    options = f"#choices-{field} option"
+    await page.wait_for_function(f"document.querySelector('{options}') !== null", timeout=15_000)
+    return await page.eval_on_selector_all(options, "os => os.map((o) => o.value)")  # type: ignore[no-any-return]
+
+
 async def funnel(page: Any) -> dict[str, float | None]:
     steps = await labels(page, "funnel")
     return dict(zip(steps, (await drawn(page, "funnel"))["episodes"], strict=True))
@@ -254,6 +261,9 @@ async def test_dashboard_in_a_browser(dev_env, own_broker, tmp_path, database_ur
                     assert Path(await download.path()).read_bytes() == csv_of[name], name
                 assert all(len(body.splitlines()) >= 2 for body in csv_of.values())  # header, rows
 
+                # The filter fields offer what the reports hold: both partners here.
+                assert await offered(page, "partner") == ["north-wellbeing", "south-wellbeing"]
+
                 # Filters: south only. Every panel is fetched again; the funnel draws
                 # south's referrals and its CSV link carries the filter.
                 await page.fill("#filter-partner", "south-wellbeing")
@@ -272,6 +282,9 @@ async def test_dashboard_in_a_browser(dev_env, own_broker, tmp_path, database_ur
                 await sign_in(page, base, stack.tokens["tier_one:south-wellbeing"])
                 assert (await funnel(page))["received"] == SOUTH_REFERRALS
                 assert await page.is_disabled("#filter-partner")  # its own, whatever it asks
+                # Its filter fields offer its own referrals' values only.
+                assert await offered(page, "partner") == ["south-wellbeing"]
+                assert await offered(page, "locality") == ["ludlow"]
                 gone = await page.inner_text("#panel-trajectory")
                 assert "Not available on this server" in gone and "answered 404" in gone
                 await page.unroute(missing)

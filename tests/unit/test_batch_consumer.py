@@ -1,11 +1,13 @@
 """The batch consumer's settling rules, without servers: each ordering key's records in
 offset order, different keys at once, and a batch that commits (returns) only when all
-of it was handled or dead-lettered; one failure stops its key and nacks the batch."""
+of it was handled or dead-lettered; one failure stops its key and nacks the batch; a
+batch handler's ``prepare`` sees the batch first and its ``finish`` runs after the lanes."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -14,7 +16,7 @@ from aiokafka.structs import ConsumerRecord
 from faststream.exceptions import NackMessage
 
 from events.catalogue import EventRejected
-from messaging.consumer import Backoff, BatchRunner, Inbound
+from messaging.consumer import Backoff, BatchHandler, BatchRunner, Inbound
 from messaging.deadletters import DeadLetters
 from workers.providers import referral_of
 
@@ -105,3 +107,46 @@ async def test_a_failure_stops_its_key_lets_the_others_finish_and_commits_nothin
     assert [n for r, n in handler.applied if r == "r0"] == [0], "nothing after the failure"
     assert [n for r, n in handler.applied if r == "r1"] == [1, 3, 5, 7]
     assert letters.sent == []
+
+
+class BatchAware(Handler):
+    """A ``BatchHandler``: sees the batch first, and is told when its lanes are done."""
+
+    def __init__(self, fail: set[int] = frozenset(), finish_fails: bool = False) -> None:
+        super().__init__(fail=fail)
+        self.prepared: list[int] = []
+        self.finished: list[list[tuple[str, int]]] = []
+        self.finish_fails = finish_fails
+
+    async def prepare(self, messages: Sequence[Inbound]) -> Any:
+        self.prepared = [m.offset for m in messages]
+        handler = self
+
+        class Scope:
+            async def __call__(self, message: Inbound) -> None:
+                await handler(message)
+
+            async def finish(self) -> None:
+                handler.finished.append(list(handler.applied))
+                if handler.finish_fails:
+                    raise RuntimeError("the database is down")
+
+        return Scope()
+
+
+async def test_a_batch_handler_sees_the_batch_first_and_finishes_after_every_lane() -> None:
+    handler, letters = BatchAware(fail={2}), Letters()
+    records = [record(i, f"r{i % 2}", i) for i in range(8)]
+    assert isinstance(handler, BatchHandler)
+    with pytest.raises(NackMessage):
+        await runner(handler, letters).settle(batch(*records))
+    assert handler.prepared == list(range(8))
+    assert handler.finished == [handler.applied], "finished once, after the lanes, failed or not"
+    assert sorted(n for _, n in handler.applied) == [0, 1, 3, 5, 7]
+
+
+async def test_a_batch_whose_finish_fails_is_not_committed() -> None:
+    handler, letters = BatchAware(finish_fails=True), Letters()
+    with pytest.raises(NackMessage):
+        await runner(handler, letters).settle(batch(*(record(i, "r1", i) for i in range(3))))
+    assert len(handler.applied) == 3 and len(handler.finished) == 1

@@ -38,6 +38,7 @@ from pathway.config import load as load_profile
 from pathway.measures import default_registry
 from payments.ratebook import RateCardBook
 from reporting import export, kpis, project, rebuild
+from reporting.kpis.choices import choices
 from reporting.suppression import SECONDARY, SUPPRESSED, suppress
 from reporting.tables import TABLE_NAMES
 from tests.unit.reporting_fixtures import Person, Record, dead_letter
@@ -467,3 +468,23 @@ def test_the_synthetic_year_folded_in_batches_equals_the_consumers_fold(db: Engi
     with Session(db) as one, Session(batched) as other:
         assert exports(other, ctx) == exports(one, ctx)
     batched.dispose()
+
+
+def test_filter_choices_offer_what_the_reports_hold_and_a_partner_only_its_own(data, ctx) -> None:
+    everyone = choices(data, ctx.book, None)
+    assert everyone["partner"] == ["north-wellbeing", "south-wellbeing"]
+    assert everyone["locality"] == ["ludlow", "oswestry"]
+    assert everyone["source"] == ["carrier_pigeon", "gp", "hospital", "self"]
+    assert everyone["practice"] == ["gp-a", "gp-b", "gp-c", "hospital-1", "self", "x-1"]
+    assert everyone["support_level"] == ["1", "2", "3"]
+    assert everyone["contract"] == ctx.book.contracts()
+    south = choices(data, ctx.book, "south-wellbeing")
+    assert south == {
+        "contract": ctx.book.contracts_for("south-wellbeing"),
+        "partner": ["south-wellbeing"],
+        "locality": ["ludlow"],
+        "source": ["gp"],
+        "practice": ["gp-c"],
+        "support_level": ["3"],
+    }
+    assert choices(data, ctx.book, "nobody")["partner"] == []

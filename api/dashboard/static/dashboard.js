@@ -53,6 +53,7 @@
   function signOut(message) {
     sessionStorage.removeItem(KEY);
     $("#filters").reset();
+    document.querySelectorAll("#filters datalist").forEach((list) => list.replaceChildren());
     $("#filter-partner").disabled = false;
     $("#board").hidden = true;
     $("#who").hidden = true;
@@ -229,6 +230,36 @@
     document.querySelectorAll("section.panel").forEach(loadPanel);
   }
 
+  async function loadChoices() {
+    // Each filter's values in the caller's reports, offered as the field's suggestions.
+    // Without them (an older server, a failure) the fields are plain text, as before.
+    let answer;
+    try {
+      answer = await get("/reports/filters");
+    } catch (e) {
+      return;
+    }
+    if (answer.status === 401) return signOut("Your token has expired or is not valid: sign in again.");
+    if (!answer.ok) return;
+    let found;
+    try {
+      found = await answer.json();
+    } catch (e) {
+      return;
+    }
+    for (const [name, values] of Object.entries(found)) {
+      const list = document.getElementById("choices-" + name);
+      if (!list || !Array.isArray(values)) continue;
+      list.replaceChildren(
+        ...values.map((value) => {
+          const option = document.createElement("option");
+          option.value = String(value);
+          return option;
+        }),
+      );
+    }
+  }
+
   function showBoard() {
     const who = claims(token());
     $("#who").textContent = "Signed in: " + (who.role || "?") + " · " + (who.partner || "?");
@@ -245,6 +276,7 @@
     $("#sign-out").hidden = false;
     $("#sign-in").hidden = true;
     $("#board").hidden = false;
+    loadChoices();
     loadAll();
   }
 
