@@ -735,6 +735,17 @@ def test_postgres_refuses_to_change_the_ledger(pg_engine: Engine) -> None:
 def test_postgres_reads_the_ledger_in_claim_key_order_whatever_its_collation(
     pg_engine: Engine,
 ) -> None:
+    """A production cluster sorts text linguistically (en_GB.UTF-8): the ledger's key
+    columns are given ICU's root collation here, where the test cluster's is bytes."""
+    with pg_engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")).first():
+            for column in ("contract_id", "referral_id", "metric"):
+                conn.execute(
+                    text(
+                        f"ALTER TABLE ledger_entries ALTER COLUMN {column} "
+                        'TYPE varchar COLLATE "und-x-icu"'
+                    )
+                )
     reads_the_ledger_in_claim_key_order(payments(pg_engine))
 
 
