@@ -16,7 +16,7 @@ Memory, for a national contract year of millions of claims: each side keeps only
 it compares (``Want``, ``Have``; equal ones shared, key strings interned), the running
 totals keep no claim (``history.Totals``), and ``reconcile_in_key_order`` holds the
 expected side alone: the ledger, read sorted by claim key, is folded and compared one
-claim at a time. About 300 bytes a claim (docs/benchmarks.md, P5).
+claim at a time. About 350 bytes a claim (docs/benchmarks.md, P5).
 """
 
 from __future__ import annotations

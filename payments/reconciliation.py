@@ -5,7 +5,7 @@ engine runs) against the ledger, every difference to the penny.
 The events are streamed from the store in batches and decided as they arrive (running
 totals, reversals taken back where the ledger made them); then the ledger is read sorted
 by claim key and merged with the expected claims, so a contract year of millions of
-events holds one batch of rows plus what is compared of each expected claim (about 300
+events holds one batch of rows plus what is compared of each expected claim (about 350
 bytes a claim; the ledger's claims are never all held).
 """
 
