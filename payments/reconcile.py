@@ -162,7 +162,7 @@ def expected_claims(
 class Want(NamedTuple):
     """What reconciliation compares of an expected claim: all it keeps of each, so that
     a million outcome events do not hold a million full decisions (their reasons and
-    evidence) at once; equal ones are shared (``_Pool``)."""
+    evidence) at once; equal ones are shared (``_expected``)."""
 
     status: str
     cap: str | None
