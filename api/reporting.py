@@ -27,6 +27,7 @@ from api.auth import Caller, require
 from api.deps import deps
 from api.problems import Problem, responses
 from events.ids import Code, Id
+from infra.db import snapshot
 from infra.settings import get_settings
 from pathway.measures import default_registry
 from reporting import export, kpis
@@ -110,7 +111,7 @@ def _scoped(caller: Caller, filters: kpis.Filters) -> kpis.Filters:
 def _table(request: Request, name: str, filters: kpis.Filters) -> kpis.Table:
     d = deps(request)
     ctx = kpis.Context(d.config, d.payments.book, default_registry())
-    with Session(d.engine) as session:
+    with snapshot(d.engine) as session:  # a KPI's queries agree with each other
         return kpis.answer(session, name, filters, ctx).suppressed()
 
 
@@ -189,7 +190,7 @@ def _evaluation(request: Request, filters: kpis.Filters) -> list[dict[str, Any]]
     ctx = kpis.Context(d.config, d.payments.book, default_registry())
     settings = getattr(request.app.state, "settings", None) or get_settings()
     key = export.evaluation_key(settings.evaluation_key, settings.data_dir)
-    with Session(d.engine) as session:
+    with snapshot(d.engine) as session:
         return export.evaluation_rows(kpis.View(session, filters, ctx), key)
 
 

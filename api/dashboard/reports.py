@@ -15,11 +15,10 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlmodel import Session
-
 from api.auth import Caller
 from api.dashboard.panels import Panel, PanelName, Series
 from api.deps import Deps
+from infra.db import snapshot
 from pathway.measures import default_registry
 from reporting import kpis
 from reporting.suppression import TOTAL
@@ -45,7 +44,7 @@ def report(deps: Deps, caller: Caller, kpi: str, filters: kpis.Filters | None = 
     """The KPI as ``GET /reports/{kpi}`` serves it to this caller, filtered."""
     filters = scoped(caller, filters or kpis.Filters())
     ctx = kpis.Context(deps.config, deps.payments.book, default_registry())
-    with Session(deps.engine) as session:
+    with snapshot(deps.engine) as session:  # a KPI's queries agree with each other
         table = kpis.answer(session, kpi, filters, ctx).suppressed()
     return dict(table.as_json(filters, True))
 
