@@ -81,8 +81,9 @@ def _stored_case() -> Case:
     return at_stage("supported", prescriptions=2, baseline=[wemwbs(), measure("ONS4", ONS4_LOW)])
 
 
-def _a_busy_batch() -> tuple[Case, RecordTransitionInput]:
-    """That referral stored, then one batch of a check-in with two measures, three attendance reports on each handoff and a logged activity."""
+def _a_busy_batch() -> RecordTransitionInput:
+    """The next batch for that referral: a check-in with two measures, three attendance
+    reports on each handoff and a logged activity."""
     case = _stored_case()
     case.events.clear()
     case.later(days=42).do(
@@ -100,13 +101,13 @@ def _a_busy_batch() -> tuple[Case, RecordTransitionInput]:
             minutes=10,
         )
     )
-    return case, _input(case)
+    return _input(case)
 
 
 def test_a_batch_reads_each_kind_of_row_in_one_statement(engine: Engine) -> None:
     before = _stored_case()
     _persist(engine, before)
-    case, batch = _a_busy_batch()
+    batch = _a_busy_batch()
     assert len(batch.events) >= 8 and len(batch.view.handoffs) == 2
     activity = TransitionActivities(engine, "urn:linkway:test")
 
@@ -131,7 +132,7 @@ def test_a_batch_reads_each_kind_of_row_in_one_statement(engine: Engine) -> None
 
 def test_a_retried_batch_writes_nothing(engine: Engine) -> None:
     _persist(engine, _stored_case())
-    _case, batch = _a_busy_batch()
+    batch = _a_busy_batch()
     activity = TransitionActivities(engine, "urn:linkway:test")
     first = activity._record(batch)
     seqs = _outbox(engine)
