@@ -71,12 +71,12 @@ class TransitionActivities:
             # first, so the lock was held while this activity queried and built its
             # rows, and every other writer (the other referrals' activities, the relay
             # marking what it published) slept in SQLite's busy handler meanwhile
-            # (docs/benchmarks.md, P1). Now the writes go out together at the commit.
+            # (docs/benchmarks.md, P1). Now the writes go out together at the end.
             # None of these reads looks for a row this batch adds: episodes, handoffs,
             # event ids and measurement ids are each distinct within one batch.
-            # And each kind of row is read in one statement, not one per row: a round
-            # trip is what the activity pays for, not the rows (at most three reads:
-            # the referral with its episodes, its handoffs, the ids already stored).
+            # Each kind of row is read in one statement, not one per row, since a round
+            # trip is what the activity pays for: three reads for a known referral (it
+            # with its episodes, its handoffs, the event and measurement ids stored).
             with session.no_autoflush:
                 if _upsert_referral(session, view, input.episodes):
                     _upsert_handoffs(session, view)
