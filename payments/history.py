@@ -4,7 +4,9 @@ The rules never query anything: the caller (the database layer, or reconciliatio
 passes this read-only summary. ``History.of`` builds it from claim records, one pass
 over them all; ``Totals`` keeps the same sums running as claims are added, so a caller
 deciding outcome after outcome (reconciliation) pays for each claim once, not once per
-later outcome. The database layer may build the same thing with SQL aggregates instead.
+later outcome, and holds sums, not claims (one small fact per claim key per person), as
+reconciliation keeps them for every person in a contract year. The database layer may
+build the same thing with SQL aggregates instead.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import NamedTuple
 
 from payments.claims import ClaimKey, ClaimRecord
 
@@ -115,14 +118,37 @@ class History:
         )
 
 
-@dataclass
+class _Fact(NamedTuple):
+    """What a person's running totals keep of one claim key (the metric in one episode)."""
+
+    metric: str
+    episode: int
+    met: bool  # claimed or capped, and not reversed: for a metric that ``requires`` it
+    claimed: bool  # not capped; still true after a reversal
+    earning: int  # earning claims of this key (one, unless a caller adds it twice)
+    earned_at: datetime | None  # when it last earned; None once reversed
+
+
 class _Person:
-    pence: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
-    # metric -> episode -> when the person last earned it in that episode
-    earned_at: dict[str, dict[int, datetime]] = field(default_factory=dict)
-    # episode -> metrics met in it (claimed or capped, not reversed)
-    met: dict[int, set[str]] = field(default_factory=dict)
+    """One person's earnings under one contract: slotted, and a tuple of one ``_Fact``
+    per claim key, as reconciliation holds one per referral, by the million (a dict per
+    sum would cost several times as much)."""
+
+    __slots__ = ("facts", "pence")
+
+    def __init__(self) -> None:
+        self.pence = 0
+        self.facts: tuple[_Fact, ...] = ()
+
+    def fact(self, metric: str, episode: int) -> _Fact:
+        for f in self.facts:
+            if f.metric == metric and f.episode == episode:
+                return f
+        return _Fact(metric, episode, False, False, 0, None)
+
+    def put(self, new: _Fact) -> None:
+        kept = tuple(f for f in self.facts if (f.metric, f.episode) != (new.metric, new.episode))
+        self.facts = (*kept, new)
 
 
 @dataclass
@@ -133,7 +159,6 @@ class _Contract:
     partner_period: dict[tuple[str, str], int] = field(default_factory=dict)
     payers: dict[str, int] = field(default_factory=dict)
     people: defaultdict[str, _Person] = field(default_factory=lambda: defaultdict(_Person))
-    claimed: set[ClaimKey] = field(default_factory=set)  # keys with a claim not capped
 
 
 class Totals:
@@ -143,6 +168,8 @@ class Totals:
     One difference, which no decision can see: ``History.of`` leaves the very claim's
     own earlier records out of its sums, these keep them in. Such a record only earns
     when it is not capped, and then ``already_claimed`` holds and the rules stop there.
+
+    It keeps sums per contract and, per person, one small ``_Fact`` per claim key.
     """
 
     def __init__(self) -> None:
@@ -151,10 +178,14 @@ class Totals:
     def add(self, claim: ClaimRecord) -> None:
         k = claim.key
         c = self._contracts[k.contract_id]
-        if claim.status != "capped":
-            c.claimed.add(k)
-        c.people[k.referral_id].met.setdefault(k.episode, set()).add(k.metric)
+        person = c.people[k.referral_id]
+        fact = person.fact(k.metric, k.episode)
+        fact = fact._replace(met=True, claimed=fact.claimed or claim.status != "capped")
         earned = claim.earning_pence
+        if earned:
+            at = max(fact.earned_at or claim.occurred_at, claim.occurred_at)
+            fact = fact._replace(earning=fact.earning + 1, earned_at=at)
+        person.put(fact)
         if not earned:
             return
         c.pence += earned
@@ -162,14 +193,9 @@ class Totals:
             c.payers[pid] = c.payers.get(pid, 0) + part
         c.metric_counts[k.metric] = c.metric_counts.get(k.metric, 0) + 1
         c.metric_pence[k.metric] = c.metric_pence.get(k.metric, 0) + earned
-        at = (claim.partner_id, claim.period)
-        c.partner_period[at] = c.partner_period.get(at, 0) + earned
-        person = c.people[k.referral_id]
+        month = (claim.partner_id, claim.period)
+        c.partner_period[month] = c.partner_period.get(month, 0) + earned
         person.pence += earned
-        person.counts[k.metric] = person.counts.get(k.metric, 0) + 1
-        episodes = person.earned_at.setdefault(k.metric, {})
-        previous = episodes.get(k.episode)
-        episodes[k.episode] = max(previous or claim.occurred_at, claim.occurred_at)
 
     def reverse(self, claim: ClaimRecord) -> None:
         """Take back a claim that ``add`` counted, as a reversal in the ledger does: it
@@ -179,8 +205,13 @@ class Totals:
         k = claim.key
         c = self._contracts[k.contract_id]
         person = c.people[k.referral_id]
-        person.met.get(k.episode, set()).discard(k.metric)
+        fact = person.fact(k.metric, k.episode)._replace(met=False)
         earned = claim.earning_pence
+        if earned:
+            # History.of keeps the latest earning claim per metric; an episode has at
+            # most one claim per metric, so forgetting this one's date is exact.
+            fact = fact._replace(earning=fact.earning - 1, earned_at=None)
+        person.put(fact)
         if not earned:
             return
         c.pence -= earned
@@ -190,10 +221,6 @@ class Totals:
         c.metric_pence[k.metric] -= earned
         c.partner_period[(claim.partner_id, claim.period)] -= earned
         person.pence -= earned
-        person.counts[k.metric] -= 1
-        # History.of keeps the latest earning claim per metric; an episode has at most
-        # one claim per metric, so dropping this episode's date is exact.
-        person.earned_at.get(k.metric, {}).pop(k.episode, None)
 
     def history(
         self,
@@ -204,22 +231,28 @@ class Totals:
     ) -> History:
         c = self._contracts[key.contract_id]
         person = c.people.get(key.referral_id) or _Person()
-        last = {
-            metric: max(at for episode, at in episodes.items() if episode != key.episode)
-            for metric, episodes in person.earned_at.items()
-            if any(episode != key.episode for episode in episodes)
-        }
+        counts: dict[str, int] = {}
+        last: dict[str, datetime] = {}
+        met: set[str] = set()
+        for f in person.facts:
+            if f.earning:
+                counts[f.metric] = counts.get(f.metric, 0) + f.earning
+            at = f.earned_at
+            if at is not None and f.episode != key.episode:
+                last[f.metric] = max(last.get(f.metric) or at, at)
+            if f.met and f.episode == key.episode:
+                met.add(f.metric)
         # Read-only views of the running sums: a History is used before the next add.
         return History(
-            already_claimed=key in c.claimed,
+            already_claimed=person.fact(key.metric, key.episode).claimed,
             person_pence=person.pence,
-            person_counts=MappingProxyType(person.counts),
+            person_counts=MappingProxyType(counts),
             person_last_earned=MappingProxyType(last),
             metric_counts=MappingProxyType(c.metric_counts),
             metric_pence=MappingProxyType(c.metric_pence),
             contract_pence=c.pence,
             partner_period_pence=c.partner_period.get((partner_id, period), 0),
             episode_started_at=episode_started_at,
-            episode_metrics=frozenset(person.met.get(key.episode, ())),
+            episode_metrics=frozenset(met),
             payer_pence=MappingProxyType(c.payers),
         )

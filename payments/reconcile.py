@@ -11,19 +11,25 @@ A reversal is such a decision, but it frees room under the caps, so a later outc
 earn what it would otherwise not: the replay takes each reversal back at the point the
 ledger made it (``reversals_after``), or it would report a false "should be capped".
 One pass, linear in events plus ledger entries.
+
+Memory, for a national contract year of millions of claims: each side keeps only what
+it compares (``Want``, ``Have``; equal ones shared, key strings interned), the running
+totals keep no claim (``history.Totals``), and ``reconcile_in_key_order`` holds the
+expected side alone: the ledger, read sorted by claim key, is folded and compared one
+claim at a time. About 350 bytes a claim (docs/benchmarks.md, P5).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from sys import intern
+from typing import Literal, NamedTuple, Protocol
 
 from events.outcome import OutcomeEvent
 from pathway.measures import Registry
-from payments.claims import ClaimKey, ClaimRecord, idempotency_key
-from payments.entries import current_claims
+from payments.claims import FIRST_APPROVAL, ClaimKey, ClaimRecord, idempotency_key
 from payments.history import Totals
 from payments.ledger import EntryBody
 from payments.ratebook import RateCardBook
@@ -72,11 +78,57 @@ def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
 
 def claims_and_reversals(
     entries: Iterable[EntryBody],
-) -> tuple[dict[ClaimKey, ClaimRecord], dict[str, list[ClaimKey]]]:
-    """``current_claims`` and ``reversals_after`` in one pass, so the ledger can be
-    streamed once rather than held whole."""
+) -> tuple[dict[ClaimKey, Have], dict[str, list[ClaimKey]]]:
+    """What reconciliation compares of each claim as it stands (``Have``, folded as
+    ``entries.current_claims`` folds the records) and ``reversals_after``, in one pass, so
+    the ledger can be streamed once rather than held whole."""
     after: dict[str, list[ClaimKey]] = {}
-    return current_claims(_watching(entries, after)), after
+    return ledger_claims(_watching(entries, after)), after
+
+
+def ledger_claims(entries: Iterable[EntryBody]) -> dict[ClaimKey, Have]:
+    """``entries.current_claims``, keeping of each claim only what is compared: its
+    status, amount, split and rate card version, one shared ``Have`` per distinct value
+    and one string per distinct name (ids, metrics, versions) however many claims."""
+    claims: dict[ClaimKey, Have] = {}
+    pool: dict[Have, Have] = {}
+    for entry in entries:
+        key = _key(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
+        have = _fold(key, claims.get(key), entry)
+        claims[key] = pool.setdefault(have, have)
+    return claims
+
+
+def claims_in_key_order(entries: Iterable[EntryBody]) -> Iterator[tuple[ClaimKey, Have]]:
+    """``ledger_claims`` one claim at a time, holding none, from entries sorted by claim
+    key (each claim's own entries in ledger order: ``LedgerRepository.by_claim_key``).
+    Raises ``ValueError`` if they are not in that order."""
+    key: ClaimKey | None = None
+    have: Have | None = None
+    for entry in entries:
+        k = ClaimKey(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
+        if k != key:
+            if key is not None and have is not None:
+                if k < key:
+                    raise ValueError(f"the ledger is not in claim-key order: {k} after {key}")
+                yield key, have
+            key, have = k, None
+        have = _fold(k, have, entry)
+    if key is not None and have is not None:
+        yield key, have
+
+
+def _fold(key: ClaimKey, found: Have | None, entry: EntryBody) -> Have:
+    """One entry applied to what is kept of its claim, as ``current_claims`` applies it
+    to the whole record."""
+    if entry.kind in ("claimed", "capped") and (found is None or found.status == "capped"):
+        # a new claim, or a capped one re-evaluated: the entry states it afresh
+        return Have(entry.kind, entry.amount_pence, entry.shares, entry.rate_card_version)
+    if found is None:
+        raise ValueError(f"a {entry.kind} entry for {key} comes before the claim itself")
+    if entry.kind == FIRST_APPROVAL:
+        return found
+    return found._replace(status=entry.kind)
 
 
 def _watching(
@@ -107,11 +159,10 @@ def expected_claims(
     return {decision.key: decision for decision in decisions if decision.key is not None}
 
 
-@dataclass(frozen=True, slots=True)
-class Want:
+class Want(NamedTuple):
     """What reconciliation compares of an expected claim: all it keeps of each, so that
     a million outcome events do not hold a million full decisions (their reasons and
-    evidence) at once."""
+    evidence) at once; equal ones are shared (``_expected``)."""
 
     status: str
     cap: str | None
@@ -122,6 +173,34 @@ class Want:
     @classmethod
     def of(cls, d: ClaimDecision) -> Want:
         return cls(d.status, d.cap, d.amount_pence, d.shares, d.rate_card_version)
+
+
+class Have(NamedTuple):
+    """What reconciliation compares of a claim in the ledger (``ledger_claims``)."""
+
+    status: str
+    amount_pence: int
+    shares: tuple[tuple[str, int], ...]
+    rate_card_version: str
+
+
+class Compared(Protocol):
+    """The ledger's side of a comparison: a ``Have``, or a whole ``ClaimRecord``."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def amount_pence(self) -> int: ...
+    @property
+    def shares(self) -> tuple[tuple[str, int], ...]: ...
+    @property
+    def rate_card_version(self) -> str: ...
+
+
+def _key(contract_id: str, referral_id: str, episode: int, metric: str) -> ClaimKey:
+    """A claim key whose strings are shared with every other key naming them (a referral
+    has several claims, and both sides of reconciliation hold each)."""
+    return ClaimKey(intern(contract_id), intern(referral_id), episode, intern(metric))
 
 
 def _replay(
@@ -165,29 +244,85 @@ def _replay(
 def reconcile(
     outcomes: Iterable[tuple[str, OutcomeEvent]],
     book: RateCardBook,
-    ledger_claims: Mapping[ClaimKey, ClaimRecord],
+    ledger_claims: Mapping[ClaimKey, Compared],
     episode_starts: Mapping[tuple[str, int], datetime] | None = None,
     registry: Registry | None = None,
     reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> list[Discrepancy]:
     """Every difference between the recomputed claims and the ledger's
-    (``entries.current_claims``), sorted by claim; pass ``reversals_after`` the same
-    ledger's entries whenever it holds reversals."""
-    decisions = _replay(outcomes, book, episode_starts or {}, registry, reversals or {})
-    expected = {d.key: Want.of(d) for d in decisions if d.key is not None}
+    (``ledger_claims``, or ``entries.current_claims``), sorted by claim; pass
+    ``reversals_after`` the same ledger's entries whenever it holds reversals."""
+    expected = _expected(outcomes, book, episode_starts, registry, reversals)
     found: list[Discrepancy] = []
-    for key in sorted(set(expected) | set(ledger_claims)):
-        want, have = expected.get(key), ledger_claims.get(key)
-        if want is None and have is not None:
-            found.append(_row(key, "unexpected", None, have, "no outcome event earns this claim"))
-        elif want is not None and have is None:
-            found.append(_row(key, "missing", want, None, f"should be {want.status}"))
-        elif want is not None and have is not None:
-            found.extend(_compare(key, want, have))
-    return found
+    for key, want in expected.items():
+        found.extend(_rows(key, want, ledger_claims.get(key)))
+    for key, have in ledger_claims.items():
+        if key not in expected:
+            found.extend(_rows(key, None, have))
+    # Stable: a claim's own rows keep the order ``_compare`` gave them.
+    return sorted(found, key=lambda d: d.key)
 
 
-def _compare(key: ClaimKey, want: Want, have: ClaimRecord) -> list[Discrepancy]:
+def reconcile_in_key_order(
+    outcomes: Iterable[tuple[str, OutcomeEvent]],
+    book: RateCardBook,
+    ledger_in_key_order: Callable[[], Iterable[EntryBody]],
+    episode_starts: Mapping[tuple[str, int], datetime] | None = None,
+    registry: Registry | None = None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
+) -> tuple[list[Discrepancy], int]:
+    """``reconcile`` against the ledger's entries sorted by claim key, read (by calling
+    ``ledger_in_key_order``) once the outcomes are decided, and merged with the expected
+    claims in the same order: each ledger claim is folded, compared and dropped, so only
+    the expected side is held. Returns the discrepancies and the ledger's claim count."""
+    expected = _expected(outcomes, book, episode_starts, registry, reversals)
+    keys = sorted(expected)
+    found: list[Discrepancy] = []
+    claims = at = 0
+    for key, have in claims_in_key_order(ledger_in_key_order()):
+        claims += 1
+        while at < len(keys) and keys[at] < key:  # expected, and not in the ledger
+            found.extend(_rows(keys[at], expected[keys[at]], None))
+            at += 1
+        if at < len(keys) and keys[at] == key:
+            found.extend(_rows(key, expected[key], have))
+            at += 1
+        else:
+            found.extend(_rows(key, None, have))
+    for key in keys[at:]:
+        found.extend(_rows(key, expected[key], None))
+    return found, claims
+
+
+def _expected(
+    outcomes: Iterable[tuple[str, OutcomeEvent]],
+    book: RateCardBook,
+    episode_starts: Mapping[tuple[str, int], datetime] | None,
+    registry: Registry | None,
+    reversals: Mapping[str, Sequence[ClaimKey]] | None,
+) -> dict[ClaimKey, Want]:
+    """What is compared of each expected claim, the latest decision for each key, equal
+    ``Want``s shared."""
+    expected: dict[ClaimKey, Want] = {}
+    pool: dict[Want, Want] = {}
+    for d in _replay(outcomes, book, episode_starts or {}, registry, reversals or {}):
+        assert d.key is not None  # _replay yields recorded decisions only
+        want = Want.of(d)
+        expected[_key(*d.key)] = pool.setdefault(want, want)
+    return expected
+
+
+def _rows(key: ClaimKey, want: Want | None, have: Compared | None) -> list[Discrepancy]:
+    if want is None:
+        if have is None:
+            return []
+        return [_row(key, "unexpected", None, have, "no outcome event earns this claim")]
+    if have is None:
+        return [_row(key, "missing", want, None, f"should be {want.status}")]
+    return _compare(key, want, have)
+
+
+def _compare(key: ClaimKey, want: Want, have: Compared) -> list[Discrepancy]:
     rows: list[Discrepancy] = []
     if (want.status == "capped") != (have.status == "capped"):
         detail = f"should be {want.status}" + (f" ({want.cap})" if want.cap else "")
@@ -212,7 +347,7 @@ def _row(
     key: ClaimKey,
     problem: Problem,
     want: Want | None,
-    have: ClaimRecord | None,
+    have: Compared | None,
     detail: str,
 ) -> Discrepancy:
     return Discrepancy(

@@ -166,6 +166,55 @@ class LedgerRepository:
         for row in rows.mappings():
             yield _entry(row, trusted)
 
+    def reversals(self, session: Session) -> Iterator[LedgerEntry]:
+        """Of the chain, in order, only what ``reconcile.reversals_after`` reads to place
+        each reversal: the reversed entries, each after the last claim entry (claimed or
+        capped, with evidence) before it. Reconciliation reads this rather than the whole
+        ledger a second time; reversals are few."""
+        claim_entries = col(LedgerRow.kind).in_(("claimed", "capped"))
+        reversed_ = select(LedgerRow.seq).where(LedgerRow.kind == "reversed")
+        wanted: set[int] = set()
+        for seq in list(session.exec(reversed_)):
+            wanted.add(seq)
+            prior = session.exec(  # the chain read backwards from the reversal
+                select(LedgerRow.seq)
+                .where(col(LedgerRow.seq) < seq, claim_entries)
+                .where(col(LedgerRow.evidence_event_ids) != "[]")
+                .order_by(col(LedgerRow.seq).desc())
+                .limit(1)
+            ).first()
+            if prior is not None:
+                wanted.add(prior)
+        ordered = sorted(wanted)
+        for start in range(0, len(ordered), 1_000):
+            chunk = ordered[start : start + 1_000]
+            stmt = (
+                _entry_columns().where(col(LedgerRow.seq).in_(chunk)).order_by(col(LedgerRow.seq))
+            )
+            for row in session.execute(stmt).mappings():
+                yield _entry(row, trusted=True)
+
+    def by_claim_key(self, session: Session, batch: int = 5_000) -> Iterator[LedgerEntry]:
+        """``stream(trusted=True)`` sorted by claim key (contract, referral, episode,
+        metric: as Python orders ``ClaimKey``s, so byte order on PostgreSQL), each claim's
+        entries in ledger order: reconciliation merges it with the expected claims rather
+        than holding the ledger's. The database sorts it (spilling to disk, not memory)."""
+        postgres = session.get_bind().dialect.name == "postgresql"
+
+        def text(column: Any) -> Any:
+            return col(column).collate("C") if postgres else col(column)
+
+        stmt = _entry_columns().order_by(
+            text(LedgerRow.contract_id),
+            text(LedgerRow.referral_id),
+            col(LedgerRow.episode),
+            text(LedgerRow.metric),
+            col(LedgerRow.seq),
+        )
+        rows = session.connection().execution_options(yield_per=batch).execute(stmt)
+        for row in rows.mappings():
+            yield _entry(row, trusted=True)
+
     def entries(self, session: Session, claim: str | None = None) -> list[LedgerEntry]:
         """The chain in order (one claim's entries when ``claim`` is given); raises
         ``UnreadableEntry`` for a row that is not a valid entry."""

@@ -36,6 +36,7 @@ from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
 from payments.errors import ClaimInvalid, DutyConflict, IllegalTransition, UnknownClaim
 from payments.ledger import EntryBody
 from payments.ratebook import PACKAGED_DIR, RateCardBook
+from payments.reconcile import reversals_after
 from payments.statements import statements
 from tests.unit.test_payment_rules import (
     CONTRACT,
@@ -488,6 +489,39 @@ def test_reconciliation_of_an_honest_ledger_is_clean(engine: Engine) -> None:
     assert (report.ok, report.outcome_events, report.expected_claims) == (True, 7, 6)
 
 
+# Referral ids whose byte order (Python's, which reconciliation merges the ledger in)
+# differs from a linguistic collation's, which first ignores punctuation and case.
+AWKWARD_IDS = ("r-b", "r_a", "R-c", "ra", "r.b", "r-B", "rB")
+
+
+def reads_the_ledger_in_claim_key_order(pe: PaymentEngine) -> None:
+    """The two reads reconciliation makes of the ledger besides the events: every entry
+    in claim-key order, and the reversals with the claim entry before each."""
+    for n, referral in enumerate(AWKWARD_IDS):
+        made = (engagement(referral=referral), connection(referral=referral))
+        deliver(pe, *((envelope(o), o) for o in made))
+        if n % 3 == 0:  # reversed between later outcomes: each placed where it was made
+            claim = claim_id(ClaimKey(CONTRACT, referral, 1, "M1"))
+            pe.dispute(claim, "cm-ann", "audit_query")
+            pe.resolve(claim, "cm-bob", "reversed")
+    repo = store.LedgerRepository()
+    with Session(pe.engine) as session:
+        keys = [
+            ClaimKey(e.contract_id, e.referral_id, e.episode, e.metric)
+            for e in repo.by_claim_key(session)
+        ]
+        undo = reversals_after(repo.reversals(session))
+        assert undo == reversals_after(repo.stream(session)) and len(undo) == 3
+    claims = 2 * len(AWKWARD_IDS)
+    assert keys == sorted(keys) and len(set(keys)) == claims and len(keys) == claims + 6
+    report = pe.reconcile()
+    assert (report.ok, report.ledger_claims) == (True, claims)
+
+
+def test_reconciliation_reads_the_ledger_in_claim_key_order(other_engine: Engine) -> None:
+    reads_the_ledger_in_claim_key_order(payments(other_engine))
+
+
 def test_reconciliation_finds_exactly_the_seeded_discrepancies(engine: Engine) -> None:
     pe = payments(engine, RateCardBook([card(**{"caps.per_partner_per_month_pence": 50_000})]))
     for n in range(3):  # r-2's M1 is capped
@@ -696,6 +730,23 @@ def test_postgres_refuses_to_change_the_ledger(pg_engine: Engine) -> None:
             conn.execute(text(statement))
     guards.install_append_only_guards(pg_engine)  # idempotent
     assert pe.verify().ok and ledger(pg_engine)[0].amount_pence == 25_000
+
+
+def test_postgres_reads_the_ledger_in_claim_key_order_whatever_its_collation(
+    pg_engine: Engine,
+) -> None:
+    """A production cluster sorts text linguistically (en_GB.UTF-8): the ledger's key
+    columns are given ICU's root collation here, where the test cluster's is bytes."""
+    with pg_engine.begin() as conn:
+        if conn.execute(text("SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'")).first():
+            for column in ("contract_id", "referral_id", "metric"):
+                conn.execute(
+                    text(
+                        f"ALTER TABLE ledger_entries ALTER COLUMN {column} "
+                        'TYPE varchar COLLATE "und-x-icu"'
+                    )
+                )
+    reads_the_ledger_in_claim_key_order(payments(pg_engine))
 
 
 def test_postgres_serialises_concurrent_appends(pg_engine: Engine) -> None:
