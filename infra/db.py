@@ -74,3 +74,24 @@ def transaction(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Session]:
+    """A read-only session whose every query sees the database as it was at the first:
+    for a read made of several queries that must agree with each other (reconciliation
+    reads the events, then the ledger, while the payments consumer goes on writing).
+
+    PostgreSQL's default (read committed) lets each statement see what committed since
+    the last one, so the transaction is made repeatable read. SQLite's Python driver
+    runs a SELECT outside any transaction, each one its own snapshot, so the session's
+    connection begins one explicitly; with WAL, writers carry on meanwhile."""
+    with Session(engine) as session:
+        if engine.dialect.name == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        elif engine.dialect.name == "sqlite":
+            session.connection().exec_driver_sql("BEGIN")
+        try:
+            yield session
+        finally:
+            session.rollback()  # it wrote nothing; this ends the snapshot

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlmodel import Session
-
 from events.outcome import OUTCOME_TYPES, OutcomeEvent
 from events.referral import ReferralReentered
+from infra.db import snapshot
 from payments import event_store
 from payments.base import EngineBase
 from payments.claims import claim_id
@@ -34,7 +33,9 @@ class Reconciling(EngineBase):
         """Recompute the claims from the consumed outcome events, in consumed order, and
         list every difference from the ledger, to the penny."""
         read = 0
-        with Session(self.engine) as session:
+        # One snapshot for every read: events consumed while it runs are in neither the
+        # events read nor the ledger, never in one and not the other.
+        with snapshot(self.engine) as session:
             starts = event_store.episode_starts(session, ReferralReentered.TYPE)
             # Where the ledger reversed claims, in its own order, for the replay to take
             # them back at the same points; the claims themselves are read after it.

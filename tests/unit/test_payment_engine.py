@@ -29,7 +29,7 @@ from infra.settings import PaymentSettings
 from messaging import outbox
 from messaging.outbox import OutboxRow
 from ops.tables import create_tables
-from payments import event_store, guards, store
+from payments import event_store, guards, reconciliation, store
 from payments.base import ENGINE_ACTOR
 from payments.claims import ClaimKey, claim_id
 from payments.engine import PaymentEngine, checkpoint_key, rate_card_book
@@ -522,6 +522,31 @@ def test_reconciliation_reads_the_ledger_in_claim_key_order(other_engine: Engine
     reads_the_ledger_in_claim_key_order(payments(other_engine))
 
 
+def reconciles_one_moment(pe: PaymentEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outcomes consumed while a reconciliation runs (the payments consumer goes on) are in
+    neither what it reads of the events nor what it reads of the ledger."""
+    for item in cohort():
+        deliver(pe, item)
+    monkeypatch.setattr(reconciliation, "_EVERY", 1)  # a progress call after every event
+    late = iter([engagement(referral="r-late-1"), engagement(referral="r-late-2")])
+
+    def consumer_meanwhile(read: int, total: int) -> None:
+        arriving = next(late, None)
+        if arriving is not None:
+            deliver(pe, (envelope(arriving), arriving))
+
+    during = pe.reconcile(consumer_meanwhile)
+    assert (during.ok, during.outcome_events, during.ledger_claims) == (True, 7, 6), during
+    after = pe.reconcile()
+    assert (after.ok, after.outcome_events, after.ledger_claims) == (True, 9, 8)
+
+
+def test_reconciliation_reads_one_moment_of_the_database(
+    other_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciles_one_moment(payments(other_engine), monkeypatch)
+
+
 def test_reconciliation_finds_exactly_the_seeded_discrepancies(engine: Engine) -> None:
     pe = payments(engine, RateCardBook([card(**{"caps.per_partner_per_month_pence": 50_000})]))
     for n in range(3):  # r-2's M1 is capped
@@ -747,6 +772,12 @@ def test_postgres_reads_the_ledger_in_claim_key_order_whatever_its_collation(
                     )
                 )
     reads_the_ledger_in_claim_key_order(payments(pg_engine))
+
+
+def test_postgres_reconciliation_reads_one_moment_of_the_database(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reconciles_one_moment(payments(pg_engine), monkeypatch)
 
 
 def test_postgres_serialises_concurrent_appends(pg_engine: Engine) -> None:
