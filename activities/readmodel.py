@@ -173,11 +173,20 @@ def measurement_rows(
 
 
 def add_measurements(session: Session, rows: list[MeasurementRow]) -> int:
-    """Insert the rows not already there (an activity retried after its commit, or a
-    rebuild over rows that exist); returns how many were new."""
+    """Insert the rows not already there (a rebuild over rows that exist), looking for
+    them in one statement; returns how many were new."""
+    ids = {row.measurement_id for row in rows}
+    if not ids:
+        return 0
+    there = set(
+        session.exec(
+            select(MeasurementRow.measurement_id).where(col(MeasurementRow.measurement_id).in_(ids))
+        ).all()
+    )
     added = 0
     for row in rows:
-        if session.get(MeasurementRow, row.measurement_id) is None:
+        if row.measurement_id not in there:
+            there.add(row.measurement_id)
             session.add(row)
             added += 1
     return added

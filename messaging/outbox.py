@@ -48,19 +48,47 @@ def add(session: Session, envelope: CloudEvent, topic: str) -> bool:
     existing = session.exec(select(OutboxRow.seq).where(OutboxRow.event_id == envelope.id)).first()
     if existing is not None:
         return False
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)  # trace context travels to consumers in Kafka headers
-    session.add(
-        OutboxRow(
-            event_id=envelope.id,
-            topic=topic,
-            key=envelope.subject,
-            type=envelope.type,
-            payload=envelope.model_dump_json(),
-            headers=json.dumps(carrier),
-        )
-    )
+    stage(session, envelope, topic, trace_headers())
     return True
+
+
+def trace_headers() -> str:
+    """The current trace context as the JSON of a row's ``headers``: it travels to
+    consumers in Kafka headers."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return json.dumps(carrier)
+
+
+def stage(session: Session, envelope: CloudEvent, topic: str, headers: str) -> None:
+    """Add the event's row to the caller's transaction, without looking for it first: for
+    a caller that already knows the event id is not in the outbox (``add`` looks)."""
+    session.add(_row(envelope, topic, headers))
+
+
+def stage_all(session: Session, events: list[tuple[CloudEvent, str]], headers: str) -> None:
+    """Insert the events' rows now, in one statement and in this order (their ``seq``
+    follows it), without looking for them first or loading them as objects: for a caller
+    that already knows none is in the outbox and has done its reads (this writes)."""
+    if events:
+        session.execute(
+            sql.insert(OutboxRow),
+            [
+                _row(envelope, topic, headers).model_dump(exclude={"seq"})
+                for envelope, topic in events
+            ],
+        )
+
+
+def _row(envelope: CloudEvent, topic: str, headers: str) -> OutboxRow:
+    return OutboxRow(
+        event_id=envelope.id,
+        topic=topic,
+        key=envelope.subject,
+        type=envelope.type,
+        payload=envelope.model_dump_json(),
+        headers=headers,
+    )
 
 
 def unpublished(session: Session, limit: int) -> list[OutboxRow]:
