@@ -15,11 +15,12 @@ from infra.db import transaction
 from messaging.outbox import OutboxRow
 from pathway import commands as cmd
 from pathway.views import episodes, view
-from tests.unit.pathway_fixtures import at_stage, wemwbs
+from tests.unit.pathway_fixtures import Case, at_stage, wemwbs
 from workflows.models import OutgoingEvent, RecordTransitionInput
 
 
-def _persist(engine: Engine, case) -> None:  # type: ignore[no-untyped-def]
+def transition_input(case: Case) -> RecordTransitionInput:
+    """What the workflow hands the persistence activity for the case's last decision."""
     batch = [
         OutgoingEvent(
             event_id=event_id,
@@ -30,10 +31,11 @@ def _persist(engine: Engine, case) -> None:  # type: ignore[no-untyped-def]
         )
         for event_id, data in case.events
     ]
-    activity = TransitionActivities(engine, "urn:linkway:test")
-    activity._record(
-        RecordTransitionInput(view=view(case.state), episodes=episodes(case.state), events=batch)
-    )
+    return RecordTransitionInput(view=view(case.state), episodes=episodes(case.state), events=batch)
+
+
+def _persist(engine: Engine, case: Case) -> None:
+    TransitionActivities(engine, "urn:linkway:test")._record(transition_input(case))
 
 
 def _rows(engine: Engine) -> list[tuple[str, int, str, str]]:

@@ -16,13 +16,11 @@ from sqlmodel import Session, select
 
 from activities.readmodel import ActivityRow, EpisodeRow, HandoffRow, MeasurementRow, ReferralRow
 from activities.transitions import TransitionActivities
-from events.catalogue import topic_for
 from messaging.outbox import OutboxRow
 from pathway import commands as cmd
-from pathway.views import episodes, view
 from tests.unit.pathway_fixtures import ONS4_LOW, Case, at_stage, measure, session, wemwbs
-from tests.unit.test_measurement_readmodel import _persist
-from workflows.models import OutgoingEvent, RecordTransitionInput
+from tests.unit.test_measurement_readmodel import _persist, transition_input
+from workflows.models import RecordTransitionInput
 
 pytestmark = pytest.mark.both_databases
 
@@ -62,20 +60,6 @@ def test_a_batch_reads_first_and_writes_together_at_the_commit(engine: Engine) -
     assert {event_id for event_id, _ in case.events} <= set(staged)
 
 
-def _input(case: Case) -> RecordTransitionInput:
-    batch = [
-        OutgoingEvent(
-            event_id=event_id,
-            type=data.TYPE,
-            topic=topic_for(data),
-            occurred_at=data.occurred_at,  # type: ignore[attr-defined]
-            data=data.model_dump(mode="json"),
-        )
-        for event_id, data in case.events
-    ]
-    return RecordTransitionInput(view=view(case.state), episodes=episodes(case.state), events=batch)
-
-
 def _stored_case() -> Case:
     """A referral with a baseline of two measures and two handoffs."""
     return at_stage("supported", prescriptions=2, baseline=[wemwbs(), measure("ONS4", ONS4_LOW)])
@@ -101,7 +85,7 @@ def _a_busy_batch() -> RecordTransitionInput:
             minutes=10,
         )
     )
-    return _input(case)
+    return transition_input(case)
 
 
 def test_a_batch_reads_each_kind_of_row_in_one_statement(engine: Engine) -> None:
