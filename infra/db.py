@@ -27,7 +27,15 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # Several processes share the file: WAL lets readers run beside the one writer,
         # and busy_timeout makes a writer wait for the lock instead of failing.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # A file's pool holds as many connections as one process uses at once (the
+        # worker's activity threads, the API's thread pool): one opened past the pool is
+        # closed after use, and each new one runs the pragmas below again. (An in-memory
+        # database is one connection per thread, unpooled.)
+        in_memory = sqlalchemy.engine.make_url(url).database in (None, "", ":memory:")
+        pool = {} if in_memory else {"pool_size": 10, "max_overflow": 20}
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):
