@@ -13,7 +13,7 @@ ledger made it (``reversals_after``), or it would report a false "should be capp
 One pass, linear in events plus ledger entries.
 
 Memory, for a national contract year of millions of claims: each side keeps only what
-it compares (``Want``, ``Have``; equal ones shared, key strings interned), the running
+it compares (``Want``, ``Have``; equal expected ones shared, key strings interned), the running
 totals keep no claim (``history.Totals``), and ``reconcile_in_key_order`` holds the
 expected side alone: the ledger, read sorted by claim key, is folded and compared one
 claim at a time. About 350 bytes a claim (docs/benchmarks.md, P5).
@@ -76,33 +76,12 @@ def reversals_after(entries: Iterable[EntryBody]) -> dict[str, list[ClaimKey]]:
     return after
 
 
-def claims_and_reversals(
-    entries: Iterable[EntryBody],
-) -> tuple[dict[ClaimKey, Have], dict[str, list[ClaimKey]]]:
-    """What reconciliation compares of each claim as it stands (``Have``, folded as
-    ``entries.current_claims`` folds the records) and ``reversals_after``, in one pass, so
-    the ledger can be streamed once rather than held whole."""
-    after: dict[str, list[ClaimKey]] = {}
-    return ledger_claims(_watching(entries, after)), after
-
-
-def ledger_claims(entries: Iterable[EntryBody]) -> dict[ClaimKey, Have]:
-    """``entries.current_claims``, keeping of each claim only what is compared: its
-    status, amount, split and rate card version, one shared ``Have`` per distinct value
-    and one string per distinct name (ids, metrics, versions) however many claims."""
-    claims: dict[ClaimKey, Have] = {}
-    pool: dict[Have, Have] = {}
-    for entry in entries:
-        key = _key(entry.contract_id, entry.referral_id, entry.episode, entry.metric)
-        have = _fold(key, claims.get(key), entry)
-        claims[key] = pool.setdefault(have, have)
-    return claims
-
-
 def claims_in_key_order(entries: Iterable[EntryBody]) -> Iterator[tuple[ClaimKey, Have]]:
-    """``ledger_claims`` one claim at a time, holding none, from entries sorted by claim
-    key (each claim's own entries in ledger order: ``LedgerRepository.by_claim_key``).
-    Raises ``ValueError`` if they are not in that order."""
+    """What reconciliation compares of each claim as it stands (``Have``, folded as
+    ``entries.current_claims`` folds the records), one claim at a time, holding none,
+    from entries sorted by claim key (each claim's own entries in ledger order:
+    ``LedgerRepository.by_claim_key``). Raises ``ValueError`` if they are not in that
+    order."""
     key: ClaimKey | None = None
     have: Have | None = None
     for entry in entries:
@@ -176,7 +155,7 @@ class Want(NamedTuple):
 
 
 class Have(NamedTuple):
-    """What reconciliation compares of a claim in the ledger (``ledger_claims``)."""
+    """What reconciliation compares of a claim in the ledger (``claims_in_key_order``)."""
 
     status: str
     amount_pence: int
@@ -250,7 +229,8 @@ def reconcile(
     reversals: Mapping[str, Sequence[ClaimKey]] | None = None,
 ) -> list[Discrepancy]:
     """Every difference between the recomputed claims and the ledger's
-    (``ledger_claims``, or ``entries.current_claims``), sorted by claim; pass
+    (``Have``s from ``claims_in_key_order``, or ``entries.current_claims``), sorted by
+    claim; pass
     ``reversals_after`` the same ledger's entries whenever it holds reversals."""
     expected = _expected(outcomes, book, episode_starts, registry, reversals)
     found: list[Discrepancy] = []

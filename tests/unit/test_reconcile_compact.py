@@ -24,10 +24,11 @@ from payments.ratebook import RateCardBook
 from payments.reconcile import (
     BEFORE_ANY,
     Discrepancy,
+    Have,
     Want,
     _compare,
     _row,
-    claims_and_reversals,
+    claims_in_key_order,
     reconcile,
     reconcile_in_key_order,
     reversals_after,
@@ -159,6 +160,14 @@ def by_key(entries: list[EntryBody]) -> list[EntryBody]:
     return sorted(entries, key=_key)
 
 
+def claims_and_reversals(
+    entries: list[EntryBody],
+) -> tuple[dict[ClaimKey, Have], dict[str, list[ClaimKey]]]:
+    """The ledger's claims as the compact path folds them, held as one map for
+    ``reconcile``, and where it reversed them."""
+    return dict(claims_in_key_order(by_key(entries))), reversals_after(entries)
+
+
 def test_a_ledger_out_of_claim_key_order_is_refused_rather_than_misread() -> None:
     rng = random.Random(3)
     book = rates(rng)
@@ -266,14 +275,3 @@ def test_a_reversed_claim_no_longer_meets_what_a_later_metric_requires() -> None
     found = reconcile(events, book, ledger, {}, None, undo)
     assert found == reference(events, book, entries, {}) == []
     assert reconcile_in_key_order(events, book, lambda: entries, {}, None, undo) == ([], 1)
-
-
-def test_the_ledger_side_shares_its_values_and_names_across_claims() -> None:
-    rng = random.Random(7)
-    book = rates(rng)
-    events, starts = outcomes(rng, 120)
-    ledger, _ = claims_and_reversals(live_ledger(rng, events, book, starts))
-    assert len({id(have) for have in ledger.values()}) == len(set(ledger.values()))
-    by_referral: dict[str, str] = {}
-    for key in ledger:
-        assert by_referral.setdefault(key.referral_id, key.referral_id) is key.referral_id
