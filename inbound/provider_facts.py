@@ -57,8 +57,8 @@ from temporalio.client import Client
 from activities.readmodel import HandoffRow
 from events import provider
 from events.catalogue import EventRejected
-from infra.db import transaction
-from messaging.consumer import chunks, is_processed, processed_among, record_processed
+from infra.db import chunks, transaction
+from messaging.consumer import is_processed, processed_among, record_processed
 from pathway import commands as cmd
 from workflows import referral_workflow_id
 from workflows.referral import ReferralWorkflow

@@ -3,10 +3,10 @@ production; the same sqlmodel tables on both."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy.engine
 from sqlalchemy import event
@@ -58,6 +58,18 @@ def clock_sql(dialect: str) -> str:
         # clock_timestamp, not now(): now() is fixed at the start of the transaction.
         return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
     return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+# Values per IN list: well under SQLite's and PostgreSQL's limits on bound parameters.
+CHUNK = 500
+V = TypeVar("V", str, int)
+
+
+def chunks(values: Iterable[V], size: int = CHUNK) -> Iterator[list[V]]:
+    """``values`` sorted and cut into lists of at most ``size``, for ``IN`` queries."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 @lru_cache(maxsize=4)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Collection, Hashable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -56,6 +56,7 @@ from faststream.middlewares import AckPolicy
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from events.catalogue import EventRejected
+from infra.db import chunks
 from infra.health import Health
 from infra.settings import Settings
 from messaging.deadletters import DeadLetters
@@ -94,17 +95,6 @@ def processed_among(session: Session, consumer: str, event_ids: Collection[str])
             )
         )
     return found
-
-
-# Values per IN list: well under SQLite's and PostgreSQL's limits on bound parameters.
-CHUNK = 500
-
-
-def chunks(values: Collection[str], size: int = CHUNK) -> Iterator[list[str]]:
-    """``values`` sorted and cut into lists of at most ``size``, for ``IN`` queries."""
-    ordered = sorted(values)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
 
 
 def record_processed(session: Session, consumer: str, event_id: str) -> None:

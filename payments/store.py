@@ -24,6 +24,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.engine import RowMapping
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from infra.db import chunks
 from payments import event_store, guards  # noqa: F401  (event_store: its table is guarded below)
 from payments.claims import ClaimKey, ClaimRecord, claim_id
 from payments.columns import utc, utc_column
@@ -185,9 +186,7 @@ class LedgerRepository:
             ).first()
             if prior is not None:
                 wanted.add(prior)
-        ordered = sorted(wanted)
-        for start in range(0, len(ordered), 1_000):
-            chunk = ordered[start : start + 1_000]
+        for chunk in chunks(wanted, 1_000):
             stmt = (
                 _entry_columns().where(col(LedgerRow.seq).in_(chunk)).order_by(col(LedgerRow.seq))
             )

@@ -11,7 +11,8 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, SQLModel, col, select
 
-from messaging.consumer import ProcessedEvent
+from infra.db import chunks
+from messaging.consumer import processed_among
 from reporting.tables import (
     ReportActivity,
     ReportClaim,
@@ -92,21 +93,13 @@ def preload(session: Session, values: list[bytes], consumer: str) -> None:
         except (ValueError, KeyError, TypeError):
             continue
     cache = session.info.setdefault(CACHE, {})
-    wanted = sorted(referrals)
     for model in KEYED_BY_REFERRAL:
         keys = [c.name for c in model.__table__.primary_key.columns]  # type: ignore[union-attr]
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
+        for chunk in chunks(referrals):
             query = select(model).where(col(model.referral_id).in_(chunk))
             for row in session.exec(query):
                 key = tuple(getattr(row, k) for k in keys)
                 cache[model, key[0] if len(key) == 1 else key] = row
-    done = session.info.setdefault(SEEN, set())
-    for start in range(0, len(ids), 500):
-        chunk = sorted(ids)[start : start + 500]
-        applied = select(ProcessedEvent.event_id).where(
-            ProcessedEvent.consumer == consumer, col(ProcessedEvent.event_id).in_(chunk)
-        )
-        done.update(session.exec(applied))
+    session.info.setdefault(SEEN, set()).update(processed_among(session, consumer, ids))
     session.info[LOADED] = referrals
     session.info[CHECKED] = ids
