@@ -167,7 +167,7 @@ async def offered(page: Any, field: str) -> list[str]:
     """The values a filter field suggests, once the page has fetched them."""
     options = f"#choices-{field} option"
     await page.wait_for_function(f"document.querySelector('{options}') !== null", timeout=15_000)
-    return await page.eval_on_selector_all(options, "os => os.map((o) => o.value)")  # type: ignore[no-any-return]
+    return await page.eval_on_selector_all(options, "os => os.map((o) => o.value)")
 
 
 async def funnel(page: Any) -> dict[str, float | None]:
